@@ -1,0 +1,30 @@
+"""Linear (fully connected) layer, weight laid out (out, in) like torch.nn.Linear.
+
+Forward:   y = x Wᵀ + b                     x (..., in), W (out, in), b (out,)
+Backward:  dx = dy W                        (..., in)
+           dW = Σ_rows dyᵀ x                (out, in)   rows = every leading index of x
+           db = Σ_rows dy                   (out,)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None):
+    """y = x @ weight.T + bias. Returns (y, cache)."""
+    y = x @ weight.T  # (..., out)
+    if bias is not None:
+        y += bias
+    return y, (x, weight, bias is not None)
+
+
+def linear_backward(dy: np.ndarray, cache):
+    """Returns (dx, dweight, dbias); dbias is None when the forward had no bias."""
+    x, weight, has_bias = cache
+    dx = dy @ weight  # (..., in)
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (rows, out)
+    x2 = x.reshape(-1, x.shape[-1])  # (rows, in)
+    dweight = dy2.T @ x2  # (out, in)
+    dbias = dy2.sum(axis=0) if has_bias else None  # (out,)
+    return dx, dweight, dbias

@@ -1,0 +1,10 @@
+"""Linear layer from a matmul: y = x Wᵀ + b, weight (out, in) like torch.nn.Linear."""
+
+from __future__ import annotations
+
+import torch
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    y = x @ weight.T  # (..., out)
+    return y if bias is None else y + bias

@@ -1,0 +1,243 @@
+"""Run one op through NumPy, torch_impl and the torch built-in, and measure how far apart they are.
+
+An op is described by an `OpCase` (see `twinlm.opcases`): how to sample its inputs, and how each
+backend computes outputs and gradients. Everything here is generic over cases, so the parity tests
+and `twinlm check` share one definition of "agree".
+
+Error measure: relative error `max|a - b| / max(max|b|, floor)`. For gradients the floor is 1e-3 of
+the largest gradient of the whole op, so a gradient that is zero in exact arithmetic (the key bias
+under softmax attention) is judged against the op's gradient scale instead of its own rounding noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+Arrays = dict[str, np.ndarray]
+Outs = tuple[np.ndarray, ...]
+
+TOL_FLOAT64 = 1e-10  # NumPy vs torch_impl vs torch built-in, outputs and gradients
+FLOAT32_FLOOR = 1e-6  # float32: NumPy error ≤ 2 × torch's error + this floor
+TINY = 1e-300
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """One op, its three implementations, and how to sample inputs for it.
+
+    sample(rng, dtype, dims) -> named arrays; float arrays named in `grad_inputs` get gradients.
+    np_forward(arrays) -> (outs, cache); np_backward(douts, cache) -> {name: gradient}.
+    torch_impl / torch_ref: named tensors -> tuple of output tensors.
+    dims: default sizes (used by `twinlm check`; hypothesis draws each from 1..default);
+    fd_dims: tiny sizes for the full finite-difference Jacobian.
+    """
+
+    name: str
+    sample: Callable[[np.random.Generator, np.dtype, dict[str, int]], Arrays]
+    np_forward: Callable[[Arrays], tuple[Outs, object]]
+    np_backward: Callable[[Outs, object], Arrays]
+    torch_impl: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, ...]]
+    torch_ref: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, ...]]
+    grad_inputs: tuple[str, ...]
+    dims: dict[str, int]
+    fd_dims: dict[str, int]
+    bound: float = 3.0  # |elements| drawn by hypothesis for the first grad input
+    min_dims: dict[str, int] = field(default_factory=dict)  # lower bounds other than 1
+
+
+def np_pair(forward, backward, args: tuple[str, ...], grads: tuple[str, ...], **static):
+    """Adapt a `<op>_forward(*args, **static)` / `<op>_backward(*douts, cache)` pair to OpCase form.
+
+    `grads` names what the backward returns, in order; a single-output op's output becomes a 1-tuple.
+    """
+
+    def np_forward(a: Arrays):
+        out, cache = forward(*(a[k] for k in args), **static)
+        return (out if isinstance(out, tuple) else (out,)), cache
+
+    def np_backward(douts: Outs, cache) -> Arrays:
+        g = backward(*douts, cache)
+        return dict(zip(grads, g if isinstance(g, tuple) else (g,), strict=True))
+
+    return np_forward, np_backward
+
+
+def random_douts(rng: np.random.Generator, outs: Outs) -> Outs:
+    """Standard-normal upstream gradients (never ones: they make softmax/LayerNorm checks vacuous)."""
+    return tuple(rng.standard_normal(o.shape).astype(o.dtype) for o in outs)
+
+
+def run_numpy(case: OpCase, arrays: Arrays, douts: Outs | None = None) -> tuple[Outs, Arrays]:
+    outs, cache = case.np_forward(arrays)
+    if douts is None:
+        return outs, {}
+    grads = case.np_backward(douts, cache)
+    return outs, {k: grads[k] for k in case.grad_inputs if grads.get(k) is not None}
+
+
+def run_torch(
+    case: OpCase, fn, arrays: Arrays, douts: Outs | None = None, device: str = "cpu"
+) -> tuple[Outs, Arrays]:
+    """Run a torch function on copies of `arrays`; autograd supplies gradients for `douts`."""
+    tensors = {}
+    for k, a in arrays.items():
+        if a is None:
+            tensors[k] = None
+            continue
+        t = torch.from_numpy(np.array(a, copy=True)).to(device)
+        if k in case.grad_inputs and t.is_floating_point():
+            t.requires_grad_(True)
+        tensors[k] = t
+    outs = fn(tensors)
+    if douts is not None:
+        torch.autograd.backward(
+            outs, tuple(torch.from_numpy(np.array(d, copy=True)).to(device) for d in douts)
+        )
+    outs_np = tuple(o.detach().cpu().numpy() for o in outs)
+    grads = {
+        k: tensors[k].grad.cpu().numpy()
+        for k in case.grad_inputs
+        if tensors.get(k) is not None and tensors[k].grad is not None
+    }
+    return outs_np, grads
+
+
+def rel_error(a: np.ndarray, b: np.ndarray, floor: float = 0.0) -> float:
+    """max|a - b| / max(max|b|, floor): 0 for identical arrays, ~1e-16 for float64 rounding."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), floor, TINY))
+
+
+def outs_error(a: Outs, b: Outs) -> float:
+    return max((rel_error(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+
+
+def grads_error(a: Arrays, b: Arrays) -> float:
+    """Worst gradient error, each tensor floored at 1e-3 of the op's largest reference gradient."""
+    if set(a) != set(b):
+        raise AssertionError(f"gradients for different inputs: {sorted(a)} vs {sorted(b)}")
+    scale = max((float(np.max(np.abs(g))) for g in b.values() if g.size), default=0.0)
+    return max((rel_error(a[k], b[k], 1e-3 * scale) for k in b), default=0.0)
+
+
+@dataclass(frozen=True)
+class Errors:
+    forward: float
+    grad: float
+
+    def worst(self) -> float:
+        return max(self.forward, self.grad)
+
+
+def compare_float64(case: OpCase, arrays: Arrays, douts: Outs) -> Errors:
+    """Worst pairwise error among NumPy, torch_impl and the torch built-in, all in float64."""
+    results = [
+        run_numpy(case, arrays, douts),
+        run_torch(case, case.torch_impl, arrays, douts),
+        run_torch(case, case.torch_ref, arrays, douts),
+    ]
+    pairs = [(0, 2), (1, 2), (0, 1)]  # numpy-ref, impl-ref, numpy-impl
+    return Errors(
+        forward=max(outs_error(results[i][0], results[j][0]) for i, j in pairs),
+        grad=max(grads_error(results[i][1], results[j][1]) for i, j in pairs),
+    )
+
+
+def compare_float32(case: OpCase, arrays64: Arrays, douts64: Outs) -> dict[str, Errors]:
+    """Each backend run in float32, measured against the float64 built-in on the same values.
+
+    Inputs are rounded to float32 first, so every backend sees exactly the same numbers.
+    """
+    arrays32 = {k: _to32(a) for k, a in arrays64.items()}
+    douts32 = tuple(_to32(d) for d in douts64)
+    exact = {k: _to64(a) for k, a in arrays32.items()}
+    ref = run_torch(case, case.torch_ref, exact, tuple(_to64(d) for d in douts32))
+    got = {
+        "numpy": run_numpy(case, arrays32, douts32),
+        "torch_impl": run_torch(case, case.torch_impl, arrays32, douts32),
+        "torch": run_torch(case, case.torch_ref, arrays32, douts32),
+    }
+    for name, (outs, _) in got.items():
+        for o in outs:
+            if o.dtype != np.float32:
+                raise AssertionError(f"{case.name}: {name} returned {o.dtype} for float32 input")
+    return {
+        name: Errors(outs_error(outs, ref[0]), grads_error(grads, ref[1]))
+        for name, (outs, grads) in got.items()
+    }
+
+
+def _to32(a):
+    return a.astype(np.float32) if a is not None and a.dtype == np.float64 else a
+
+
+def _to64(a):
+    return a.astype(np.float64) if a is not None and a.dtype == np.float32 else a
+
+
+def float32_ok(errors: dict[str, Errors]) -> bool:
+    """NumPy (and torch_impl) no worse than twice PyTorch's own float32 error, plus a floor."""
+    ref = errors["torch"]
+    return all(
+        e.forward <= 2 * ref.forward + FLOAT32_FLOOR and e.grad <= 2 * ref.grad + FLOAT32_FLOOR
+        for name, e in errors.items()
+        if name != "torch"
+    )
+
+
+def finite_difference_jacobian(case: OpCase, arrays: Arrays, eps: float = 1e-6) -> float:
+    """Full Jacobian of the NumPy forward by central differences vs the one built row by row from
+    the NumPy backward (one-hot upstream gradients). float64 only. Returns the relative error."""
+    outs, cache = case.np_forward(arrays)
+    sizes = [o.size for o in outs]
+    worst = 0.0
+    # Rows of J from backward: J[j, :] = gradient of output element j.
+    rows = {k: np.empty((sum(sizes), arrays[k].size)) for k in case.grad_inputs}
+    j = 0
+    for i, o in enumerate(outs):
+        for flat in range(o.size):
+            douts = tuple(np.zeros_like(p) for p in outs)
+            douts[i].flat[flat] = 1.0
+            grads = case.np_backward(douts, cache)
+            for k in case.grad_inputs:
+                rows[k][j] = grads[k].ravel()
+            j += 1
+    for k in case.grad_inputs:
+        x = arrays[k]
+        cols = np.empty((sum(sizes), x.size))
+        for flat in range(x.size):
+            plus, minus = dict(arrays), dict(arrays)
+            plus[k] = x.copy()
+            plus[k].flat[flat] += eps
+            minus[k] = x.copy()
+            minus[k].flat[flat] -= eps
+            fp = np.concatenate([o.ravel() for o in case.np_forward(plus)[0]])
+            fm = np.concatenate([o.ravel() for o in case.np_forward(minus)[0]])
+            cols[:, flat] = (fp - fm) / (2 * eps)
+        worst = max(worst, rel_error(rows[k], cols, floor=1.0))
+    return worst
+
+
+def adjoint_error(
+    case: OpCase, arrays: Arrays, rng: np.random.Generator, eps: float = 1e-6
+) -> float:
+    """⟨J·t, c⟩ by a central difference along t vs ⟨t, Jᵀ·c⟩ from the backward (float64)."""
+    t = {k: rng.standard_normal(arrays[k].shape) for k in case.grad_inputs}
+    outs, cache = case.np_forward(arrays)
+    c = random_douts(rng, outs)
+    grads = case.np_backward(c, cache)
+    plus = {**arrays, **{k: arrays[k] + eps * t[k] for k in t}}
+    minus = {**arrays, **{k: arrays[k] - eps * t[k] for k in t}}
+    fp, fm = case.np_forward(plus)[0], case.np_forward(minus)[0]
+    jt_c = sum(float(np.vdot((p - m) / (2 * eps), ci)) for p, m, ci in zip(fp, fm, c, strict=True))
+    t_jtc = sum(float(np.vdot(t[k], grads[k])) for k in t)
+    return abs(jt_c - t_jtc) / max(abs(t_jtc), 1.0)
