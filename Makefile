@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	-$(BIN)/python -m twinlm.tokenizer --warm  # GPT-2 BPE ranks, offline-capable (twinlm/tokenizer.py)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -7,6 +7,7 @@ Nothing here imports numpy or torch.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 
 
@@ -62,6 +63,13 @@ def require_same_shape(names: Iterable[str], arrays: Iterable) -> None:
         raise ValueError(f"{' and '.join(names)} must have the same shape, got {listed}")
 
 
+def require_broadcastable(name: str, a, shape: Sequence[int]) -> None:
+    """`a` broadcasts to exactly `shape` (each trailing dimension equal or 1), never enlarging it."""
+    got, shape = _shape(a), tuple(int(s) for s in shape)
+    if len(got) > len(shape) or any(g not in (1, s) for g, s in zip(got[::-1], shape[::-1])):
+        raise ValueError(f"{name} must broadcast to shape {shape}, got shape {got}")
+
+
 def require_ids(name: str, ids, upper: int, allowed: Iterable[int] = ()) -> None:
     """Integer ids in [0, upper); values in `allowed` (e.g. an ignore_index) pass too."""
     if not hasattr(ids, "dtype") or not is_integer_dtype(ids):
@@ -81,6 +89,14 @@ def require_probability(name: str, p: float) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {p}")
 
 
+def require_int(name: str, value, min_value: int | None = None) -> None:
+    """A Python or NumPy integer (bool is rejected), optionally at least `min_value`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{name} must be >= {min_value}, got {value}")
+
+
 def require_choice(name: str, value, choices: Sequence) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -89,3 +105,54 @@ def require_choice(name: str, value, choices: Sequence) -> None:
 def require_divisible(name: str, value: int, by_name: str, by: int) -> None:
     if by <= 0 or value % by != 0:
         raise ValueError(f"{name} ({value}) must be divisible by {by_name} ({by})")
+
+
+def require_keys(name: str, mapping, required: Iterable[str], optional: Iterable[str] = ()) -> None:
+    """`mapping` (a params dict) holds every key in `required`, and nothing outside required + optional."""
+    required, optional = list(required), list(optional)
+    missing = [k for k in required if k not in mapping]
+    unexpected = [k for k in mapping if k not in required and k not in optional]
+    if missing or unexpected:
+        extra = f" (optional: {optional})" if optional else ""
+        raise ValueError(
+            f"{name} must have keys {required}{extra}; missing {missing}, unexpected {unexpected}"
+        )
+
+
+def require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh, suffix: str = "") -> tuple[int, int]:
+    """torch.nn.LSTM layout: weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,), all
+    floating point of one dtype. Returns (I, H). `suffix` names a layer's keys, e.g. "_l1"."""
+    names = [f"{w}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    arrays = (weight_ih, weight_hh, bias_ih, bias_hh)
+    for n, a in zip(names, arrays):
+        require_float(n, a)
+    require_ndim(names[1], weight_hh, 2, 2)
+    hidden = _shape(weight_hh)[1]
+    require_shape(names[1], weight_hh, (4 * hidden, hidden))
+    require_ndim(names[0], weight_ih, 2, 2)
+    require_shape(names[0], weight_ih, (4 * hidden, None))
+    require_shape(names[2], bias_ih, (4 * hidden,))
+    require_shape(names[3], bias_hh, (4 * hidden,))
+    require_same_dtype(names, arrays)
+    return _shape(weight_ih)[1], hidden
+
+
+def require_same_dtype(names: Iterable[str], arrays: Iterable) -> None:
+    names, dtypes = list(names), [str(a.dtype) for a in arrays]
+    if len(set(dtypes)) > 1:
+        listed = ", ".join(f"{n} {d}" for n, d in zip(names, dtypes))
+        raise TypeError(f"{' and '.join(names)} must have the same dtype, got {listed}")
+
+
+def require_token_batch(name: str, idx, vocab_size: int, context_length: int | None = None) -> None:
+    """Token ids (batch, seq): integers in [0, vocab_size), 1 ≤ seq ≤ context_length."""
+    require_ids(name, idx, vocab_size)
+    got = _shape(idx)
+    if len(got) != 2:
+        raise ValueError(f"{name} must have 2 dimensions (batch, seq), got shape {got}")
+    if got[1] == 0:
+        raise ValueError(f"{name} must hold at least one position, got shape {got}")
+    if context_length is not None and got[1] > context_length:
+        raise ValueError(
+            f"{name} has sequence length {got[1]}, more than context_length {context_length}"
+        )

@@ -1,0 +1,131 @@
+"""The GPT data pipeline: a default corpus, sliding windows of token ids, splits and batches.
+
+Everything here is NumPy and backend-neutral, so the NumPy and the torch model train on the very
+same batches (torch takes them with `torch.from_numpy`).
+
+Windows follow the book's `GPTDatasetV1` (ch. 2): for i = 0, stride, 2·stride, … < len(ids) - L,
+
+    inputs[k]  = ids[i     : i + L]          # (L,)
+    targets[k] = ids[i + 1 : i + L + 1]      # (L,) the next token at every position
+
+Batches follow `create_dataloader_v1`: shuffle the windows, cut them into batches, drop the
+ragged last batch — with the shuffle drawn from a NumPy Generator seeded by (seed, epoch), so a
+run is reproducible and every epoch has its own order.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from twinlm.validate import require_int, require_ndim, require_same_shape
+
+# The default corpus, like Karpathy's Linux-source experiment: real text on every machine, offline.
+# Modules that are single files in every Python from 3.10 on (pathlib and zipfile became packages
+# in 3.13/3.12, so they are left out). The text is fixed for a given Python version; a different
+# version brings its own edition of these files, hence a slightly different corpus.
+CORPUS_MODULES = (
+    "abc.py", "argparse.py", "ast.py", "bisect.py", "calendar.py", "collections/__init__.py",
+    "contextlib.py", "copy.py", "csv.py", "dataclasses.py", "difflib.py", "enum.py",
+    "fractions.py", "functools.py", "heapq.py", "inspect.py", "json/decoder.py",
+    "json/encoder.py", "os.py", "pprint.py", "random.py", "shlex.py", "shutil.py",
+    "statistics.py", "string.py", "tempfile.py", "textwrap.py", "threading.py", "tokenize.py",
+    "typing.py",
+)  # fmt: skip
+DEFAULT_CORPUS_BYTES = 1_000_000  # about the size of tiny shakespeare
+
+
+def default_corpus(max_bytes: int = DEFAULT_CORPUS_BYTES, stdlib: str | None = None) -> str:
+    """The running Python's own standard-library source: CORPUS_MODULES in sorted order, each
+    after a `# ===== <path> =====` header, cut to at most `max_bytes` UTF-8 bytes.
+
+    Deterministic for a given Python version (see CORPUS_MODULES). `stdlib` overrides the folder
+    (default `sysconfig.get_paths()["stdlib"]`); files missing there are skipped.
+    """
+    require_int("max_bytes", max_bytes, 1)
+    root = Path(stdlib or sysconfig.get_paths()["stdlib"])
+    parts = []
+    for rel in sorted(CORPUS_MODULES):
+        path = root / rel
+        if path.is_file():
+            parts.append(f"# ===== {rel} =====\n\n{path.read_text(encoding='utf-8')}\n")
+    if not parts:
+        raise FileNotFoundError(
+            f"no standard-library sources found under {root} for the default corpus; "
+            "pass a text file instead (--text)"
+        )
+    data = "".join(parts).encode("utf-8")[:max_bytes]
+    return data.decode("utf-8", errors="ignore")  # drop a character cut in half at the end
+
+
+def make_windows(ids, max_length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding windows over `ids` as the book's GPTDatasetV1: (inputs, targets), each int64 (N, L).
+
+    N = len(range(0, len(ids) - max_length, stride)). Both are read-only strided views of one
+    int64 copy of `ids` (no per-window copy); `batches` gathers rows into fresh arrays.
+    """
+    require_int("max_length", max_length, 1)
+    require_int("stride", stride, 1)
+    ids = np.asarray(ids)
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must be integer token ids, got dtype {ids.dtype}")
+    require_ndim("ids", ids, 1, 1)
+    ids = ids.astype(np.int64)  # (T,)
+    needed = max_length + 1  # one window of inputs plus the target one token further on
+    if len(ids) < needed:
+        raise ValueError(
+            f"ids must hold at least max_length + 1 = {needed} tokens for one window "
+            f"(inputs and their shifted targets), got {len(ids)}; use a longer text or a smaller "
+            "max_length"
+        )
+    view = np.lib.stride_tricks.sliding_window_view
+    inputs = view(ids[:-1], max_length)[::stride]  # (N, L): row k starts at k·stride
+    targets = view(ids[1:], max_length)[::stride]  # (N, L): the same rows, one token later
+    return inputs, targets
+
+
+def train_val_split(text_or_ids: str | Sequence | np.ndarray, train_ratio: float = 0.9):
+    """The book's split: the first `int(train_ratio · len)` characters (or ids) train, the rest
+    validate. Split text before tokenizing, as the book does, or ids after — both work."""
+    if not 0.0 < float(train_ratio) <= 1.0:
+        raise ValueError(f"train_ratio must be in (0, 1], got {train_ratio}")
+    split = int(train_ratio * len(text_or_ids))
+    return text_or_ids[:split], text_or_ids[split:]
+
+
+def num_batches(n_windows: int, batch_size: int, drop_last: bool = True) -> int:
+    """How many batches `batches` yields for `n_windows` windows."""
+    return n_windows // batch_size if drop_last else -(-n_windows // batch_size)
+
+
+def batches(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_last: bool = True,
+    epoch: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (inputs, targets) batches of shape (B, L), int64, fresh contiguous arrays.
+
+    shuffle: a permutation from `np.random.default_rng([seed, epoch])` — the same (seed, epoch)
+    gives the same batches on every machine and for both backends. drop_last: skip a final batch
+    smaller than batch_size (the book's training loader does; its validation loader does not).
+    """
+    require_int("batch_size", batch_size, 1)
+    require_int("seed", seed, 0)
+    require_int("epoch", epoch, 0)
+    for name, a in (("inputs", inputs), ("targets", targets)):
+        require_ndim(name, a, 2, 2)
+        if not np.issubdtype(np.asarray(a).dtype, np.integer):
+            raise TypeError(f"{name} must be integer token ids, got dtype {a.dtype}")
+    require_same_shape(("inputs", "targets"), (inputs, targets))
+    n = len(inputs)
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    for b in range(num_batches(n, batch_size, drop_last)):
+        rows = order[b * batch_size : (b + 1) * batch_size]  # (B,)
+        yield inputs[rows], targets[rows]  # fancy indexing copies: (B, L) each
