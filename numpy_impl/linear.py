@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from twinlm.validate import require_last_dim, require_ndim, require_shape
+
 
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None):
     """y = x @ weight.T + bias. Returns (y, cache)."""
+    require_ndim("weight", weight, 2, 2)
+    require_last_dim("x", x, weight.shape[1], "weight.shape[1], the layer's in_features")
+    if bias is not None:
+        require_shape("bias", bias, (weight.shape[0],))
     y = x @ weight.T  # (..., out)
     if bias is not None:
         y += bias

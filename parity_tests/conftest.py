@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -22,17 +21,23 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-# (op, measure) -> (worst error seen, tolerance)
-_LEDGER: dict[tuple[str, str], tuple[float, float]] = defaultdict(lambda: (0.0, 0.0))
+# (op, measure) -> (worst error seen, largest fraction of its tolerance used, that tolerance)
+_LEDGER: dict[tuple[str, str], tuple[float, float, float]] = {}
 
 
 @pytest.fixture
 def record_error():
-    """record_error(op, measure, error, tol): assert error ≤ tol and keep the worst for the summary."""
+    """record_error(op, measure, error, tol): assert error ≤ tol and keep the worst for the summary.
+
+    Some tolerances vary per example (float32: twice torch's own error), so the ledger keeps the
+    largest error/tolerance ratio separately from the largest error."""
 
     def record(op: str, measure: str, error: float, tol: float) -> None:
-        worst, _ = _LEDGER[(op, measure)]
-        _LEDGER[(op, measure)] = (max(worst, error), tol)
+        worst, used, used_tol = _LEDGER.get((op, measure), (0.0, 0.0, tol))
+        ratio = error / tol if tol > 0 else (0.0 if error == 0 else float("inf"))
+        if ratio >= used:
+            used, used_tol = ratio, tol
+        _LEDGER[(op, measure)] = (max(worst, error), used, used_tol)
         assert error <= tol, f"{op} {measure}: error {error:.3e} exceeds tolerance {tol:.1e}"
 
     return record
@@ -42,8 +47,7 @@ def pytest_terminal_summary(terminalreporter):
     if not _LEDGER:
         return
     tr = terminalreporter
-    tr.section("worst error per op (fraction of tolerance used)")
-    tr.write_line(f"{'op':<28}{'measure':<28}{'worst':>11}{'tol':>10}{'used':>8}")
-    for (op, measure), (worst, tol) in sorted(_LEDGER.items()):
-        used = worst / tol if tol else 0.0
-        tr.write_line(f"{op:<28}{measure:<28}{worst:>11.2e}{tol:>10.1e}{used:>8.1%}")
+    tr.section("worst error per op (and the largest fraction of its tolerance used)")
+    tr.write_line(f"{'op':<32}{'measure':<34}{'worst':>10}{'used':>8}{'of tol':>10}")
+    for (op, measure), (worst, used, tol) in sorted(_LEDGER.items()):
+        tr.write_line(f"{op:<32}{measure:<34}{worst:>10.2e}{used:>8.1%}{tol:>10.1e}")

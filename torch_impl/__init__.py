@@ -1,9 +1,33 @@
 """PyTorch backend: the same ops from elementary tensor ops; autograd supplies the backward."""
 
+from torch_impl.attention import MultiHeadAttention, attention, multihead_attention
+from torch_impl.dropout import dropout
+from torch_impl.embedding import embedding
+from torch_impl.feedforward import FeedForward, feedforward
+from torch_impl.gelu import GELU, gelu
+from torch_impl.layernorm import LayerNorm, layernorm
 from torch_impl.linear import linear
+from torch_impl.loss import cross_entropy, perplexity
+from torch_impl.lstm import LSTM, LSTMCell, lstm_cell
 from torch_impl.softmax import softmax
 
 __all__ = [
+    "FeedForward",
+    "GELU",
+    "LSTM",
+    "LSTMCell",
+    "LayerNorm",
+    "MultiHeadAttention",
+    "attention",
+    "cross_entropy",
+    "dropout",
+    "embedding",
+    "feedforward",
+    "gelu",
+    "layernorm",
     "linear",
+    "lstm_cell",
+    "multihead_attention",
+    "perplexity",
     "softmax",
 ]

@@ -6,6 +6,8 @@ hypothesis. The torch built-in (`torch_ref`) is the independent third implementa
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -58,14 +60,344 @@ SOFTMAX = OpCase(
 
 # ---- embedding, dropout, gelu, layernorm ---------------------------------------------------------
 
+# Few rows and many ids, so ids repeat and the backward's accumulation is exercised.
+EMBEDDING = OpCase(
+    "embedding",
+    lambda rng, dtype, d: {
+        "ids": rng.integers(0, d["vocab"], (d["batch"], d["seq"])),
+        "weight": _normal(rng, dtype, d["vocab"], d["emb"]),
+    },
+    *np_pair(N.embedding_forward, N.embedding_backward, ("ids", "weight"), ("weight",)),
+    torch_impl=lambda t: (T.embedding(t["ids"], t["weight"]),),
+    torch_ref=lambda t: (F.embedding(t["ids"], t["weight"]),),
+    grad_inputs=("weight",),
+    dims={"batch": 4, "seq": 16, "vocab": 8, "emb": 12},
+    fd_dims={"batch": 2, "seq": 3, "vocab": 3, "emb": 2},
+)
+
+_DROPOUT_P = 0.1  # 1/(1 - p) is inexact in binary, so the scaling's rounding is exercised too
+
+# The mask is bool, as a model draws it; the reference is written out: torch has no mask-taking
+# dropout.
+DROPOUT = OpCase(
+    "dropout",
+    lambda rng, dtype, d: {
+        "x": _normal(rng, dtype, d["batch"], d["seq"], d["d"]),
+        "mask": rng.random((d["batch"], d["seq"], d["d"])) >= _DROPOUT_P,
+    },
+    *np_pair(N.dropout_forward, N.dropout_backward, ("x", "mask"), ("x",), p=_DROPOUT_P),
+    torch_impl=lambda t: (T.dropout(t["x"], t["mask"], _DROPOUT_P),),
+    torch_ref=lambda t: (t["x"] * t["mask"] / (1 - _DROPOUT_P),),
+    grad_inputs=("x",),
+    dims={"batch": 4, "seq": 16, "d": 32},
+    fd_dims={"batch": 2, "seq": 2, "d": 3},
+)
+
+
+def _gelu_case(approximate: str) -> OpCase:
+    # The moderate range, where the tanh and erf forms differ; saturation has its own test. Bound 4:
+    # the built-in computes 1 + tanh / 1 + erf, which cancels for x < 0, so on an array of only
+    # x ≈ -5 its own float64 error is ~1e-9, above the 1e-10 it is asked to referee; at -4, ~3e-12.
+    # d ≥ 8: a lone element near GELU's minimum (x ≈ -0.75, dy/dx = 0) has a gradient that is all
+    # rounding, which no float32 rule can judge; with 8 independent elements another one sets the
+    # gradient scale the error is measured against.
+    return OpCase(
+        f"gelu[{approximate}]",
+        lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["seq"], d["d"], scale=2.0)},
+        *np_pair(N.gelu_forward, N.gelu_backward, ("x",), ("x",), approximate=approximate),
+        torch_impl=lambda t: (T.gelu(t["x"], approximate),),
+        torch_ref=lambda t: (F.gelu(t["x"], approximate=approximate),),
+        grad_inputs=("x",),
+        dims={"batch": 4, "seq": 16, "d": 32},
+        fd_dims={"batch": 2, "seq": 2, "d": 3},
+        bound=4.0,
+        min_dims={"d": 8},
+    )
+
+
+# Non-trivial scale and shift: with scale = 1 a summed upstream gradient makes dx vanish.
+LAYERNORM = OpCase(
+    "layernorm",
+    lambda rng, dtype, d: {
+        "x": _normal(rng, dtype, d["batch"], d["seq"], d["emb"], scale=2.0) + 0.5,
+        "scale": (1.0 + 0.5 * rng.standard_normal(d["emb"])).astype(dtype),
+        "shift": _normal(rng, dtype, d["emb"]),
+    },
+    *np_pair(
+        N.layernorm_forward, N.layernorm_backward, ("x", "scale", "shift"), ("x", "scale", "shift")
+    ),
+    torch_impl=lambda t: (T.layernorm(t["x"], t["scale"], t["shift"]),),
+    torch_ref=lambda t: (F.layer_norm(t["x"], t["x"].shape[-1:], t["scale"], t["shift"], 1e-5),),
+    grad_inputs=("x", "scale", "shift"),
+    dims={"batch": 4, "seq": 16, "emb": 32},
+    fd_dims={"batch": 2, "seq": 2, "emb": 4},
+    # emb ≥ 3. At emb = 1, y = shift whatever x is: dx = dscale = 0 exactly, and the built-in's are
+    # rounding noise amplified by 1/√ε. At emb = 2, x̂ = ±(1, -1)·σ/√(σ² + ε) whatever x is, so dx is
+    # O(ε/σ²) left over from O(1) terms that cancel: in float32 it is rounding noise in every backend
+    # and the 2 × torch rule would compare noise with noise. Both are checked in test_basic_ops.
+    min_dims={"emb": 3},
+)
+
 # ---- attention, multi-head attention, feed-forward -----------------------------------------------
 
+
+def _causal_ref_mask(t_q: int, t_k: int) -> torch.Tensor:
+    """(Tq, Tk) bool, True where query i may attend key j ≤ i + Tk - Tq (KV-cache alignment)."""
+    return torch.ones(t_q, t_k, dtype=torch.bool).tril(diagonal=t_k - t_q)
+
+
+def _sdpa_ref(q, k, v, causal: bool) -> torch.Tensor:
+    """torch's fused attention. Its is_causal aligns the mask top-left, so Tq < Tk gets an explicit
+    bottom-right mask."""
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    if not causal or t_q == t_k:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_ref_mask(t_q, t_k))
+
+
+def _attention_dropout_ref(q, k, v, keep, p: float) -> torch.Tensor:
+    """SDPA draws its own dropout mask, so the reference with a given mask is written out."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~_causal_ref_mask(q.shape[-2], k.shape[-2]), float("-inf"))
+    return (torch.softmax(scores, dim=-1) * (keep / (1 - p))) @ v
+
+
+def _attention_case(name: str, causal: bool, p: float) -> OpCase:
+    # Causal: Tk = Tq + past (past > 0 is the KV-cache layout). Non-causal: Tq, Tk independent.
+    def sample(rng, dtype, d):
+        t_q = d["seq"]
+        t_k = d["seq"] + d["past"] if causal else d["kv_seq"]
+        lead = (d["batch"], d["heads"])
+        keep = (rng.random((*lead, t_q, t_k)) >= p).astype(dtype) if p else None
+        return {
+            "q": _normal(rng, dtype, *lead, t_q, d["head_dim"]),
+            "k": _normal(rng, dtype, *lead, t_k, d["head_dim"]),
+            "v": _normal(rng, dtype, *lead, t_k, d["head_dim"]),
+            "dropout_mask": keep,
+        }
+
+    def ref(t):
+        if p:
+            return (_attention_dropout_ref(t["q"], t["k"], t["v"], t["dropout_mask"], p),)
+        return (_sdpa_ref(t["q"], t["k"], t["v"], causal),)
+
+    kv = {"past": 4} if causal else {"kv_seq": 9}
+    kv_fd = {"past": 1} if causal else {"kv_seq": 2}
+    return OpCase(
+        name,
+        sample,
+        *np_pair(
+            lambda q, k, v, m: N.attention_forward(q, k, v, causal=causal, dropout_mask=m, p=p),
+            N.attention_backward,
+            ("q", "k", "v", "dropout_mask"),
+            ("q", "k", "v"),
+        ),
+        torch_impl=lambda t: (
+            T.attention(t["q"], t["k"], t["v"], causal=causal, dropout_mask=t["dropout_mask"], p=p),
+        ),
+        torch_ref=ref,
+        grad_inputs=("q", "k", "v"),
+        dims={"batch": 2, "heads": 3, "seq": 12, **kv, "head_dim": 16},
+        fd_dims={"batch": 1, "heads": 2, "seq": 3, **kv_fd, "head_dim": 2},
+        min_dims={"past": 0},
+    )
+
+
+_MHA_QKV = ("W_query", "W_key", "W_value")
+
+
+def _mha_case(qkv_bias: bool) -> OpCase:
+    # d_out = heads · head_dim, so heads always divides it. num_heads rides along as a 0-d int
+    # array because the forward sees only the arrays.
+    keys = (
+        *(f"{n}.weight" for n in _MHA_QKV),
+        *((f"{n}.bias" for n in _MHA_QKV) if qkv_bias else ()),
+        "out_proj.weight",
+        "out_proj.bias",
+    )
+
+    def sample(rng, dtype, d):
+        d_in, d_out = d["d_in"], d["heads"] * d["head_dim"]
+        a = {
+            "x": _normal(rng, dtype, d["batch"], d["seq"], d_in),
+            "num_heads": np.array(d["heads"]),
+        }
+        for n in _MHA_QKV:
+            a[f"{n}.weight"] = _normal(rng, dtype, d_out, d_in, scale=d_in**-0.5)
+            if qkv_bias:
+                a[f"{n}.bias"] = _normal(rng, dtype, d_out)
+        a["out_proj.weight"] = _normal(rng, dtype, d_out, d_out, scale=d_out**-0.5)
+        a["out_proj.bias"] = _normal(rng, dtype, d_out)
+        return a
+
+    def np_forward(a):
+        params = {k: a[k] for k in keys}
+        y, cache = N.multihead_attention_forward(a["x"], params, int(a["num_heads"]))
+        return (y,), cache
+
+    def np_backward(douts, cache):
+        dx, dparams = N.multihead_attention_backward(*douts, cache)
+        return {"x": dx, **dparams}
+
+    def ref(t):
+        x, num_heads = t["x"], int(t["num_heads"])
+        B, T_, _ = x.shape
+
+        def heads(n):  # (B, T, d_out) -> (B, H, T, hd)
+            h = F.linear(x, t[f"{n}.weight"], t.get(f"{n}.bias"))
+            return h.view(B, T_, num_heads, -1).transpose(1, 2)
+
+        ctx = F.scaled_dot_product_attention(*(heads(n) for n in _MHA_QKV), is_causal=True)
+        ctx = ctx.transpose(1, 2).reshape(B, T_, -1)
+        return (F.linear(ctx, t["out_proj.weight"], t["out_proj.bias"]),)
+
+    return OpCase(
+        "multihead_attention[qkv_bias]" if qkv_bias else "multihead_attention",
+        sample,
+        np_forward,
+        np_backward,
+        torch_impl=lambda t: (
+            T.multihead_attention(t["x"], {k: t[k] for k in keys}, int(t["num_heads"])),
+        ),
+        torch_ref=ref,
+        # W_key.bias is left out: its gradient is 0 in exact arithmetic (a constant added to every
+        # key shifts each softmax row uniformly), so in float32 every backend holds only rounding
+        # noise there and "NumPy ≤ 2 × torch" would compare noise with noise (fails ~8 % of draws).
+        # parity_tests/test_attention_ops.py checks it instead: three-way in float64, ~0 in both.
+        grad_inputs=("x", *(k for k in keys if k != "W_key.bias")),
+        dims={"batch": 2, "seq": 8, "d_in": 12, "heads": 3, "head_dim": 4},
+        fd_dims={"batch": 1, "seq": 3, "d_in": 3, "heads": 2, "head_dim": 2},
+    )
+
+
+_FFN_KEYS = ("layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias")
+
+
+def _feedforward_sample(rng, dtype, d):
+    emb, hidden = d["emb"], d["hidden"]
+    return {
+        "x": _normal(rng, dtype, d["batch"], d["seq"], emb),
+        "layers.0.weight": _normal(rng, dtype, hidden, emb, scale=emb**-0.5),
+        "layers.0.bias": _normal(rng, dtype, hidden, scale=0.5),
+        "layers.2.weight": _normal(rng, dtype, emb, hidden, scale=hidden**-0.5),
+        "layers.2.bias": _normal(rng, dtype, emb),
+    }
+
+
+def _feedforward_np_forward(a):
+    y, cache = N.feedforward_forward(a["x"], {k: a[k] for k in _FFN_KEYS})
+    return (y,), cache
+
+
+def _feedforward_np_backward(douts, cache):
+    dx, dparams = N.feedforward_backward(*douts, cache)
+    return {"x": dx, **dparams}
+
+
+def _feedforward_ref(t):
+    h = F.gelu(F.linear(t["x"], t["layers.0.weight"], t["layers.0.bias"]), approximate="tanh")
+    return (F.linear(h, t["layers.2.weight"], t["layers.2.bias"]),)
+
+
+FEEDFORWARD = OpCase(
+    "feedforward",
+    _feedforward_sample,
+    _feedforward_np_forward,
+    _feedforward_np_backward,
+    torch_impl=lambda t: (T.feedforward(t["x"], {k: t[k] for k in _FFN_KEYS}),),
+    torch_ref=_feedforward_ref,
+    grad_inputs=("x", *_FFN_KEYS),
+    dims={"batch": 2, "seq": 8, "emb": 12, "hidden": 48},
+    fd_dims={"batch": 1, "seq": 2, "emb": 3, "hidden": 5},
+)
+
+
 # ---- cross entropy, LSTM cell --------------------------------------------------------------------
+
+
+def _cross_entropy_case(ignore: bool) -> OpCase:
+    def sample(rng, dtype, d):
+        targets = rng.integers(0, d["vocab"], (d["batch"], d["seq"]))  # (B, T) int64
+        if ignore:
+            dropped = rng.random(targets.shape) < 0.4
+            dropped.flat[rng.integers(targets.size)] = False  # at least one target is kept
+            targets[dropped] = -100
+        logits = _normal(rng, dtype, d["batch"], d["seq"], d["vocab"], scale=3.0)
+        return {"logits": logits, "targets": targets}
+
+    def reference(t):
+        logits = t["logits"]
+        flat = logits.reshape(-1, logits.shape[-1])  # F.cross_entropy wants (N, V) and (N,)
+        return (F.cross_entropy(flat, t["targets"].reshape(-1), ignore_index=-100),)
+
+    return OpCase(
+        "cross_entropy[ignore_index]" if ignore else "cross_entropy",
+        sample,
+        *np_pair(
+            N.cross_entropy_forward, N.cross_entropy_backward, ("logits", "targets"), ("logits",)
+        ),
+        torch_impl=lambda t: (T.cross_entropy(t["logits"], t["targets"]),),
+        torch_ref=reference,
+        grad_inputs=("logits",),
+        dims={"batch": 4, "seq": 16, "vocab": 50},
+        fd_dims={"batch": 2, "seq": 3, "vocab": 5},
+        bound=10.0,
+    )
+
+
+_LSTM_ARGS = ("x", "h", "c", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _lstm_cell_sample(rng, dtype, d):
+    B, I, H = d["batch"], d["d_in"], d["hidden"]
+    return {
+        "x": _normal(rng, dtype, B, I),
+        "h": _normal(rng, dtype, B, H, scale=0.5),
+        "c": _normal(rng, dtype, B, H),
+        "weight_ih": _normal(rng, dtype, 4 * H, I, scale=I**-0.5),
+        "weight_hh": _normal(rng, dtype, 4 * H, H, scale=H**-0.5),
+        # Independent non-zero biases: copying one into both would double it and be caught.
+        "bias_ih": _normal(rng, dtype, 4 * H, scale=0.5),
+        "bias_hh": _normal(rng, dtype, 4 * H, scale=0.5),
+    }
+
+
+def _torch_lstm_cell(t):
+    """torch.nn.LSTMCell run with our tensors as its parameters, so gradients reach them."""
+    cell = torch.nn.LSTMCell(t["x"].shape[-1], t["h"].shape[-1], dtype=t["x"].dtype)
+    params = {k: t[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    return tuple(torch.func.functional_call(cell, params, (t["x"], (t["h"], t["c"]))))
+
+
+LSTM_CELL = OpCase(
+    "lstm_cell",
+    _lstm_cell_sample,
+    *np_pair(N.lstm_cell_forward, N.lstm_cell_backward, _LSTM_ARGS, _LSTM_ARGS),
+    torch_impl=lambda t: T.lstm_cell(*(t[k] for k in _LSTM_ARGS)),
+    torch_ref=_torch_lstm_cell,
+    grad_inputs=_LSTM_ARGS,
+    dims={"batch": 4, "d_in": 16, "hidden": 12},
+    fd_dims={"batch": 2, "d_in": 3, "hidden": 2},
+)
 
 
 CASES: list[OpCase] = [
     _linear_case(bias=True),
     _linear_case(bias=False),
     SOFTMAX,
+    EMBEDDING,
+    DROPOUT,
+    _gelu_case("tanh"),
+    _gelu_case("none"),
+    LAYERNORM,
+    _attention_case("attention", causal=True, p=0.0),
+    _attention_case("attention[non-causal]", causal=False, p=0.0),
+    _attention_case("attention[dropout]", causal=True, p=0.2),
+    _mha_case(qkv_bias=False),
+    _mha_case(qkv_bias=True),
+    FEEDFORWARD,
+    _cross_entropy_case(ignore=False),
+    _cross_entropy_case(ignore=True),
+    LSTM_CELL,
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}

@@ -119,7 +119,9 @@ def require_keys(name: str, mapping, required: Iterable[str], optional: Iterable
         )
 
 
-def require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh, suffix: str = "") -> tuple[int, int]:
+def require_lstm_weights(
+    weight_ih, weight_hh, bias_ih, bias_hh, suffix: str = ""
+) -> tuple[int, int]:
     """torch.nn.LSTM layout: weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,), all
     floating point of one dtype. Returns (I, H). `suffix` names a layer's keys, e.g. "_l1"."""
     names = [f"{w}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
@@ -156,3 +158,17 @@ def require_token_batch(name: str, idx, vocab_size: int, context_length: int | N
         raise ValueError(
             f"{name} has sequence length {got[1]}, more than context_length {context_length}"
         )
+
+
+CHARRNN_CONFIG_KEYS = ("vocab_size", "emb_dim", "hidden_size", "num_layers", "drop_rate")
+
+
+def require_charrnn_config(cfg) -> None:
+    """A char-RNN config dict: vocab_size, emb_dim, hidden_size, num_layers integers ≥ 1 and
+    drop_rate in [0, 1), nothing else."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg must be a dict with keys {list(CHARRNN_CONFIG_KEYS)}, got {cfg!r}")
+    require_keys("cfg", cfg, CHARRNN_CONFIG_KEYS)
+    for key in CHARRNN_CONFIG_KEYS[:-1]:
+        require_int(f"cfg[{key!r}]", cfg[key], 1)
+    require_probability("cfg['drop_rate']", cfg["drop_rate"])

@@ -1,0 +1,189 @@
+"""Scaled dot-product attention, and causal multi-head attention built from it (book chapter 3).
+
+Attention, for each leading (batch, head) index; q (Tq, d), k (Tk, d), v (Tk, d):
+    S = q kᵀ / √d                          (Tq, Tk)  scores
+    S_ij = -inf  where j > i + (Tk - Tq)   causal: query row i sits at key position i + Tk - Tq, so
+                                           with a KV cache (Tq < Tk) the queries are the last rows
+    A = softmax(S)  over keys              (Tq, Tk)  attention weights; masked entries are exactly 0
+    Ã = A ⊙ M / (1 - p)                    (Tq, Tk)  inverted dropout, M ∈ {0, 1} drawn by the caller
+    y = Ã v                                (Tq, d)
+Backward, from dy (Tq, d):
+    dv = Ãᵀ dy                             (Tk, d)
+    dÃ = dy vᵀ                             (Tq, Tk)
+    dA = dÃ ⊙ M / (1 - p)                  (Tq, Tk)
+    dS = A ⊙ (dA - Σ_j dA_j A_j)           (Tq, Tk)  softmax backward; 0 where masked, as A is 0 there
+    dS ← dS - A Σ_j dS_j                   (Tq, Tk)  a no-op in exact arithmetic (rows of dS sum to
+                                                     0); in floating point it removes the rounding
+                                                     residual (see attention_backward)
+    dq = dS k / √d                         (Tq, d)
+    dk = dSᵀ q / √d                        (Tk, d)
+Every causal row keeps key j = 0 .. i + Tk - Tq ≥ 0 visible (Tq ≤ Tk is required), so the row max
+is finite and -inf turns into an exact 0 weight; a fully masked row cannot occur.
+
+Multi-head attention, x (B, T, d_in), H heads of size hd = d_out / H:
+    q, k, v = x W_qᵀ (+ b_q), x W_kᵀ (+ b_k), x W_vᵀ (+ b_v)            (B, T, d_out) each
+    split:    (B, T, d_out) → view (B, T, H, hd) → transpose (B, H, T, hd)
+    ctx = attention(q, k, v, causal)                                    (B, H, T, hd)
+    merge:    (B, H, T, hd) → transpose (B, T, H, hd) → view (B, T, d_out)
+    y = ctx W_oᵀ + b_o                                                  (B, T, d_out)
+Backward runs the same chain in reverse: linear backward, merge⁻¹ (= split), attention backward,
+split⁻¹ (= merge), and the three projections' backwards, whose dx add up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numpy_impl.dropout import dropout_backward, dropout_forward
+from numpy_impl.linear import linear_backward, linear_forward
+from numpy_impl.softmax import softmax_backward, softmax_forward
+from twinlm.validate import (
+    require_divisible,
+    require_float,
+    require_keys,
+    require_ndim,
+    require_probability,
+    require_same_shape,
+    require_shape,
+)
+
+
+def _causal_visible(t_q: int, t_k: int) -> np.ndarray:
+    """(Tq, Tk) bool: query i may look at key j iff j ≤ i + (Tk - Tq)."""
+    return np.arange(t_k)[None, :] <= np.arange(t_q)[:, None] + (t_k - t_q)
+
+
+def _check_attention_inputs(q, k, v, causal, dropout_mask, p) -> None:
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_float(name, a)
+        require_ndim(name, a, 2)
+    require_same_shape(("k", "v"), (k, v))
+    # q: same leading dims and head size as k, any number of query rows.
+    require_shape("q", q, (*k.shape[:-2], None, k.shape[-1]))
+    if causal and q.shape[-2] > k.shape[-2]:
+        raise ValueError(
+            f"causal attention needs no more queries than keys (q rows are the last positions), "
+            f"got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
+    require_probability("p", p)
+    if dropout_mask is not None:
+        require_shape("dropout_mask", dropout_mask, (*q.shape[:-1], k.shape[-2]))
+    elif p > 0:
+        raise ValueError(f"p = {p} needs a dropout_mask (drawn by the caller), got None")
+
+
+def attention_forward(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    causal: bool = True,
+    dropout_mask: np.ndarray | None = None,
+    p: float = 0.0,
+):
+    """y = dropout(softmax(q kᵀ/√d + causal mask)) v. q (..., Tq, d), k, v (..., Tk, d).
+
+    dropout_mask (..., Tq, Tk) of 0/1 keeps weight ij where it is 1 and scales kept weights by
+    1/(1-p); None means no dropout (then p must be 0). Returns (y, cache).
+    """
+    _check_attention_inputs(q, k, v, causal, dropout_mask, p)
+    sqrt_d = float(np.sqrt(q.shape[-1]))
+    scores = (q @ np.swapaxes(k, -1, -2)) / sqrt_d  # (..., Tq, Tk)
+    if causal:
+        scores[..., ~_causal_visible(q.shape[-2], k.shape[-2])] = -np.inf
+    weights, softmax_cache = softmax_forward(scores)  # (..., Tq, Tk)
+    if dropout_mask is not None:
+        dropped, dropout_cache = dropout_forward(weights, dropout_mask, p)  # (..., Tq, Tk)
+    else:
+        dropped, dropout_cache = weights, None
+    y = dropped @ v  # (..., Tq, d)
+    return y, (q, k, v, weights, softmax_cache, dropout_cache, dropped, sqrt_d)
+
+
+def attention_backward(dy: np.ndarray, cache):
+    """Returns (dq, dk, dv)."""
+    q, k, v, weights, softmax_cache, dropout_cache, dropped, sqrt_d = cache
+    dv = np.swapaxes(dropped, -1, -2) @ dy  # (..., Tk, d)
+    ddropped = dy @ np.swapaxes(v, -1, -2)  # (..., Tq, Tk)
+    if dropout_cache is not None:
+        dweights = dropout_backward(ddropped, dropout_cache)  # (..., Tq, Tk)
+    else:
+        dweights = ddropped
+    dscores = softmax_backward(dweights, softmax_cache)  # (..., Tq, Tk)
+    # Rows of dS sum to 0 (softmax ignores a constant added to a row), but rounding leaves a residual
+    # that dq = dS k multiplies by whatever all keys share (a key bias, say), which can swamp the
+    # small differences dq really depends on. Project it out once more: zero in exact arithmetic,
+    # and masked entries stay 0 because A is 0 there. (torch autograd gets the same effect from the
+    # gradient through the max subtracted inside softmax.)
+    dscores -= weights * dscores.sum(axis=-1, keepdims=True)  # (..., Tq, Tk)
+    dscores /= sqrt_d
+    dq = dscores @ k  # (..., Tq, d)
+    dk = np.swapaxes(dscores, -1, -2) @ q  # (..., Tk, d)
+    return dq, dk, dv
+
+
+# ---- multi-head attention --------------------------------------------------------------------------
+
+_PROJECTIONS = ("W_query", "W_key", "W_value")
+MHA_KEYS = ("W_query.weight", "W_key.weight", "W_value.weight", "out_proj.weight", "out_proj.bias")
+MHA_QKV_BIAS_KEYS = ("W_query.bias", "W_key.bias", "W_value.bias")  # present when qkv_bias=True
+
+
+def _check_mha_inputs(x, params, num_heads) -> int:
+    """x (B, T, d_in) against the params' shapes; returns d_out."""
+    require_keys("params", params, MHA_KEYS, MHA_QKV_BIAS_KEYS)
+    require_ndim("W_query.weight", params["W_query.weight"], 2, 2)
+    d_out, d_in = params["W_query.weight"].shape
+    require_divisible("d_out", d_out, "num_heads", num_heads)
+    require_float("x", x)
+    require_shape("x", x, (None, None, d_in))
+    for name in _PROJECTIONS:
+        require_shape(f"{name}.weight", params[f"{name}.weight"], (d_out, d_in))
+        if params.get(f"{name}.bias") is not None:
+            require_shape(f"{name}.bias", params[f"{name}.bias"], (d_out,))
+    require_shape("out_proj.weight", params["out_proj.weight"], (d_out, d_out))
+    require_shape("out_proj.bias", params["out_proj.bias"], (d_out,))
+    return d_out
+
+
+def multihead_attention_forward(
+    x: np.ndarray,
+    params: dict[str, np.ndarray],
+    num_heads: int,
+    dropout_mask: np.ndarray | None = None,
+    p: float = 0.0,
+):
+    """Causal multi-head self-attention. x (B, T, d_in); params keyed like the book's
+    MultiHeadAttention state_dict; dropout_mask (B, H, T, T). Returns (y (B, T, d_out), cache)."""
+    d_out = _check_mha_inputs(x, params, num_heads)
+    B, T, _ = x.shape
+    head_dim = d_out // num_heads
+    heads, proj_caches = [], []
+    for name in _PROJECTIONS:
+        h, c = linear_forward(
+            x, params[f"{name}.weight"], params.get(f"{name}.bias")
+        )  # (B, T, d_out)
+        heads.append(h.reshape(B, T, num_heads, head_dim).transpose(0, 2, 1, 3))  # (B, H, T, hd)
+        proj_caches.append(c)
+    ctx, att_cache = attention_forward(*heads, causal=True, dropout_mask=dropout_mask, p=p)
+    ctx = ctx.transpose(0, 2, 1, 3).reshape(B, T, d_out)  # merge heads: (B, T, d_out)
+    y, out_cache = linear_forward(ctx, params["out_proj.weight"], params["out_proj.bias"])
+    return y, (proj_caches, att_cache, out_cache, num_heads, tuple(params))
+
+
+def multihead_attention_backward(dy: np.ndarray, cache):
+    """Returns (dx, dparams); dparams has exactly the keys of the forward's params."""
+    proj_caches, att_cache, out_cache, num_heads, keys = cache
+    B, T, d_out = dy.shape
+    grads = {}
+    dctx, grads["out_proj.weight"], grads["out_proj.bias"] = linear_backward(dy, out_cache)
+    dctx = dctx.reshape(B, T, num_heads, d_out // num_heads).transpose(0, 2, 1, 3)  # (B, H, T, hd)
+    dheads = attention_backward(dctx, att_cache)  # dq, dk, dv: (B, H, T, hd) each
+    dx = None
+    for name, dh, c in zip(_PROJECTIONS, dheads, proj_caches):
+        dh = dh.transpose(0, 2, 1, 3).reshape(B, T, d_out)  # merge heads: (B, T, d_out)
+        dx_part, grads[f"{name}.weight"], grads[f"{name}.bias"] = linear_backward(dh, c)
+        if dx is None:
+            dx = dx_part  # (B, T, d_in)
+        else:
+            dx += dx_part  # x feeds all three projections, so their dx add up
+    return dx, {key: grads[key] for key in keys}

@@ -1,0 +1,49 @@
+"""Layer normalization over the last axis, the book's LayerNorm (biased variance, then scale/shift).
+
+Forward:   μ = mean(x)                    (..., 1)   over the last axis, D entries (D = emb_dim)
+           σ = √(mean((x - μ)²) + ε)      (..., 1)
+           x̂ = (x - μ) / σ                (..., D)
+           y = x̂ ⊙ scale + shift          (..., D)
+Backward:  g = dy ⊙ scale                 (..., D)
+           dx = (1/σ) (g - mean(g) - x̂ ⊙ mean(g ⊙ x̂))      (..., D)
+           dscale = Σ_rows dy ⊙ x̂,  dshift = Σ_rows dy      (D,)
+Derivation: ∂x̂_i/∂x_j = (1/σ)(δ_ij - 1/D - x̂_i x̂_j / D), so
+           dx_j = Σ_i g_i ∂x̂_i/∂x_j = (1/σ)(g_j - mean(g) - x̂_j mean(g ⊙ x̂)).
+A constant row has x - μ = 0, so x̂ = 0, y = shift and dx = (g - mean(g)) / √ε: finite, thanks to ε.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twinlm.validate import require_float, require_ndim, require_shape
+
+
+def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: float = 1e-5):
+    """y = (x - mean) / sqrt(var + eps) * scale + shift over the last axis. Returns (y, cache)."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+    require_shape("scale", scale, (x.shape[-1],))
+    require_shape("shift", shift, (x.shape[-1],))
+    # x - μ computed as d - mean(d) with d = x - x₀ (x₀ the row's first entry): a constant row gives
+    # exactly 0, so y = shift exactly, and nearby values subtract exactly even when |μ| ≫ σ.
+    xc = x - x[..., :1]  # (..., D) d = x - x₀
+    xc -= xc.mean(axis=-1, keepdims=True)  # (..., D) d - mean(d) = x - μ
+    var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1) biased: divides by D
+    std = np.sqrt(var + float(eps))  # (..., 1) σ
+    xhat = xc / std  # (..., D)
+    y = xhat * scale + shift  # (..., D)
+    return y, (xhat, std, scale)
+
+
+def layernorm_backward(dy: np.ndarray, cache):
+    """Returns (dx, dscale, dshift)."""
+    xhat, std, scale = cache
+    g = dy * scale  # (..., D)
+    dx = g - g.mean(axis=-1, keepdims=True)  # (..., D)
+    dx -= xhat * (g * xhat).mean(axis=-1, keepdims=True)  # (..., D)
+    dx /= std  # (..., D)
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (rows, D)
+    dscale = np.einsum("rd,rd->d", dy2, xhat.reshape(dy2.shape))  # (D,)
+    dshift = dy2.sum(axis=0)  # (D,)
+    return dx, dscale, dshift

@@ -1,0 +1,69 @@
+"""Cross-entropy loss over the last axis (mean over kept targets), and perplexity.
+
+Forward, for logits z (..., V) and integer targets y (...); rows whose target is `ignore_index`
+are left out, n = number of kept rows:
+    m      = max_v z_v                              (..., 1)   subtracted so exp never overflows
+    log p  = (z - m) - log Σ_v exp(z_v - m)         (..., V)   log-softmax
+    loss   = -(1/n) Σ_kept log p[y]                 ()
+Backward: ∂(-log p[y]) / ∂z = softmax(z) - onehot(y), so
+    dz     = dloss / n · (softmax(z) - onehot(y))   on kept rows, 0 on ignored rows
+All targets ignored (n = 0): the loss is nan and the gradient zero, exactly what
+torch.nn.functional.cross_entropy returns (the mean of nothing is 0/0).
+
+perplexity = exp(loss): the size of a uniform vocabulary that would be as surprising. Uniform logits
+give loss = ln V, perplexity = V.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twinlm.validate import require_float, require_ids, require_ndim, require_shape
+
+
+def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
+    """Mean cross entropy of `logits` (..., V) against integer `targets` (...).
+
+    Returns (loss, cache); loss is a 0-d array of logits' dtype.
+    """
+    require_float("logits", logits)
+    require_ndim("logits", logits, 1)
+    V = logits.shape[-1]
+    if V == 0:
+        raise ValueError(
+            f"logits must have a non-empty last (vocabulary) axis, got shape {logits.shape}"
+        )
+    require_ids("targets", targets, V, allowed=(ignore_index,))
+    require_shape("targets", targets, logits.shape[:-1])
+
+    kept = targets != ignore_index  # (...)
+    n = int(kept.sum())
+    safe_targets = np.where(kept, targets, 0)  # (...)  any valid index on ignored rows
+    z = logits - logits.max(axis=-1, keepdims=True)  # (..., V)  max entry is 0
+    z_target = np.take_along_axis(z, safe_targets[..., None], axis=-1)[..., 0]  # (...)
+    np.exp(z, out=z)  # (..., V)  z now holds exp(z - m), reused for the softmax below
+    sum_exp = z.sum(axis=-1)  # (...)
+    log_p_target = z_target - np.log(sum_exp)  # (...)
+    z /= sum_exp[..., None]  # (..., V)  softmax
+    if n == 0:
+        loss = np.asarray(np.nan, dtype=logits.dtype)
+    else:
+        loss = np.asarray(-np.where(kept, log_p_target, 0).sum() / n, dtype=logits.dtype)  # ()
+    return loss, (z, safe_targets, kept, n)
+
+
+def cross_entropy_backward(dloss: np.ndarray, cache) -> np.ndarray:
+    """Returns dlogits (..., V)."""
+    probs, safe_targets, kept, n = cache
+    V = probs.shape[-1]
+    dlogits = probs.copy()  # (..., V)
+    rows = dlogits.reshape(-1, V)  # (N, V) view
+    rows[np.arange(rows.shape[0]), safe_targets.ravel()] -= 1  # softmax - onehot
+    scale = np.asarray(dloss, dtype=probs.dtype) / max(n, 1)  # ()  n = 0: every row is ignored
+    dlogits *= (kept * scale)[..., None]  # (..., V)  ignored rows get 0
+    return dlogits
+
+
+def perplexity(loss):
+    """exp(loss), in the loss's dtype."""
+    return np.exp(loss)

@@ -1,0 +1,334 @@
+"""The LSTM cell and the multi-layer LSTM with backpropagation through time (BPTT).
+
+Layout and names are torch.nn.LSTM's: weight_ih (4H, I), weight_hh (4H, H), two biases (4H,), gate
+rows in the order i, f, g, o.
+
+Cell forward, x (B, I), h and c (B, H):
+    z = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh              (B, 4H)  pre-activations [z_i z_f z_g z_o]
+    i = σ(z_i)  f = σ(z_f)  g = tanh(z_g)  o = σ(z_o)  (B, H) each
+    c' = f ⊙ c + i ⊙ g                                (B, H)
+    h' = o ⊙ tanh(c')                                 (B, H)
+σ(z) = 1 / (1 + e^-z) is computed from e^-|z| ≤ 1, so saturated gates (|z| ≫ 1) never overflow.
+
+Cell backward, given dh' and dc' (the gradient reaching c' from the next step):
+    dc  = dc' + dh' ⊙ o ⊙ (1 - tanh²(c'))              total gradient on c'       (B, H)
+    dz_i = dc ⊙ g ⊙ i(1 - i)     dz_f = dc ⊙ c ⊙ f(1 - f)                        σ' = σ(1 - σ)
+    dz_g = dc ⊙ i ⊙ (1 - g²)     dz_o = dh' ⊙ tanh(c') ⊙ o(1 - o)                 tanh' = 1 - tanh²
+    dx = dz W_ih    dh = dz W_hh    dc_prev = dc ⊙ f
+    dW_ih = dzᵀ x   dW_hh = dzᵀ h   db_ih = db_hh = Σ_batch dz   (the biases add: each gets dz)
+
+Layer (`LSTM`), x (B, T, I), layer k's state (h_0, c_0) → (h_T, c_T):
+    Z_x = X W_ihᵀ + b_ih + b_hh                       (T, B, 4H)  ONE matmul for every step
+    z_t = Z_x[t] + h_{t-1} W_hhᵀ,  then the cell as above; h_t is the layer's output at step t.
+    Layers stack: layer k+1 reads layer k's outputs (times a dropout mask / (1 - p) between layers,
+    as torch.nn.LSTM's `dropout` does); out = the last layer's h_1..h_T; (h_n, c_n) = every
+    layer's h_T, c_T.
+BPTT runs t = T-1 … 0, carrying the state gradients backwards from the upstream (dh_n, dc_n):
+    dh'_t = dout_t + dz_{t+1} W_hh         h_t feeds the output and step t+1
+    dc'_t = dc_{t+1} ⊙ f_{t+1}             c_t feeds step t+1 only
+    dz_t from the cell backward; after the loop, for the whole sequence at once:
+    dW_ih = Σ_t dz_tᵀ x_t    dW_hh = Σ_t dz_tᵀ h_{t-1}    db = Σ_t Σ_batch dz_t    dX = dZ W_ih
+    three matmuls (and a sum) over all T·B rows, not T small ones. dh_0, dc_0 are what remains
+    after step 0. Arrays are kept time-major (T, B, ·) so each step's slice is contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from numpy_impl.dropout import dropout_backward, dropout_forward
+from twinlm.validate import (
+    require_float,
+    require_int,
+    require_keys,
+    require_lstm_weights,
+    require_ndim,
+    require_probability,
+    require_same_dtype,
+    require_shape,
+)
+
+
+def _sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """σ(z) without overflow: with e = exp(-|z|) ∈ (0, 1], σ = 1/(1+e) for z ≥ 0, else e/(1+e)."""
+    e = np.exp(-np.abs(z))  # (...)
+    return np.divide(np.where(z >= 0, 1, e), 1 + e, out=out)  # (...)
+
+
+def _activate(z: np.ndarray) -> np.ndarray:
+    """Pre-activations z (B, 4H) → gates [i f g o] (B, 4H), in place: σ on i, f, o; tanh on g."""
+    H = z.shape[-1] // 4
+    ifo, g, o = z[:, : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
+    _sigmoid(ifo, out=ifo)
+    np.tanh(g, out=g)
+    _sigmoid(o, out=o)
+    return z
+
+
+def _gates_backward(dh, dc_next, gates, tanh_c, c, out=None):
+    """One cell's backward from the gates: returns (dz (B, 4H), dc_prev (B, H)).
+
+    dh, dc_next: gradients on h', c'; gates: activated [i f g o]; tanh_c = tanh(c');
+    c: the previous cell state.
+    """
+    H = dh.shape[-1]
+    i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    dz = np.empty_like(gates) if out is None else out  # (B, 4H)
+    dc = dc_next + dh * o * (1 - tanh_c * tanh_c)  # (B, H)  total gradient on c'
+    np.multiply(dc * g, i * (1 - i), out=dz[:, :H])  # dz_i
+    np.multiply(dc * c, f * (1 - f), out=dz[:, H : 2 * H])  # dz_f
+    np.multiply(dc * i, 1 - g * g, out=dz[:, 2 * H : 3 * H])  # dz_g
+    np.multiply(dh * tanh_c, o * (1 - o), out=dz[:, 3 * H :])  # dz_o
+    return dz, dc * f  # dc_prev = dc ⊙ f
+
+
+def _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
+    input_size, hidden = require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
+    for name, a in (("x", x), ("h", h), ("c", c)):
+        require_float(name, a)
+    require_ndim("x", x, 2, 2)
+    if x.shape[1] != input_size:
+        raise ValueError(
+            f"x must have last dimension {input_size} (weight_ih is (4H, I) = "
+            f"{tuple(weight_ih.shape)}), got shape {tuple(x.shape)}"
+        )
+    require_shape("h", h, (x.shape[0], hidden))
+    require_shape("c", c, (x.shape[0], hidden))
+    require_same_dtype(("x", "h", "c", "weight_ih"), (x, h, c, weight_ih))  # no silent upcasts
+
+
+def lstm_cell_forward(
+    x: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+):
+    """One LSTM step (torch.nn.LSTMCell). Returns ((h_next, c_next), cache)."""
+    _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    z = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    gates = _activate(z)  # (B, 4H)  [i f g o]
+    H = h.shape[-1]
+    i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    c_next = f * c + i * g  # (B, H)
+    tanh_c = np.tanh(c_next)  # (B, H)
+    h_next = o * tanh_c  # (B, H)
+    return (h_next, c_next), (x, h, c, weight_ih, weight_hh, gates, tanh_c)
+
+
+def lstm_cell_backward(dh_next: np.ndarray, dc_next: np.ndarray, cache):
+    """Returns (dx, dh, dc, dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
+    x, h, c, weight_ih, weight_hh, gates, tanh_c = cache
+    dz, dc = _gates_backward(dh_next, dc_next, gates, tanh_c, c)  # (B, 4H), (B, H)
+    dbias = dz.sum(axis=0)  # (4H,)
+    return (
+        dz @ weight_ih,  # dx (B, I)
+        dz @ weight_hh,  # dh (B, H)
+        dc,
+        dz.T @ x,  # dweight_ih (4H, I)
+        dz.T @ h,  # dweight_hh (4H, H)
+        dbias,
+        dbias.copy(),  # both biases enter z the same way; separate arrays, so no aliasing
+    )
+
+
+# ---- the multi-layer LSTM ------------------------------------------------------------------------
+
+
+def lstm_param_shapes(input_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple]:
+    """torch.nn.LSTM's state_dict keys and shapes, in its order."""
+    shapes = {}
+    for k in range(num_layers):
+        layer_in = input_size if k == 0 else hidden_size
+        shapes[f"weight_ih_l{k}"] = (4 * hidden_size, layer_in)
+        shapes[f"weight_hh_l{k}"] = (4 * hidden_size, hidden_size)
+        shapes[f"bias_ih_l{k}"] = (4 * hidden_size,)
+        shapes[f"bias_hh_l{k}"] = (4 * hidden_size,)
+    return shapes
+
+
+def init_lstm_params(
+    input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0, dtype=np.float32
+) -> dict[str, np.ndarray]:
+    """torch.nn.LSTM's init, U(-1/√H, 1/√H) for every parameter, drawn in float64 in key order and
+    then cast (so the float32 init is the float64 init rounded)."""
+    bound = 1 / math.sqrt(hidden_size)
+    rng = np.random.default_rng(seed)
+    shapes = lstm_param_shapes(input_size, hidden_size, num_layers)
+    return {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
+
+
+class LSTM:
+    """Multi-layer LSTM, batch first, torch.nn.LSTM's parameter names; see the module docstring.
+
+    forward(x (B, T, I), state=(h0, c0) each (num_layers, B, H)) -> (out (B, T, H), (h_n, c_n));
+    backward(dout, dstate=(dh_n, dc_n)) -> (dx, (dh0, dc0), grads) with grads keyed like params.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        seed: int = 0,
+        dtype=np.float32,
+    ):
+        require_int("input_size", input_size, 1)
+        require_int("hidden_size", hidden_size, 1)
+        require_int("num_layers", num_layers, 1)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.params = init_lstm_params(input_size, hidden_size, num_layers, seed, dtype)
+        self._cache = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["weight_ih_l0"].dtype
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return dict(self.params)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy in parameters (NumPy arrays or CPU tensors) with exactly torch.nn.LSTM's keys and
+        shapes; the model takes their (common) float dtype."""
+        shapes = lstm_param_shapes(self.input_size, self.hidden_size, self.num_layers)
+        require_keys("state_dict", state, shapes)
+        new = {k: np.asarray(state[k]).copy() for k in shapes}  # np.asarray reads CPU tensors too
+        for k, shape in shapes.items():
+            require_float(k, new[k])
+            require_shape(k, new[k], shape)
+        dtypes = {k: str(a.dtype) for k, a in new.items()}
+        if len(set(dtypes.values())) > 1:
+            raise TypeError(f"state_dict values must share one dtype, got {dtypes}")
+        self.params = new
+        self._cache = None
+
+    def _check_inputs(self, x, state, dropout_masks, p):
+        require_float("x", x)
+        require_ndim("x", x, 3, 3)
+        B, T, I = x.shape
+        if I != self.input_size:
+            raise ValueError(
+                f"x must have last dimension {self.input_size} (input_size), got shape {x.shape}"
+            )
+        if T == 0 or B == 0:
+            raise ValueError(
+                f"x must hold at least one sequence of at least one step, got shape {x.shape}"
+            )
+        if x.dtype != self.dtype:
+            raise TypeError(f"x must have the parameters' dtype {self.dtype}, got {x.dtype}")
+        L, H = self.num_layers, self.hidden_size
+        if state is not None:
+            for name, s in zip(("h0", "c0"), state, strict=True):
+                require_shape(name, s, (L, B, H))
+                if s.dtype != self.dtype:
+                    raise TypeError(f"{name} must have dtype {self.dtype}, got {s.dtype}")
+        require_probability("p", p)
+        if dropout_masks is None:
+            if p > 0 and L > 1:
+                raise ValueError(
+                    f"p = {p} needs dropout_masks: {L - 1} keep-masks of shape ({B}, {T}, {H})"
+                )
+        else:
+            if len(dropout_masks) != L - 1:
+                raise ValueError(
+                    f"dropout_masks must hold {L - 1} masks (one between each pair of layers), "
+                    f"got {len(dropout_masks)}"
+                )
+            for k, m in enumerate(dropout_masks):
+                require_shape(f"dropout_masks[{k}]", m, (B, T, H))
+
+    def forward(
+        self,
+        x: np.ndarray,
+        state: tuple[np.ndarray, np.ndarray] | None = None,
+        dropout_masks: list[np.ndarray] | None = None,
+        p: float = 0.0,
+    ):
+        """x (B, T, I); state (h0, c0) each (num_layers, B, H), zeros if None; dropout_masks: None
+        or num_layers-1 keep-masks (B, T, H) applied to each layer's output but the last, scaled by
+        1/(1 - p). Returns (out (B, T, H), (h_n, c_n))."""
+        self._check_inputs(x, state, dropout_masks, p)
+        B, T, _ = x.shape
+        L, H = self.num_layers, self.hidden_size
+        if state is None:
+            state = (np.zeros((L, B, H), self.dtype), np.zeros((L, B, H), self.dtype))
+        h0, c0 = state
+        layer_in = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)  time-major
+        h_n, c_n, layers, drop_caches = np.empty_like(h0), np.empty_like(c0), [], []
+        for k in range(L):
+            W_ih, W_hh = self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"]
+            bias = self.params[f"bias_ih_l{k}"] + self.params[f"bias_hh_l{k}"]  # (4H,)
+            # The input part of every step's pre-activation at once: (T·B, I) @ (I, 4H).
+            z = (layer_in.reshape(T * B, -1) @ W_ih.T).reshape(T, B, 4 * H)  # (T, B, 4H)
+            z += bias
+            hs = np.empty((T + 1, B, H), self.dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
+            cs = np.empty((T + 1, B, H), self.dtype)  # cs[0] = c_0, cs[t+1] = c_t
+            tanh_cs = np.empty((T, B, H), self.dtype)
+            hs[0], cs[0] = h0[k], c0[k]
+            recurrent = np.empty((B, 4 * H), self.dtype)
+            for t in range(T):
+                np.matmul(hs[t], W_hh.T, out=recurrent)  # (B, 4H)
+                z[t] += recurrent
+                gates = _activate(z[t])  # (B, 4H)  z[t] now holds [i f g o]
+                i, f, g, o = (gates[:, j * H : (j + 1) * H] for j in range(4))
+                np.multiply(f, cs[t], out=cs[t + 1])  # c_t = f ⊙ c_{t-1} + i ⊙ g
+                cs[t + 1] += i * g
+                np.tanh(cs[t + 1], out=tanh_cs[t])
+                np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
+            h_n[k], c_n[k] = hs[T], cs[T]
+            layers.append((layer_in, z, hs, cs, tanh_cs))
+            layer_in = hs[1:]  # (T, B, H)
+            if dropout_masks is not None and k < L - 1:  # between layers, not after the last
+                layer_in, drop_cache = dropout_forward(
+                    layer_in, dropout_masks[k].transpose(1, 0, 2), p
+                )  # (T, B, H)
+                drop_caches.append(drop_cache)
+        self._cache = (layers, drop_caches, x.shape)
+        out = np.ascontiguousarray(layer_in.transpose(1, 0, 2))  # (B, T, H)
+        return out, (h_n, c_n)
+
+    def backward(self, dout: np.ndarray, dstate: tuple[np.ndarray, np.ndarray] | None = None):
+        """dout (B, T, H) on `out`; dstate (dh_n, dc_n) on the final state, or None.
+        Returns (dx (B, T, I), (dh0, dc0), grads keyed like params)."""
+        if self._cache is None:
+            raise RuntimeError("LSTM.backward needs a forward call first")
+        layers, drop_caches, (B, T, _) = self._cache
+        L, H = self.num_layers, self.hidden_size
+        require_shape("dout", dout, (B, T, H))
+        if dstate is not None:
+            for name, s in zip(("dh_n", "dc_n"), dstate, strict=True):
+                require_shape(name, s, (L, B, H))
+        dh0 = np.empty((L, B, H), self.dtype)
+        dc0 = np.empty((L, B, H), self.dtype)
+        grads = {}
+        d_layer_out = dout.transpose(1, 0, 2)  # (T, B, H)  time-major view
+        for k in reversed(range(L)):
+            layer_in, gates, hs, cs, tanh_cs = layers[k]
+            W_ih, W_hh = self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"]
+            dz = np.empty_like(gates)  # (T, B, 4H)
+            if dstate is None:
+                dh_next, dc_next = np.zeros((B, H), self.dtype), np.zeros((B, H), self.dtype)
+            else:
+                dh_next, dc_next = dstate[0][k], dstate[1][k]
+            for t in reversed(range(T)):
+                dh = d_layer_out[t] + dh_next  # (B, H)  from the output and from step t+1
+                _, dc_next = _gates_backward(dh, dc_next, gates[t], tanh_cs[t], cs[t], out=dz[t])
+                dh_next = dz[t] @ W_hh  # (B, H)
+            dh0[k], dc0[k] = dh_next, dc_next
+            # Parameter gradients for all steps at once: rows are the T·B (step, sequence) pairs.
+            dz_rows = dz.reshape(T * B, 4 * H)
+            grads[f"weight_ih_l{k}"] = dz_rows.T @ layer_in.reshape(T * B, -1)  # (4H, I)
+            grads[f"weight_hh_l{k}"] = dz_rows.T @ hs[:-1].reshape(T * B, H)  # (4H, H)
+            grads[f"bias_ih_l{k}"] = dz_rows.sum(axis=0)  # (4H,)
+            grads[f"bias_hh_l{k}"] = grads[f"bias_ih_l{k}"].copy()
+            d_layer_in = (dz_rows @ W_ih).reshape(T, B, -1)  # (T, B, I)
+            if k > 0 and drop_caches:
+                d_layer_in = dropout_backward(d_layer_in, drop_caches[k - 1])  # (T, B, H)
+            d_layer_out = d_layer_in
+        grads = {k: grads[k] for k in self.params}  # state_dict order
+        dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))  # (B, T, I)
+        return dx, (dh0, dc0), grads

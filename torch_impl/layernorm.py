@@ -1,0 +1,42 @@
+"""Layer normalization over the last axis (biased variance), the book's LayerNorm.
+
+y = (x - μ) / √(mean((x - μ)²) + ε) ⊙ scale + shift
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from twinlm.validate import require_float, require_ndim, require_shape
+
+
+def layernorm(
+    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    require_float("x", x)
+    require_ndim("x", x, 1)
+    require_shape("scale", scale, (x.shape[-1],))
+    require_shape("shift", shift, (x.shape[-1],))
+    # x - μ as d - mean(d), d = x - x₀: exactly 0 on a constant row, exact subtraction of nearby values
+    d = x - x[..., :1]  # (..., D)
+    xc = d - d.mean(dim=-1, keepdim=True)  # (..., D) d - mean(d) = x - μ
+    var = (xc * xc).mean(dim=-1, keepdim=True)  # (..., 1) biased: divides by D
+    xhat = xc / torch.sqrt(var + float(eps))  # (..., D)
+    return xhat * scale + shift
+
+
+class LayerNorm(nn.Module):
+    """The book's LayerNorm: parameters `scale` (ones) and `shift` (zeros), calling `layernorm`."""
+
+    def __init__(self, emb_dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return layernorm(x, self.scale, self.shift, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.scale.shape[0]}, eps={self.eps}"

@@ -1,0 +1,194 @@
+"""The LSTM cell and the multi-layer LSTM from matmuls, sigmoid and tanh (see numpy_impl/lstm.py
+for the math and the derived BPTT equations; here autograd supplies the backward).
+
+Layout and names are torch.nn.LSTM's: weight_ih (4H, I), weight_hh (4H, H), bias_ih, bias_hh (4H,),
+gate order i, f, g, o, so a torch.nn.LSTM / LSTMCell state_dict loads into these modules and back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from twinlm.validate import (
+    require_float,
+    require_int,
+    require_lstm_weights,
+    require_ndim,
+    require_probability,
+    require_same_dtype,
+    require_shape,
+)
+
+
+def _cell_from_gates(z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-activations z (B, 4H) = [z_i z_f z_g z_o] and c (B, H) → (h', c')."""
+    z_i, z_f, z_g, z_o = z.chunk(4, dim=-1)  # (B, H) each
+    i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
+    c_next = f * c + i * g  # (B, H)
+    h_next = o * torch.tanh(c_next)  # (B, H)
+    return h_next, c_next
+
+
+def _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
+    input_size, hidden = require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
+    for name, a in (("x", x), ("h", h), ("c", c)):
+        require_float(name, a)
+    require_ndim("x", x, 2, 2)
+    if x.shape[1] != input_size:
+        raise ValueError(
+            f"x must have last dimension {input_size} (weight_ih is (4H, I) = "
+            f"{tuple(weight_ih.shape)}), got shape {tuple(x.shape)}"
+        )
+    require_shape("h", h, (x.shape[0], hidden))
+    require_shape("c", c, (x.shape[0], hidden))
+    require_same_dtype(("x", "h", "c", "weight_ih"), (x, h, c, weight_ih))  # no silent upcasts
+
+
+def lstm_cell(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor,
+    bias_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step (torch.nn.LSTMCell): x (B, I), h and c (B, H) → (h_next, c_next)."""
+    _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    z = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    return _cell_from_gates(z, c)
+
+
+def _uniform_(module: nn.Module, hidden_size: int) -> None:
+    """torch.nn.LSTM's init: every parameter U(-1/√H, 1/√H)."""
+    bound = 1 / math.sqrt(hidden_size)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-bound, bound)
+
+
+class LSTMCell(nn.Module):
+    """`lstm_cell` with torch.nn.LSTMCell's parameters: weight_ih, weight_hh, bias_ih, bias_hh."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
+        _uniform_(self, hidden_size)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, I); state (h, c) each (B, H), zeros if None. Returns (h_next, c_next)."""
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)
+            state = (zeros, zeros)
+        h, c = state
+        return lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class LSTM(nn.Module):
+    """Multi-layer LSTM with torch.nn.LSTM's parameter names (weight_ih_l{k}, weight_hh_l{k},
+    bias_ih_l{k}, bias_hh_l{k}) and its `dropout` between layers, the masks given by the caller."""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True
+    ):
+        super().__init__()
+        require_int("input_size", input_size, 1)
+        require_int("hidden_size", hidden_size, 1)
+        require_int("num_layers", num_layers, 1)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.batch_first = num_layers, batch_first
+        H = hidden_size
+        for k in range(num_layers):
+            layer_in = input_size if k == 0 else H
+            setattr(self, f"weight_ih_l{k}", nn.Parameter(torch.empty(4 * H, layer_in)))
+            setattr(self, f"weight_hh_l{k}", nn.Parameter(torch.empty(4 * H, H)))
+            setattr(self, f"bias_ih_l{k}", nn.Parameter(torch.empty(4 * H)))
+            setattr(self, f"bias_hh_l{k}", nn.Parameter(torch.empty(4 * H)))
+        _uniform_(self, hidden_size)
+
+    def _check_inputs(self, x, state, dropout_masks, p):
+        require_float("x", x)
+        require_ndim("x", x, 3, 3)
+        B, T, I = x.shape if self.batch_first else (x.shape[1], x.shape[0], x.shape[2])
+        if I != self.input_size:
+            raise ValueError(
+                f"x must have last dimension {self.input_size} (input_size), "
+                f"got shape {tuple(x.shape)}"
+            )
+        if T == 0 or B == 0:
+            raise ValueError(
+                "x must hold at least one sequence of at least one step, "
+                f"got shape {tuple(x.shape)}"
+            )
+        dtype = self.weight_ih_l0.dtype
+        if x.dtype != dtype:
+            raise TypeError(f"x must have the parameters' dtype {dtype}, got {x.dtype}")
+        L, H = self.num_layers, self.hidden_size
+        if state is not None:
+            for name, s in zip(("h0", "c0"), state, strict=True):
+                require_shape(name, s, (L, B, H))
+                if s.dtype != dtype:
+                    raise TypeError(f"{name} must have dtype {dtype}, got {s.dtype}")
+        require_probability("p", p)
+        if dropout_masks is None:
+            if p > 0 and L > 1:
+                raise ValueError(
+                    f"p = {p} needs dropout_masks: {L - 1} keep-masks shaped like the output"
+                )
+        else:
+            if len(dropout_masks) != L - 1:
+                raise ValueError(
+                    f"dropout_masks must hold {L - 1} masks (one between each pair of layers), "
+                    f"got {len(dropout_masks)}"
+                )
+            for k, m in enumerate(dropout_masks):
+                require_shape(
+                    f"dropout_masks[{k}]", m, (B, T, H) if self.batch_first else (T, B, H)
+                )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        dropout_masks: list[torch.Tensor] | None = None,
+        p: float = 0.0,
+    ):
+        """x (B, T, I) if batch_first else (T, B, I); state (h0, c0) each (num_layers, B, H), zeros
+        if None; dropout_masks: None or num_layers-1 keep-masks shaped like the output, applied to
+        each layer's output but the last, scaled by 1/(1 - p). Returns (out, (h_n, c_n))."""
+        self._check_inputs(x, state, dropout_masks, p)
+        if self.batch_first:
+            x = x.transpose(0, 1)  # (T, B, I)  time-major
+        T, B, _ = x.shape
+        L, H = self.num_layers, self.hidden_size
+        if state is None:
+            zeros = x.new_zeros(L, B, H)
+            state = (zeros, zeros)
+        h0, c0 = state
+        layer_in, h_n, c_n = x, [], []
+        for k in range(L):
+            W_ih, W_hh = getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}")
+            bias = getattr(self, f"bias_ih_l{k}") + getattr(self, f"bias_hh_l{k}")  # (4H,)
+            z_x = layer_in @ W_ih.T + bias  # (T, B, 4H)  the input part of every step at once
+            h, c, outs = h0[k], c0[k], []
+            for t in range(T):
+                h, c = _cell_from_gates(z_x[t] + h @ W_hh.T, c)  # (B, H) each
+                outs.append(h)
+            h_n.append(h)
+            c_n.append(c)
+            layer_in = torch.stack(outs)  # (T, B, H)
+            if dropout_masks is not None and k < L - 1:  # between layers, not after the last
+                keep = dropout_masks[k].to(layer_in.dtype)
+                keep = keep.transpose(0, 1) if self.batch_first else keep  # (T, B, H)
+                layer_in = layer_in * keep * (1.0 / (1.0 - float(p)))
+        out = layer_in.transpose(0, 1) if self.batch_first else layer_in
+        return out, (torch.stack(h_n), torch.stack(c_n))
