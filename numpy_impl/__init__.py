@@ -10,16 +10,22 @@ from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.gelu import gelu_backward, gelu_forward
+from numpy_impl.gpt import GPTModel
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward, perplexity
 from numpy_impl.lstm import LSTM, lstm_cell_backward, lstm_cell_forward
+from numpy_impl.optim import AdamW, clip_grad_norm
 from numpy_impl.softmax import softmax_backward, softmax_forward
+from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
 
 __all__ = [
+    "AdamW",
+    "GPTModel",
     "LSTM",
     "attention_backward",
     "attention_forward",
+    "clip_grad_norm",
     "cross_entropy_backward",
     "cross_entropy_forward",
     "dropout_backward",
@@ -41,4 +47,6 @@ __all__ = [
     "perplexity",
     "softmax_backward",
     "softmax_forward",
+    "transformer_block_backward",
+    "transformer_block_forward",
 ]

@@ -5,19 +5,23 @@ from torch_impl.dropout import dropout
 from torch_impl.embedding import embedding
 from torch_impl.feedforward import FeedForward, feedforward
 from torch_impl.gelu import GELU, gelu
+from torch_impl.gpt import GPTModel
 from torch_impl.layernorm import LayerNorm, layernorm
 from torch_impl.linear import linear
 from torch_impl.loss import cross_entropy, perplexity
 from torch_impl.lstm import LSTM, LSTMCell, lstm_cell
 from torch_impl.softmax import softmax
+from torch_impl.transformer import TransformerBlock
 
 __all__ = [
     "FeedForward",
     "GELU",
+    "GPTModel",
     "LSTM",
     "LSTMCell",
     "LayerNorm",
     "MultiHeadAttention",
+    "TransformerBlock",
     "attention",
     "cross_entropy",
     "dropout",

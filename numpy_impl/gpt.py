@@ -1,0 +1,179 @@
+"""GPT-2 (the book's GPTModel, chapter 4) in NumPy, with a hand-written backward pass.
+
+Forward, idx (B, T) token ids:
+    x = tok_emb[idx] + pos_emb[0..T-1]         (B, T, C)   token plus position embedding
+    x = drop(x)                                (B, T, C)   mask "drop_emb"
+    x = block_i(x)   for i = 0 .. n_layers-1   (B, T, C)   numpy_impl/transformer.py
+    x = final_norm(x)                          (B, T, C)
+    logits = x W_outᵀ                          (B, T, V)   out_head, no bias (not tied to tok_emb)
+Backward runs the chain in reverse. The two embeddings are lookups, so their gradients scatter-add
+dx into the rows that were read: d tok_emb from dx at each token's id, d pos_emb[t] = Σ_b dx[b, t]
+(every sequence in the batch reads the same positions).
+
+Dropout is active only when forward is given a numpy.random.Generator (it then draws every mask and
+keeps them in `last_dropout_masks`) or explicit masks; otherwise forward is deterministic
+(evaluation mode). Mask names: "drop_emb" (B, T, C), and for block i "trf_blocks.{i}." followed by
+"att.dropout" (B, H, T, T), "drop_shortcut.att" (B, T, C), "drop_shortcut.ff" (B, T, C).
+torch_impl.GPTModel.forward(idx, dropout_masks=...) replays the same dict.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from numpy_impl.embedding import embedding_backward, embedding_forward
+from numpy_impl.layernorm import layernorm_backward, layernorm_forward
+from numpy_impl.linear import linear_backward, linear_forward
+from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
+from numpy_impl.transformer import (
+    BLOCK_DROPOUT_NAMES,
+    masked_dropout_backward,
+    masked_dropout_forward,
+    transformer_block_backward,
+    transformer_block_forward,
+)
+from twinlm.config import validate_config
+from twinlm.init import (
+    draw_gpt_dropout_masks,
+    gpt_dropout_mask_shapes,
+    gpt_param_shapes,
+    init_gpt_params,
+)
+from twinlm.validate import require_shape, require_token_batch
+
+# The book's MultiHeadAttention registers its causal mask as a buffer, so its state_dicts hold it.
+_BOOK_MASK_BUFFER = re.compile(r"trf_blocks\.\d+\.att\.mask")
+
+
+class GPTModel:
+    """The book's GPTModel: `params` holds every weight under the torch state_dict key."""
+
+    def __init__(self, cfg: dict, seed: int = 0, dtype=np.float32):
+        self.cfg = validate_config(dict(cfg))
+        self.params: dict[str, np.ndarray] = init_gpt_params(self.cfg, seed, dtype)
+        self.last_dropout_masks: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["tok_emb.weight"].dtype
+
+    # ---- state dict ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter, keyed like torch's state_dict."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load NumPy arrays or CPU torch tensors keyed like the book's state_dict (its
+        `att.mask` buffers are dropped). The model takes the arrays' dtype (float32 or float64)."""
+        state = {k: v for k, v in state.items() if not _BOOK_MASK_BUFFER.fullmatch(k)}
+        shapes = gpt_param_shapes(self.cfg)
+        missing = [k for k in shapes if k not in state]
+        unexpected = [k for k in state if k not in shapes]
+        if missing or unexpected:
+            raise ValueError(
+                f"state_dict keys do not match: missing {missing}, unexpected {unexpected}"
+            )
+        arrays = {}
+        for k, v in state.items():
+            if hasattr(v, "detach"):  # a torch tensor, read without importing torch
+                v = v.detach().cpu().numpy()
+            arrays[k] = np.array(v, copy=True)
+            require_shape(f"state_dict[{k!r}]", arrays[k], shapes[k])
+        dtypes = {a.dtype for a in arrays.values()}
+        if len(dtypes) != 1 or not dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
+            raise TypeError(f"state_dict arrays must all be float32 or all float64, got {dtypes}")
+        # Update the same dict, so an optimizer holding it sees the new arrays.
+        self.params.update({k: arrays[k] for k in shapes})
+
+    # ---- forward / backward --------------------------------------------------------------------
+
+    def dropout_mask_shapes(self, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
+        return gpt_dropout_mask_shapes(self.cfg, batch, seq)
+
+    def draw_dropout_masks(self, rng: np.random.Generator, batch: int, seq: int) -> dict:
+        """Every dropout mask for a (batch, seq) input: 1 (keep) with probability 1 - drop_rate."""
+        return draw_gpt_dropout_masks(self.cfg, rng, batch, seq, self.dtype)
+
+    def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
+        """Logits (B, T, V) for token ids idx (B, T). Stores what backward needs."""
+        cfg, P = self.cfg, self.params
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        B, T = idx.shape
+        masks = self._masks(B, T, dropout_rng, dropout_masks)
+        p = cfg["drop_rate"]
+
+        tok, tok_cache = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
+        pos, pos_cache = embedding_forward(np.arange(T), P["pos_emb.weight"])  # (T, C)
+        x, drop_cache = masked_dropout_forward(tok + pos, masks.get("drop_emb"), p)  # (B, T, C)
+        block_caches = []
+        for i in range(cfg["n_layers"]):
+            prefix = f"trf_blocks.{i}."
+            block_params = {k[len(prefix) :]: v for k, v in P.items() if k.startswith(prefix)}
+            block_masks = {n: masks[prefix + n] for n in BLOCK_DROPOUT_NAMES if prefix + n in masks}
+            x, c = transformer_block_forward(x, block_params, cfg, block_masks, p)  # (B, T, C)
+            block_caches.append(c)
+        x, norm_cache = layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
+        logits, head_cache = linear_forward(x, P["out_head.weight"])  # (B, T, V)
+
+        self._cache = (
+            (B, T),
+            tok_cache,
+            pos_cache,
+            drop_cache,
+            block_caches,
+            norm_cache,
+            head_cache,
+        )
+        return logits
+
+    def backward(self, dlogits: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradient of every parameter (same keys as `params`) given d loss / d logits (B, T, V)."""
+        if self._cache is None:
+            raise RuntimeError("backward needs a forward first")
+        (B, T), tok_cache, pos_cache, drop_cache, block_caches, norm_cache, head_cache = self._cache
+        require_shape("dlogits", dlogits, (B, T, self.cfg["vocab_size"]))
+        grads = {}
+
+        dx, grads["out_head.weight"], _ = linear_backward(dlogits, head_cache)  # (B, T, C)
+        dx, grads["final_norm.scale"], grads["final_norm.shift"] = layernorm_backward(
+            dx, norm_cache
+        )
+        for i in reversed(range(self.cfg["n_layers"])):
+            dx, block_grads = transformer_block_backward(dx, block_caches[i])  # (B, T, C)
+            grads.update({f"trf_blocks.{i}.{k}": g for k, g in block_grads.items()})
+        dx = masked_dropout_backward(dx, drop_cache)  # (B, T, C)
+        grads["tok_emb.weight"] = embedding_backward(dx, tok_cache)  # (V, C)
+        grads["pos_emb.weight"] = embedding_backward(dx.sum(axis=0), pos_cache)  # (context, C)
+        return {k: grads[k] for k in self.params}
+
+    def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):
+        """Mean cross-entropy of the next-token targets (B, T) (ignore_index -100), and every
+        parameter's gradient. Returns (loss as a Python float, grads)."""
+        logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, T, V)
+        require_shape("targets", targets, idx.shape)
+        loss, loss_cache = cross_entropy_forward(logits, targets)
+        dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, T, V)
+        return float(loss), self.backward(dlogits)
+
+    def _masks(self, B: int, T: int, dropout_rng, dropout_masks) -> dict:
+        """The dropout masks for this forward (empty: no dropout), kept in last_dropout_masks."""
+        if dropout_rng is not None and dropout_masks is not None:
+            raise ValueError("pass dropout_rng or dropout_masks, not both")
+        if dropout_rng is not None:
+            masks = self.draw_dropout_masks(dropout_rng, B, T) if self.cfg["drop_rate"] > 0 else {}
+        else:
+            masks = dict(dropout_masks or {})
+            shapes = self.dropout_mask_shapes(B, T)
+            unknown = sorted(set(masks) - set(shapes))
+            if unknown:
+                raise ValueError(
+                    f"dropout_masks has unknown names {unknown}; expected some of {list(shapes)}"
+                )
+            for name, mask in masks.items():
+                require_shape(f"dropout_masks[{name!r}]", mask, shapes[name])
+        self.last_dropout_masks = masks
+        return masks

@@ -1,0 +1,145 @@
+"""AdamW and global-norm gradient clipping, matching torch.optim.AdamW and clip_grad_norm_.
+
+AdamW (Loshchilov & Hutter 2019), for each parameter p with gradient g, at step t = 1, 2, …:
+    p ← p · (1 - lr·λ)                          decoupled weight decay, applied before the Adam step
+    m ← m + (1 - β1)(g - m)                     = β1·m + (1 - β1)·g   (torch writes it as a lerp)
+    v ← β2·v + (1 - β2)·g²
+    p ← p - (lr / (1 - β1ᵗ)) · m / (√v / √(1 - β2ᵗ) + ε)
+m and v start at zero; dividing by 1 - βᵗ removes their bias toward zero in the first steps.
+The float operations follow torch's single-tensor (foreach=False) code in the same order, so the
+two agree to rounding (~1e-16 relative in float64). The one difference left: torch's vectorised
+lerp uses a fused multiply-add for m, which NumPy cannot express (≤ 1 ulp per step).
+
+Gradient clipping (torch.nn.utils.clip_grad_norm_):
+    ‖g‖ = √(Σ_tensors ‖g_k‖²)                   one global L2 norm over every gradient
+    g_k ← g_k · min(1, max_norm / (‖g‖ + 1e-6))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class AdamW:
+    """AdamW over a dict of NumPy arrays, updated in place by `step(grads)`.
+
+    Set `opt.lr` before a step to follow a schedule (see twinlm.schedule.lr_at).
+    """
+
+    def __init__(
+        self,
+        params: dict[str, np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ):
+        if not isinstance(params, dict) or not params:
+            raise TypeError("params must be a non-empty dict of name -> np.ndarray")
+        if lr < 0.0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"betas must both lie in [0, 1), got {betas}")
+        if eps < 0.0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        if weight_decay < 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.params = params
+        self.lr = lr
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.steps: dict[str, int] = {}  # per parameter, like torch: a missing grad skips it
+        self.exp_avg: dict[str, np.ndarray] = {}  # m
+        self.exp_avg_sq: dict[str, np.ndarray] = {}  # v
+
+    def step(self, grads: dict[str, np.ndarray | None]) -> None:
+        """One AdamW update of every parameter that has a gradient (None or absent: skipped)."""
+        unknown = sorted(set(grads) - set(self.params))
+        if unknown:
+            raise ValueError(f"grads has keys that are not parameters: {unknown}")
+        beta1, beta2 = self.betas
+        lr, wd, eps = self.lr, self.weight_decay, self.eps
+        for name, p in self.params.items():
+            g = grads.get(name)
+            if g is None:
+                continue
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{name!r}] must have shape {p.shape}, got {g.shape}")
+            if name not in self.steps:
+                self.steps[name] = 0
+                self.exp_avg[name] = np.zeros_like(p)
+                self.exp_avg_sq[name] = np.zeros_like(p)
+            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            self.steps[name] += 1
+            t = self.steps[name]
+            if wd != 0:
+                p *= 1 - lr * wd  # decoupled weight decay
+            _lerp_(m, g, 1 - beta1)  # m ← m + (1 - β1)(g - m)
+            v *= beta2
+            v += (1 - beta2) * g * g  # v ← β2 v + (1 - β2) g²
+            step_size = lr / (1 - beta1**t)
+            denom = np.sqrt(v) / (1 - beta2**t) ** 0.5 + eps  # √v̂ + ε, v̂ = v / (1 - β2ᵗ)
+            p += (-step_size * m) / denom  # p ← p - lr · m̂ / (√v̂ + ε)
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume: hyper-parameters, per-parameter step, m and v (copies)."""
+        return {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "steps": dict(self.steps),
+            "exp_avg": {k: a.copy() for k, a in self.exp_avg.items()},
+            "exp_avg_sq": {k: a.copy() for k, a in self.exp_avg_sq.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("lr", "betas", "eps", "weight_decay", "steps", "exp_avg", "exp_avg_sq"):
+            if key not in state:
+                raise ValueError(f"state is missing {key!r}")
+        for name in state["steps"]:
+            if name not in self.params:
+                raise ValueError(f"state has an entry for unknown parameter {name!r}")
+            for buf in ("exp_avg", "exp_avg_sq"):
+                a = state[buf].get(name)
+                if a is None or a.shape != self.params[name].shape:
+                    got = None if a is None else a.shape
+                    raise ValueError(
+                        f"state[{buf!r}][{name!r}] must have shape {self.params[name].shape}, "
+                        f"got {got}"
+                    )
+        self.lr = state["lr"]
+        self.betas = tuple(state["betas"])
+        self.eps = state["eps"]
+        self.weight_decay = state["weight_decay"]
+        self.steps = {k: int(t) for k, t in state["steps"].items()}
+        dtypes = {k: p.dtype for k, p in self.params.items()}
+        self.exp_avg = {k: np.array(a, dtype=dtypes[k]) for k, a in state["exp_avg"].items()}
+        self.exp_avg_sq = {k: np.array(a, dtype=dtypes[k]) for k, a in state["exp_avg_sq"].items()}
+
+
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """start ← start + weight·(end - start), in place, with torch.lerp's two branches for accuracy."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+
+
+def clip_grad_norm(grads: dict[str, np.ndarray | None], max_norm: float) -> float:
+    """Scale every gradient in place so their global L2 norm is at most `max_norm`.
+
+    Returns the norm before clipping, like torch.nn.utils.clip_grad_norm_.
+    """
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    tensors = [g for g in grads.values() if g is not None]
+    if not tensors:
+        return 0.0
+    norms = np.array([np.linalg.norm(g.ravel()) for g in tensors])  # ‖g_k‖ per tensor
+    total_norm = float(np.linalg.norm(norms))  # √(Σ ‖g_k‖²)
+    coef = min(max_norm / (total_norm + 1e-6), 1.0)
+    for g in tensors:
+        g *= coef  # always multiplied, like torch (coef 1.0 leaves g unchanged)
+    return total_norm

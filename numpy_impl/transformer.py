@@ -1,0 +1,96 @@
+"""The GPT-2 transformer block (pre-LayerNorm, book chapter 4), forward and hand-written backward.
+
+Forward, x (B, T, C); drop(·) is inverted dropout with a caller-drawn 0/1 mask, the identity when
+the block is given no mask for that place:
+    a = drop(att(norm1(x)))          (B, T, C)   causal multi-head attention branch
+    h = x + a                        (B, T, C)   shortcut
+    f = drop(ff(norm2(h)))           (B, T, C)   feed-forward branch: Linear, GELU, Linear
+    y = h + f                        (B, T, C)   shortcut
+Backward, from dy (B, T, C). A shortcut passes its gradient through unchanged and its branch adds
+its own (d(h + branch(h))/dh = I + d branch/dh), so with ∂ for each op's backward:
+    dh = dy + ∂norm2(∂ff(∂drop(dy)))
+    dx = dh + ∂norm1(∂att(∂drop(dh)))
+Parameter gradients come out of the ops' backwards on the way.
+
+Names. Block parameters use the book's keys relative to the block (`att.W_query.weight`,
+`ff.layers.0.bias`, `norm1.scale`, …). Dropout masks are named by where they act:
+    att.dropout          (B, H, T, T)   attention weights (inside attention)
+    drop_shortcut.att    (B, T, C)      attention branch, before its shortcut add
+    drop_shortcut.ff     (B, T, C)      feed-forward branch, before its shortcut add
+torch_impl/transformer.py takes the same names, so a test can replay NumPy's masks in torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numpy_impl.attention import multihead_attention_backward, multihead_attention_forward
+from numpy_impl.dropout import dropout_backward, dropout_forward
+from numpy_impl.feedforward import feedforward_backward, feedforward_forward
+from numpy_impl.layernorm import layernorm_backward, layernorm_forward
+
+BLOCK_DROPOUT_NAMES = ("att.dropout", "drop_shortcut.att", "drop_shortcut.ff")
+
+
+def _sub(d: dict, prefix: str) -> dict:
+    """The entries of `d` under `prefix`, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in d.items() if k.startswith(prefix)}
+
+
+def masked_dropout_forward(x: np.ndarray, mask: np.ndarray | None, p: float):
+    """dropout_forward when a mask is given, else the identity (cache None)."""
+    return (x, None) if mask is None else dropout_forward(x, mask, p)
+
+
+def masked_dropout_backward(dy: np.ndarray, cache) -> np.ndarray:
+    return dy if cache is None else dropout_backward(dy, cache)
+
+
+def transformer_block_forward(
+    x: np.ndarray,
+    params: dict[str, np.ndarray],
+    cfg_or_heads: dict | int,
+    dropout_masks: dict[str, np.ndarray] | None = None,
+    p: float = 0.0,
+):
+    """One pre-LN block. x (B, T, C); params keyed relative to the block; cfg_or_heads is the
+    model config or the number of heads; dropout_masks maps BLOCK_DROPOUT_NAMES (any subset) to
+    0/1 masks, applied with rate p. Returns (y (B, T, C), cache)."""
+    heads = cfg_or_heads["n_heads"] if isinstance(cfg_or_heads, dict) else int(cfg_or_heads)
+    masks = dropout_masks or {}
+    att_mask = masks.get("att.dropout")
+
+    n1, norm1_cache = layernorm_forward(x, params["norm1.scale"], params["norm1.shift"])  # (B,T,C)
+    a, att_cache = multihead_attention_forward(
+        n1, _sub(params, "att."), heads, dropout_mask=att_mask, p=p if att_mask is not None else 0.0
+    )  # (B, T, C)
+    a, drop_att_cache = masked_dropout_forward(a, masks.get("drop_shortcut.att"), p)  # (B, T, C)
+    h = x + a  # (B, T, C)
+
+    n2, norm2_cache = layernorm_forward(h, params["norm2.scale"], params["norm2.shift"])  # (B,T,C)
+    f, ff_cache = feedforward_forward(n2, _sub(params, "ff."))  # (B, T, C)
+    f, drop_ff_cache = masked_dropout_forward(f, masks.get("drop_shortcut.ff"), p)  # (B, T, C)
+    y = h + f  # (B, T, C)
+
+    cache = (norm1_cache, att_cache, drop_att_cache, norm2_cache, ff_cache, drop_ff_cache)
+    return y, cache
+
+
+def transformer_block_backward(dy: np.ndarray, cache):
+    """Returns (dx, dparams); dparams has the block-relative keys of the forward's params."""
+    norm1_cache, att_cache, drop_att_cache, norm2_cache, ff_cache, drop_ff_cache = cache
+    grads = {}
+
+    df = masked_dropout_backward(dy, drop_ff_cache)  # (B, T, C)
+    dn2, dff = feedforward_backward(df, ff_cache)  # (B, T, C)
+    dh, grads["norm2.scale"], grads["norm2.shift"] = layernorm_backward(dn2, norm2_cache)
+    dh = dh + dy  # shortcut: (B, T, C)
+
+    da = masked_dropout_backward(dh, drop_att_cache)  # (B, T, C)
+    dn1, datt = multihead_attention_backward(da, att_cache)  # (B, T, C)
+    dx, grads["norm1.scale"], grads["norm1.shift"] = layernorm_backward(dn1, norm1_cache)
+    dx = dx + dh  # shortcut: (B, T, C)
+
+    grads.update({f"att.{k}": g for k, g in datt.items()})
+    grads.update({f"ff.{k}": g for k, g in dff.items()})
+    return dx, grads

@@ -1,0 +1,477 @@
+"""The whole GPT model: NumPy (hand-written backward) vs torch_impl (autograd) vs torch built-ins.
+
+References, each independent of the code under test:
+- torch_impl.GPTModel with autograd (same weights, same dropout masks replayed);
+- a functional GPT written here from torch built-ins (F.embedding, F.layer_norm,
+  F.scaled_dot_product_attention, F.gelu, F.linear, F.cross_entropy);
+- the book's own GPTModel (chapter 4 code, copied below) for state_dict compatibility;
+- central finite differences of the NumPy loss (float64) for the NumPy backward;
+- ln(vocab_size), the loss of a uniform prediction, for the untrained model.
+Parameters are perturbed away from the init (biases 0, scales 1), which would hide bugs.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import numpy_impl as N
+import torch_impl as T
+from numpy_impl.loss import cross_entropy_forward
+from twinlm.config import get_config
+from twinlm.init import init_gpt_params
+from twinlm.parity import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
+
+CFG = get_config("test")  # vocab 67, context 12, emb 16, 2 heads, 2 layers, qkv_bias, dropout 0.1
+B, SEQ = 3, 10
+
+
+def _perturbed_params(cfg, seed=0) -> dict[str, np.ndarray]:
+    """The shared init plus noise, so biases, LayerNorm scales and shifts are all non-trivial."""
+    rng = np.random.default_rng(seed + 100)
+    params = init_gpt_params(cfg, seed, np.float64)
+    return {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}
+
+
+def _batch(cfg, seed=0, batch=B, seq=SEQ, ignore=True):
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, cfg["vocab_size"], (batch, seq))
+    targets = rng.integers(0, cfg["vocab_size"], (batch, seq))
+    if ignore:
+        targets[0, :3] = -100  # a few ignored positions, like padded instruction data
+    return idx, targets
+
+
+def _models(params, cfg=CFG, np_dtype=np.float64):
+    np_model = N.GPTModel(cfg, dtype=np_dtype)
+    np_model.load_state_dict({k: v.astype(np_dtype) for k, v in params.items()})
+    t_dtype = torch.float64 if np_dtype == np.float64 else torch.float32
+    t_model = T.GPTModel(cfg, dtype=t_dtype)
+    t_model.load_state_dict({k: torch.from_numpy(v.astype(np_dtype)) for k, v in params.items()})
+    return np_model, t_model
+
+
+def _torch_run(model, idx, targets, masks=None):
+    """Logits, loss and every parameter gradient by autograd (built-in cross entropy as the loss)."""
+    model.zero_grad()
+    logits = model(torch.from_numpy(idx), dropout_masks=masks)
+    loss = F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(targets).flatten())
+    loss.backward()
+    grads = {k: p.grad.numpy() for k, p in model.named_parameters()}
+    return logits.detach().numpy(), float(loss.detach()), grads
+
+
+# ---- NumPy vs torch_impl ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
+def test_gpt_numpy_matches_torch_impl_float64(dropout, record_error):
+    params = _perturbed_params(CFG)
+    np_model, t_model = _models(params)
+    idx, targets = _batch(CFG)
+    rng = np.random.default_rng(7) if dropout else None
+
+    logits = np_model.forward(idx, dropout_rng=rng)
+    masks = np_model.last_dropout_masks
+    loss, grads = np_model.loss_and_grads(idx, targets, dropout_masks=masks)
+    t_masks = {k: torch.from_numpy(m) for k, m in masks.items()} if dropout else None
+    t_model.train(dropout)
+    t_logits, t_loss, t_grads = _torch_run(t_model, idx, targets, t_masks)
+
+    if dropout:  # the masks really drop something, and change the result
+        assert len(masks) == 1 + 3 * CFG["n_layers"]
+        assert all(0 < m.mean() < 1 for m in masks.values())
+        assert rel_error(logits, np_model.forward(idx)) > 1e-2
+    assert set(grads) == set(params) == set(t_grads)
+    name = "GPTModel" + (" +dropout" if dropout else "")
+    record_error(name, "logits vs torch_impl", rel_error(logits, t_logits), TOL_FLOAT64)
+    record_error(name, "loss vs torch_impl", abs(loss - t_loss) / abs(t_loss), TOL_FLOAT64)
+    record_error(name, "grads vs torch_impl", grads_error(grads, t_grads), TOL_FLOAT64)
+
+
+def test_gpt_float32_no_worse_than_torch(record_error):
+    """float32 logits and grads against the float64 torch_impl run on the same rounded weights:
+    NumPy's error at most 2x torch_impl's plus the floor.
+
+    The key-projection biases are left out of that rule: their gradient is zero in exact
+    arithmetic (a constant added to every key shifts each score row uniformly), so in float32
+    both backends hold only rounding noise there. Each backend's noise must stay below one float32
+    ulp of the model's largest gradient instead."""
+    params32 = {k: v.astype(np.float32) for k, v in _perturbed_params(CFG).items()}
+    idx, targets = _batch(CFG)
+    _, t64 = _models({k: v.astype(np.float64) for k, v in params32.items()})
+    t64.eval()
+    ref_logits, _, ref_grads = _torch_run(t64, idx, targets)
+    np32, t32 = _models(params32, np_dtype=np.float32)
+    t32.eval()
+    logits = np32.forward(idx)
+    _, grads = np32.loss_and_grads(idx, targets)
+    t_logits, _, t_grads = _torch_run(t32, idx, targets)
+    assert logits.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
+    zero = [k for k in ref_grads if k.endswith("att.W_key.bias")]
+    scale = max(float(np.abs(g).max()) for g in ref_grads.values())
+    for k in zero:  # the float64 reference is zero up to float64 rounding
+        assert np.abs(ref_grads[k]).max() < 1e-14 * scale
+        for noisy in (grads[k], t_grads[k]):
+            noise = float(np.abs(noisy).max()) / scale
+            record_error(
+                "GPTModel", "float32 W_key.bias noise", noise, float(np.finfo(np.float32).eps)
+            )
+
+    def rule(g):  # grads_error floors each tensor at 1e-3 of the whole model's largest gradient
+        return grads_error(
+            {k: v for k, v in g.items() if k not in zero},
+            {k: v for k, v in ref_grads.items() if k not in zero},
+        )
+
+    err_t = (rel_error(t_logits, ref_logits), rule(t_grads))
+    err_n = (rel_error(logits, ref_logits), rule(grads))
+    record_error("GPTModel", "float32 logits", err_n[0], 2 * err_t[0] + FLOAT32_FLOOR)
+    record_error("GPTModel", "float32 grads", err_n[1], 2 * err_t[1] + FLOAT32_FLOOR)
+
+
+# ---- against torch built-ins -----------------------------------------------------------------------
+
+
+def _builtin_gpt_logits(p: dict[str, torch.Tensor], idx: torch.Tensor, cfg) -> torch.Tensor:
+    """The same GPT from torch built-ins only, no dropout."""
+    Bn, Tn = idx.shape
+    C, H = cfg["emb_dim"], cfg["n_heads"]
+    x = F.embedding(idx, p["tok_emb.weight"]) + F.embedding(torch.arange(Tn), p["pos_emb.weight"])
+    for i in range(cfg["n_layers"]):
+        b = f"trf_blocks.{i}."
+        h = F.layer_norm(x, (C,), p[b + "norm1.scale"], p[b + "norm1.shift"], eps=1e-5)
+        q, k, v = (
+            F.linear(h, p[f"{b}att.{n}.weight"], p.get(f"{b}att.{n}.bias"))
+            .view(Bn, Tn, H, C // H)
+            .transpose(1, 2)
+            for n in ("W_query", "W_key", "W_value")
+        )
+        ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        ctx = ctx.transpose(1, 2).reshape(Bn, Tn, C)
+        x = x + F.linear(ctx, p[b + "att.out_proj.weight"], p[b + "att.out_proj.bias"])
+        h = F.layer_norm(x, (C,), p[b + "norm2.scale"], p[b + "norm2.shift"], eps=1e-5)
+        h = F.gelu(
+            F.linear(h, p[b + "ff.layers.0.weight"], p[b + "ff.layers.0.bias"]), approximate="tanh"
+        )
+        x = x + F.linear(h, p[b + "ff.layers.2.weight"], p[b + "ff.layers.2.bias"])
+    x = F.layer_norm(x, (C,), p["final_norm.scale"], p["final_norm.shift"], eps=1e-5)
+    return F.linear(x, p["out_head.weight"])
+
+
+def test_gpt_numpy_matches_torch_builtins_float64(record_error):
+    params = _perturbed_params(CFG)
+    np_model, _ = _models(params)
+    idx, targets = _batch(CFG)
+    loss, grads = np_model.loss_and_grads(idx, targets)
+    logits = np_model.forward(idx)
+
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    ref_logits = _builtin_gpt_logits(tp, torch.from_numpy(idx), CFG)
+    ref_loss = F.cross_entropy(ref_logits.flatten(0, 1), torch.from_numpy(targets).flatten())
+    ref_loss.backward()
+    ref_grads = {k: t.grad.numpy() for k, t in tp.items()}
+
+    record_error(
+        "GPTModel",
+        "logits vs torch built-ins",
+        rel_error(logits, ref_logits.detach().numpy()),
+        TOL_FLOAT64,
+    )
+    record_error(
+        "GPTModel",
+        "loss vs torch built-ins",
+        abs(loss - ref_loss.item()) / ref_loss.item(),
+        TOL_FLOAT64,
+    )
+    record_error("GPTModel", "grads vs torch built-ins", grads_error(grads, ref_grads), TOL_FLOAT64)
+
+
+# ---- the book's GPTModel and its state_dict ----------------------------------------------------------
+
+
+class _BookLayerNorm(nn.Module):
+    def __init__(self, emb_dim):
+        super().__init__()
+        self.eps = 1e-5
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x):
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)
+        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
+
+
+class _BookGELU(nn.Module):
+    # The book writes the constant as torch.sqrt(torch.tensor(2.0 / torch.pi)), a float32 tensor:
+    # 2.8e-8 off √(2/π), which alone moves float64 logits by ~2e-9. The float64 constant here.
+    def forward(self, x):
+        return (
+            0.5 * x * (1 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
+        )
+
+
+class _BookFeedForward(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]),
+            _BookGELU(),
+            nn.Linear(4 * cfg["emb_dim"], cfg["emb_dim"]),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class _BookMultiHeadAttention(nn.Module):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+        super().__init__()
+        self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer(
+            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1)
+        )
+
+    def forward(self, x):
+        b, num_tokens, d_in = x.shape
+        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        attn_scores = queries @ keys.transpose(2, 3)
+        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
+        attn_weights = self.dropout(torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1))
+        context_vec = (
+            (attn_weights @ values).transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
+        )
+        return self.out_proj(context_vec)
+
+
+class _BookTransformerBlock(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.att = _BookMultiHeadAttention(
+            cfg["emb_dim"],
+            cfg["emb_dim"],
+            cfg["context_length"],
+            cfg["drop_rate"],
+            cfg["n_heads"],
+            cfg["qkv_bias"],
+        )
+        self.ff = _BookFeedForward(cfg)
+        self.norm1, self.norm2 = _BookLayerNorm(cfg["emb_dim"]), _BookLayerNorm(cfg["emb_dim"])
+        self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
+
+    def forward(self, x):
+        x = x + self.drop_shortcut(self.att(self.norm1(x)))
+        return x + self.drop_shortcut(self.ff(self.norm2(x)))
+
+
+class _BookGPTModel(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
+        self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
+        self.drop_emb = nn.Dropout(cfg["drop_rate"])
+        self.trf_blocks = nn.Sequential(
+            *[_BookTransformerBlock(cfg) for _ in range(cfg["n_layers"])]
+        )
+        self.final_norm = _BookLayerNorm(cfg["emb_dim"])
+        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
+
+    def forward(self, in_idx):
+        x = self.tok_emb(in_idx) + self.pos_emb(torch.arange(in_idx.shape[1]))
+        x = self.trf_blocks(self.drop_emb(x))
+        return self.out_head(self.final_norm(x))
+
+
+def test_book_state_dict_loads_into_both_backends(record_error):
+    torch.manual_seed(0)
+    book = _BookGPTModel(CFG).double().eval()
+    state = book.state_dict()
+    assert "trf_blocks.0.att.mask" in state  # the buffers our loaders must drop
+    idx, _ = _batch(CFG)
+    with torch.no_grad():
+        want = book(torch.from_numpy(idx)).numpy()
+
+    t_model = T.GPTModel(CFG, dtype=torch.float64).eval()
+    t_model.load_state_dict(state)  # strict
+    np_model = N.GPTModel(CFG)
+    np_model.load_state_dict(state)  # torch tensors accepted; dtype follows them
+    assert np_model.dtype == np.float64
+    with torch.no_grad():
+        got_torch = t_model(torch.from_numpy(idx)).numpy()
+    record_error(
+        "GPTModel", "logits vs book's model", rel_error(np_model.forward(idx), want), TOL_FLOAT64
+    )
+    record_error("GPTModel", "logits vs book's model", rel_error(got_torch, want), TOL_FLOAT64)
+    assert list(t_model.state_dict()) == [k for k in state if not k.endswith("att.mask")]
+
+
+def test_state_dict_round_trip_numpy_torch_numpy_is_exact():
+    for dtype, t_dtype in ((np.float32, torch.float32), (np.float64, torch.float64)):
+        np_model = N.GPTModel(CFG, seed=3, dtype=dtype)
+        t_model = T.GPTModel(CFG, dtype=t_dtype)
+        t_model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.state_dict().items()})
+        back = N.GPTModel(CFG, seed=99, dtype=dtype)
+        back.load_state_dict({k: v.numpy() for k, v in t_model.state_dict().items()})
+        for k, v in np_model.params.items():
+            assert back.params[k].dtype == dtype
+            np.testing.assert_array_equal(back.params[k], v)
+    # seeded torch model == seeded NumPy model, exactly
+    t_seeded = T.GPTModel(CFG, seed=3)
+    for k, v in t_seeded.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), N.GPTModel(CFG, seed=3).params[k])
+
+
+# ---- finite differences of the NumPy backward --------------------------------------------------------
+
+FD_EPS = 1e-6
+FD_TOL = 1e-7  # central difference: truncation ~eps² ≈ 1e-12, rounding ~1e-16·loss/eps ≈ 1e-9
+
+
+@pytest.mark.parametrize(
+    "direction",
+    [
+        "all",
+        "tok_emb.weight",
+        "pos_emb.weight",
+        "trf_blocks.0.att.W_query.weight",
+        "trf_blocks.1.norm2.scale",
+        "trf_blocks.0.ff.layers.0.bias",
+        "out_head.weight",
+    ],
+)
+def test_gpt_backward_matches_finite_differences(direction, record_error):
+    """⟨grad, t⟩ from the NumPy backward vs (L(θ + εt) - L(θ - εt)) / 2ε, dropout masks fixed."""
+    model = N.GPTModel(CFG, dtype=np.float64)
+    model.load_state_dict(_perturbed_params(CFG, seed=1))
+    idx, targets = _batch(CFG, seed=1, batch=2, seq=6)
+    model.forward(idx, dropout_rng=np.random.default_rng(5))
+    masks = model.last_dropout_masks
+    _, grads = model.loss_and_grads(idx, targets, dropout_masks=masks)
+
+    rng = np.random.default_rng(zlib.crc32(direction.encode()))  # str hash() varies by process
+    keys = list(model.params) if direction == "all" else [direction]
+    t = {k: rng.standard_normal(model.params[k].shape) for k in keys}
+    analytic = sum(float(np.vdot(grads[k], t[k])) for k in keys)
+
+    base = {k: v.copy() for k, v in model.params.items()}
+
+    def loss_at(sign):
+        for k in keys:
+            model.params[k] = base[k] + sign * FD_EPS * t[k]
+        loss, _ = cross_entropy_forward(model.forward(idx, dropout_masks=masks), targets)
+        return float(loss)
+
+    numeric = (loss_at(+1) - loss_at(-1)) / (2 * FD_EPS)
+    assert abs(analytic) > 1e-3  # a direction the loss actually depends on
+    record_error(
+        "GPTModel", "finite differences", abs(numeric - analytic) / max(abs(analytic), 1.0), FD_TOL
+    )
+
+
+# ---- golden fact, dtype, bad input -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["test", "tiny"])
+def test_untrained_loss_is_about_log_vocab(preset):
+    """GPT-2's small init gives near-uniform predictions: loss ≈ ln V (within 1 %), both backends."""
+    cfg = get_config(preset)
+    idx, targets = _batch(cfg, batch=2, seq=8, ignore=False)
+    np_model = N.GPTModel(cfg, seed=0)
+    loss, _ = cross_entropy_forward(np_model.forward(idx), targets)
+    t_model = T.GPTModel(cfg, seed=0).eval()
+    with torch.no_grad():
+        t_loss = F.cross_entropy(
+            t_model(torch.from_numpy(idx)).flatten(0, 1), torch.from_numpy(targets).flatten()
+        )
+    ln_v = math.log(cfg["vocab_size"])
+    assert loss.dtype == np.float32
+    assert abs(float(loss) - ln_v) / ln_v < 0.01
+    assert abs(float(t_loss) - ln_v) / ln_v < 0.01
+
+
+def _bad_inputs(cfg):
+    V, ctx = cfg["vocab_size"], cfg["context_length"]
+    return [
+        (np.zeros((2, 4)), TypeError, "idx must be an integer array"),
+        (np.full((2, 4), V), ValueError, rf"idx must lie in \[0, {V}\), got {V}"),
+        (np.full((2, 4), -1), ValueError, rf"idx must lie in \[0, {V}\), got -1"),
+        (
+            np.zeros((2, ctx + 1), dtype=np.int64),
+            ValueError,
+            f"idx has sequence length {ctx + 1}, more than context_length {ctx}",
+        ),
+        (
+            np.zeros(4, dtype=np.int64),
+            ValueError,
+            r"idx must have 2 dimensions \(batch, seq\), got shape \(4,\)",
+        ),
+        (np.zeros((2, 0), dtype=np.int64), ValueError, "idx must hold at least one position"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_gpt_forward_rejects_bad_idx(case):
+    idx, exc, match = _bad_inputs(CFG)[case]
+    with pytest.raises(exc, match=match):
+        N.GPTModel(CFG).forward(idx)
+    with pytest.raises(exc, match=match):
+        T.GPTModel(CFG)(torch.from_numpy(idx))
+
+
+def test_gpt_rejects_bad_state_masks_and_config():
+    model = N.GPTModel(CFG)
+    state = model.state_dict()
+    with pytest.raises(ValueError, match=r"missing \['out_head.weight'\], unexpected \['head'\]"):
+        model.load_state_dict(
+            {
+                **{k: v for k, v in state.items() if k != "out_head.weight"},
+                "head": state["out_head.weight"],
+            }
+        )
+    with pytest.raises(
+        ValueError, match=r"state_dict\['pos_emb.weight'\] must have shape \(12, 16\)"
+    ):
+        model.load_state_dict({**state, "pos_emb.weight": np.zeros((13, 16), np.float32)})
+    with pytest.raises(TypeError, match="must all be float32 or all float64"):
+        model.load_state_dict(
+            {**state, "pos_emb.weight": state["pos_emb.weight"].astype(np.float64)}
+        )
+    idx, targets = _batch(CFG, batch=2, seq=4)
+    with pytest.raises(ValueError, match=r"dropout_masks has unknown names \['drop_out'\]"):
+        model.forward(idx, dropout_masks={"drop_out": np.ones((2, 4, 16))})
+    with pytest.raises(ValueError, match=r"dropout_masks has unknown names \['drop_out'\]"):
+        T.GPTModel(CFG)(torch.from_numpy(idx), dropout_masks={"drop_out": torch.ones(2, 4, 16)})
+    with pytest.raises(
+        ValueError, match=r"dropout_masks\['drop_emb'\] must have shape \(2, 4, 16\)"
+    ):
+        model.forward(idx, dropout_masks={"drop_emb": np.ones((2, 5, 16))})
+    with pytest.raises(ValueError, match="targets must have shape"):
+        model.loss_and_grads(idx, targets[:, :3])
+    with pytest.raises(RuntimeError, match="backward needs a forward first"):
+        N.GPTModel(CFG).backward(np.zeros((2, 4, 67), np.float32))
+    with pytest.raises(ValueError, match="name must be one of"):
+        get_config("gpt5")
+    with pytest.raises(
+        ValueError, match=r"cfg\['emb_dim'\] \(10\) must be divisible by cfg\['n_heads'\] \(4\)"
+    ):
+        get_config("test", emb_dim=10, n_heads=4)
+    with pytest.raises(ValueError, match=r"cfg\['drop_rate'\] must be in \[0, 1\), got 1.0"):
+        get_config("test", drop_rate=1.0)
+    with pytest.raises(ValueError, match=r"cfg\['n_layers'\] must be positive, got 0"):
+        get_config("test", n_layers=0)
+    with pytest.raises(ValueError, match=r"unknown config keys \['emb_size'\]"):
+        get_config("test", emb_size=8)

@@ -1,0 +1,135 @@
+"""Training trajectories: NumPy GPT + NumPy AdamW vs torch_impl GPT + torch.optim.AdamW.
+
+Same init (the shared seeded initializer), same batches, 100 steps with the schedule (warmup,
+cosine decay), global-norm clipping and weight decay on, dropout off. The data is learnable
+(a noisy affine recurrence over the vocabulary), so the loss falls far below ln V and the
+parameters travel far from the init: agreement at the end is not agreement at the start.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import numpy_impl as N
+import torch_impl as T
+from twinlm.config import get_config
+from twinlm.parity import rel_error
+from twinlm.schedule import lr_at
+
+# qkv_bias off, as in the book's training config. With it on, the key bias gets a gradient that
+# is zero in exact arithmetic, so each backend feeds Adam its own rounding noise there: measured,
+# the key biases end at ~5e-13 in both and differ by 100 % (every other tensor agrees to 1e-14).
+# That gradient is checked in test_gpt_model.py instead.
+CFG = get_config("test", drop_rate=0.0, qkv_bias=False)  # vocab 67, emb 16, 2 layers, 2 heads
+B, SEQ, STEPS = 4, 12, 100
+SCHEDULE = dict(peak_lr=1e-2, warmup_steps=10, total_steps=STEPS, min_lr=1e-3)
+MAX_NORM = 1.0
+WEIGHT_DECAY = 0.1
+TOL_TRAJECTORY_FLOAT64 = 1e-9
+TOL_LOSS_FLOAT32 = 1e-4  # absolute, on losses of order 1-4
+
+
+def _batches(seed: int = 0):
+    """STEPS batches of (inputs, next-token targets): x[t+1] = (5 x[t] + 3) mod V, 10 % noise."""
+    rng = np.random.default_rng(seed)
+    V = CFG["vocab_size"]
+    out = []
+    for _ in range(STEPS):
+        seq = np.empty((B, SEQ + 1), dtype=np.int64)
+        seq[:, 0] = rng.integers(0, V, B)
+        for t in range(SEQ):
+            seq[:, t + 1] = (5 * seq[:, t] + 3) % V
+        noisy = rng.random(seq.shape) < 0.1
+        seq[noisy] = rng.integers(0, V, int(noisy.sum()))
+        out.append((seq[:, :-1], seq[:, 1:]))
+    return out
+
+
+def _train_numpy(batches, dtype):
+    model = N.GPTModel(CFG, seed=0, dtype=dtype)
+    opt = N.AdamW(model.params, lr=0.0, weight_decay=WEIGHT_DECAY)
+    losses, norms = [], []
+    for step, (x, y) in enumerate(batches):
+        loss, grads = model.loss_and_grads(x, y)
+        norms.append(N.clip_grad_norm(grads, MAX_NORM))
+        opt.lr = lr_at(step, **SCHEDULE)
+        opt.step(grads)
+        losses.append(loss)
+    return np.array(losses), np.array(norms), model.params
+
+
+def _train_torch(batches, dtype):
+    model = T.GPTModel(CFG, seed=0, dtype=dtype).eval()  # eval: dropout off
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=WEIGHT_DECAY, foreach=False)
+    losses, norms = [], []
+    for step, (x, y) in enumerate(batches):
+        opt.zero_grad()
+        logits = model(torch.from_numpy(x))
+        loss = F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(y).flatten())
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_NORM, foreach=False)
+        norms.append(float(norm))
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, **SCHEDULE)
+        opt.step()
+        losses.append(loss.item())
+    params = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    return np.array(losses), np.array(norms), params
+
+
+@pytest.fixture(scope="module")
+def batches():
+    return _batches()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """A model this small runs fastest on one thread; on a busy machine torch's thread pool
+    makes each tiny op wait for the other threads (measured: 100x slower under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_training_trajectory_float64(batches, record_error):
+    start = time.perf_counter()
+    losses, norms, params = _train_numpy(batches, np.float64)
+    numpy_s = time.perf_counter() - start
+    t_losses, t_norms, t_params = _train_torch(batches, torch.float64)
+    print(
+        f"\n100 steps: NumPy {numpy_s:.2f} s, torch {time.perf_counter() - start - numpy_s:.2f} s"
+    )
+
+    # The run is a real one: clipping fires, and the loss falls far below ln V.
+    assert (norms > MAX_NORM).sum() >= 10
+    assert losses[0] == pytest.approx(math.log(CFG["vocab_size"]), rel=0.01)
+    assert losses[-10:].mean() < 0.5 * losses[0]
+    init = N.GPTModel(CFG, seed=0, dtype=np.float64).params
+    assert max(rel_error(params[k], init[k]) for k in init) > 0.1
+
+    loss_gap = float(np.max(np.abs(losses - t_losses) / np.abs(t_losses)))
+    norm_gap = float(np.max(np.abs(norms - t_norms) / t_norms))
+    param_gap = max(rel_error(params[k], t_params[k]) for k in t_params)
+    record_error("GPT training", "loss, 100 steps (f64)", loss_gap, TOL_TRAJECTORY_FLOAT64)
+    record_error("GPT training", "grad norm, 100 steps (f64)", norm_gap, TOL_TRAJECTORY_FLOAT64)
+    record_error("GPT training", "final params (f64)", param_gap, TOL_TRAJECTORY_FLOAT64)
+
+
+def test_training_trajectory_float32(batches, record_error):
+    losses, _, params = _train_numpy(batches, np.float32)
+    t_losses, _, _ = _train_torch(batches, torch.float32)
+    assert all(p.dtype == np.float32 for p in params.values())
+    assert losses[-10:].mean() < 0.5 * losses[0]
+    record_error(
+        "GPT training",
+        "loss, 100 steps (f32, abs)",
+        float(np.max(np.abs(losses - t_losses))),
+        TOL_LOSS_FLOAT32,
+    )
