@@ -18,6 +18,87 @@ def _demo(args: argparse.Namespace) -> int:
     return run_check(seed=0)
 
 
+def _data_get(args: argparse.Namespace) -> int:
+    from twinlm.data import main_get
+
+    return main_get(args.name, cache_dir=args.cache_dir, url=args.url, sha256=args.sha256)
+
+
+def _read_text(path: str | None) -> str:
+    """The --text file, or the embedded default corpus (the running Python's stdlib source)."""
+    from twinlm.dataset import default_corpus
+
+    if path is None:
+        return default_corpus()
+    try:
+        return open(path, encoding="utf-8").read()
+    except OSError as e:
+        raise SystemExit(f"--text: cannot read {path}: {e.strerror}") from e
+
+
+def _train(args: argparse.Namespace) -> int:
+    from twinlm.tokenizer import encode
+    from twinlm.train import Trainer, TrainSettings, run_training
+
+    text = _read_text(args.text)
+    if args.resume:
+        trainer = Trainer.resume(args.resume, text, encode, backend=args.backend)
+    else:
+        overrides = {} if args.drop_rate is None else {"drop_rate": args.drop_rate}
+        settings = TrainSettings(
+            preset=args.preset, dtype=args.dtype, max_length=args.max_length,
+            stride=args.stride or args.max_length, batch_size=args.batch_size, steps=args.steps,
+            peak_lr=args.lr, min_lr=args.lr / 10, warmup_steps=args.warmup,
+            eval_every=args.eval_every, seed=args.seed, checkpoint_every=args.checkpoint_every,
+            overrides=overrides,
+        )  # fmt: skip
+        trainer = Trainer(args.backend or "numpy", text, settings, encode)
+    run_training(trainer, args.out)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from twinlm.generation import main_generate
+
+    return main_generate(
+        args.backend, args.prompt, args.max_new_tokens, checkpoint=args.checkpoint,
+        weights=args.weights, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
+        use_cache=not args.no_cache, eos_id=args.eos_id, dtype=args.dtype, device=args.device,
+        n_heads=args.n_heads,
+    )  # fmt: skip
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from twinlm.bench_report import run_bench
+
+    return run_bench(full=args.full, keyword=args.k, bench_time=args.time, threads=args.threads,
+                     out_dir=args.out, json_path=args.json, report_only=args.report_only)  # fmt: skip
+
+
+def _classify_train(args: argparse.Namespace) -> int:
+    from twinlm.classify import main_train
+
+    return main_train(args)
+
+
+def _classify_predict(args: argparse.Namespace) -> int:
+    from twinlm.classify import main_predict
+
+    return main_predict(args)
+
+
+def _charrnn_train(args: argparse.Namespace) -> int:
+    from twinlm.charrnn_train import main_train
+
+    return main_train(args)
+
+
+def _charrnn_sample(args: argparse.Namespace) -> int:
+    from twinlm.charrnn_train import main_sample
+
+    return main_sample(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twinlm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -30,6 +111,133 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     # Further subcommands (train, generate, data, charrnn, classify, bench) register below.
+    p = sub.add_parser("train", help="train the book's GPT on a text (chapter 5), either backend")
+    p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
+    p.add_argument("--text", default=None, help="UTF-8 text file (default: the embedded corpus)")
+    p.add_argument("--preset", default="tiny", help="model size from twinlm.config.PRESETS")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--steps", type=int, default=200, help="optimizer steps in total")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-length", type=int, default=64, help="tokens per training window")
+    p.add_argument("--stride", type=int, default=None, help="default: --max-length")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine to lr/10)")
+    p.add_argument("--warmup", type=int, default=20, help="linear warmup steps")
+    p.add_argument("--drop-rate", type=float, default=None, help="override the preset's dropout")
+    p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--checkpoint-every", type=int, default=0, help="0: only at the end")
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--out", default="runs/gpt", help="folder for checkpoint.safetensors, loss.png")
+    p.add_argument("--resume", default=None, help="continue from this checkpoint")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("generate", help="continue a prompt with a trained GPT (chapter 5)")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", default=None, help="a `twinlm train` checkpoint")
+    source.add_argument("--weights", default=None, help="GPT-2 weights (HF safetensors or .pth)")
+    p.add_argument("--prompt", default="Every effort moves you")
+    p.add_argument("--max-new-tokens", type=int, default=50)
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    p.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens")
+    p.add_argument("--seed", type=int, default=123, help="sampling seed (same in both backends)")
+    p.add_argument("--no-cache", action="store_true", help="the book's loop, without a KV cache")
+    p.add_argument("--eos-id", type=int, default=None, help="stop at this id (50256 is EOT)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
+    p.add_argument("--n-heads", type=int, default=None, help="attention heads, for --weights")
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("data", help="download the book's and char-rnn's data sets (cached)")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("get", help="fetch a data set, verify its sha256, print its path")
+    p.add_argument("name", choices=["verdict", "shakespeare", "sms-spam"])
+    p.add_argument("--cache-dir", default=None, help="default: $TWINLM_CACHE/data")
+    p.add_argument("--url", default=None, help="download from this mirror instead")
+    p.add_argument("--sha256", default=None, help="expect this hash instead of the pinned one")
+    p.set_defaults(func=_data_get)
+
+    p = sub.add_parser("bench", help="race NumPy, torch-CPU and GPU on every op; write the report")
+    p.add_argument("--full", action="store_true", help="the full size sweep (default: quick)")
+    p.add_argument("-k", default=None, metavar="EXPR", help="only benchmarks matching (pytest -k)")
+    p.add_argument("--time", type=float, default=0.3, help="seconds of timed rounds per benchmark")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for NumPy and torch")
+    p.add_argument("--out", default=None, help="report folder (default: bench/report)")
+    p.add_argument("--json", default=None, help="raw JSON (default: .benchmarks/latest.json)")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report from --json")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("classify", help="GPT as a spam classifier (chapter 6), either backend")
+    classify_sub = p.add_subparsers(dest="classify_command", required=True)
+    p = classify_sub.add_parser("train", help="fine-tune a decapitated GPT; curves, checkpoint")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.add_argument("--weights", default=None, help="pretrained GPT-2 file (default: fresh GPT)")
+    p.add_argument("--n-heads", type=int, default=None, help="attention heads of --weights")
+    p.add_argument("--preset", default="tiny", help="model size without --weights")
+    p.add_argument("--data", choices=["sms-spam", "synthetic"], default="synthetic")
+    p.add_argument("--synthetic-size", type=int, default=500, help="texts made by --data synthetic")
+    p.add_argument("--trainable", choices=["last-block", "last-k", "head", "all"],
+                   default="last-block")  # fmt: skip
+    p.add_argument("--k", type=int, default=None, help="blocks trained with --trainable last-k")
+    p.add_argument("--position", choices=["last", "last-non-pad"], default="last")
+    p.add_argument("--pad-id", type=int, default=50256, help="right-padding token id")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--drop-rate", type=float, default=0.0, help="the book fine-tunes with 0.0")
+    p.add_argument("--max-length", type=int, default=None, help="default: longest training text")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate (book: 5e-5)")
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=50, help="optimizer steps between losses")
+    p.add_argument("--eval-batches", type=int, default=5, help="batches per loss estimate")
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--out", default="runs/classifier", help="folder for checkpoint and plots")
+    p.set_defaults(func=_classify_train)
+    p = classify_sub.add_parser("predict", help="label a text with a trained classifier")
+    p.add_argument("--checkpoint", required=True, help="classifier.safetensors from train")
+    p.add_argument("--text", required=True, action="append", help="a text (repeat for more)")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.set_defaults(func=_classify_predict)
+
+    p = sub.add_parser("charrnn", help="Karpathy's char-RNN (byte-level LSTM): train, sample")
+    charrnn_sub = p.add_subparsers(dest="charrnn_command", required=True)
+    p = charrnn_sub.add_parser(
+        "train", help="truncated-BPTT training on a text's bytes, either backend",
+        description="Train a char-RNN on the bytes of --text (default: the embedded corpus; "
+        "`twinlm data get shakespeare` prints the path of tiny shakespeare). Losses are nats per "
+        "byte, with bits per character beside them.",
+    )  # fmt: skip
+    p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
+    p.add_argument("--text", default=None, help="text file (default: the embedded corpus)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--emb-dim", type=int, default=64, help="byte embedding size")
+    p.add_argument("--hidden-size", type=int, default=128, help="LSTM units per layer")
+    p.add_argument("--num-layers", type=int, default=2)
+    p.add_argument("--drop-rate", type=float, default=0.0, help="dropout after each LSTM layer")
+    p.add_argument("--batch-size", type=int, default=50, help="parallel streams")
+    p.add_argument("--seq-length", type=int, default=50, help="steps of truncated BPTT")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps in total (1000)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    p.add_argument("--lr-decay", type=float, default=0.97, help="per epoch, after --decay-after")
+    p.add_argument("--decay-after", type=int, default=10, help="epochs before lr decay starts")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="> 0: AdamW")
+    p.add_argument("--clip", type=float, default=5.0, help="global gradient-norm clip")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-batches", type=int, default=20, help="per split; 0: the whole split")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="0: only at the end")
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--out", default="runs/charrnn", help="folder for the checkpoint, loss.png")
+    p.add_argument("--resume", default=None, help="continue from this checkpoint (same --text)")
+    p.set_defaults(func=_charrnn_train)
+    p = charrnn_sub.add_parser("sample", help="generate bytes from a trained char-RNN")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.safetensors from train")
+    p.add_argument("--backend", choices=["numpy", "torch"], default=None,
+                   help="default: the one it was trained with")  # fmt: skip
+    p.add_argument("--primer", default="", help="text to start from (default: none)")
+    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--length", type=int, default=500, help="bytes to generate")
+    p.add_argument("--seed", type=int, default=123)
+    p.set_defaults(func=_charrnn_sample)
     return parser
 
 
