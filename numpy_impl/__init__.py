@@ -6,6 +6,7 @@ from numpy_impl.attention import (
     multihead_attention_backward,
     multihead_attention_forward,
 )
+from numpy_impl.classifier import GPTClassifier, token_positions
 from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.feedforward import feedforward_backward, feedforward_forward
@@ -21,6 +22,7 @@ from numpy_impl.transformer import transformer_block_backward, transformer_block
 
 __all__ = [
     "AdamW",
+    "GPTClassifier",
     "GPTModel",
     "LSTM",
     "attention_backward",
@@ -47,6 +49,7 @@ __all__ = [
     "perplexity",
     "softmax_backward",
     "softmax_forward",
+    "token_positions",
     "transformer_block_backward",
     "transformer_block_forward",
 ]

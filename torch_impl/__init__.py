@@ -1,6 +1,7 @@
 """PyTorch backend: the same ops from elementary tensor ops; autograd supplies the backward."""
 
 from torch_impl.attention import MultiHeadAttention, attention, multihead_attention
+from torch_impl.classifier import GPTClassifier, token_positions
 from torch_impl.dropout import dropout
 from torch_impl.embedding import embedding
 from torch_impl.feedforward import FeedForward, feedforward
@@ -16,6 +17,7 @@ from torch_impl.transformer import TransformerBlock
 __all__ = [
     "FeedForward",
     "GELU",
+    "GPTClassifier",
     "GPTModel",
     "LSTM",
     "LSTMCell",
@@ -34,4 +36,5 @@ __all__ = [
     "multihead_attention",
     "perplexity",
     "softmax",
+    "token_positions",
 ]

@@ -1,0 +1,212 @@
+"""GPT-2 with its output head replaced by a class head (the book's chapter 6), hand-written backward.
+
+Forward, idx (B, T) token ids; the body is numpy_impl/gpt.py's up to the last block:
+    x = drop(tok_emb[idx] + pos_emb[0..T-1])     (B, T, C)
+    x = block_i(x)   for i = 0 .. n_layers-1     (B, T, C)
+    h = x[b, pos_b]                              (B, C)    the classified position of each row
+    n = final_norm(h)                            (B, C)
+    logits = n W_headᵀ + b_head                  (B, K)
+pos_b = T - 1 ("last", the book) or the last b-row index whose id is not pad_id ("last-non-pad").
+LayerNorm and the head are per position, so norm-then-pick equals pick-then-norm; picking first
+skips T - 1 of every T rows.
+
+Backward, from dlogits (B, K), only as far as the first trainable layer (twinlm/classify.py):
+    dW_head = dlogitsᵀ n,  db_head = Σ_b dlogits,  dn = dlogits W_head      (K, C), (K,), (B, C)
+    dh = ∂final_norm(dn)                                                    (B, C)
+    dx[b, pos_b] = dh[b], 0 at every other position                         (B, T, C)
+    dx = ∂block_i(dx)   for i = n_layers-1 down to the first trainable block
+    then, for trainable="all", the dropout and the embeddings' scatter-adds (numpy_impl/gpt.py).
+Frozen blocks run forward and drop their caches at once: nothing is kept that backward won't use,
+and no gradient is computed for a frozen parameter. Gradients come back for the trainable
+parameters only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numpy_impl.embedding import embedding_backward, embedding_forward
+from numpy_impl.layernorm import layernorm_backward, layernorm_forward
+from numpy_impl.linear import linear_backward, linear_forward
+from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
+from numpy_impl.transformer import (
+    BLOCK_DROPOUT_NAMES,
+    masked_dropout_backward,
+    masked_dropout_forward,
+    transformer_block_backward,
+    transformer_block_forward,
+)
+from twinlm.classify import (
+    check_classifier_options,
+    classifier_param_shapes,
+    decapitate,
+    trainable_keys,
+)
+from twinlm.config import validate_config
+from twinlm.init import draw_gpt_dropout_masks, gpt_dropout_mask_shapes, init_gpt_params
+from twinlm.spam import PAD_ID
+from twinlm.validate import require_ids, require_shape, require_token_batch
+
+
+def token_positions(idx: np.ndarray, position: str, pad_id: int) -> np.ndarray:
+    """The classified position of each row of idx (B, T): (B,) int64."""
+    B, T = idx.shape
+    if position == "last":
+        return np.full(B, T - 1, dtype=np.int64)
+    not_pad = idx != pad_id  # (B, T)
+    empty = ~not_pad.any(axis=1)  # (B,)
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
+        raise ValueError(
+            f"idx row {row} holds only pad tokens ({pad_id}); position='last-non-pad' needs at "
+            "least one other token"
+        )
+    # argmax finds the first True: in the reversed row that is the last non-pad token.
+    return (T - 1 - np.argmax(not_pad[:, ::-1], axis=1)).astype(np.int64)  # (B,)
+
+
+class GPTClassifier:
+    """The book's decapitated GPTModel: `params` keyed like its state_dict, with out_head.weight
+    (num_classes, C) and out_head.bias (num_classes,).
+
+    trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
+    or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
+    GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
+    The new head is drawn from `seed` (twinlm.classify.init_head_params)."""
+
+    def __init__(
+        self,
+        cfg: dict,
+        num_classes: int = 2,
+        *,
+        trainable: str = "last-block",
+        k: int | None = None,
+        position: str = "last",
+        pad_id: int = PAD_ID,
+        seed: int = 0,
+        dtype=np.float32,
+        backbone: dict | None = None,
+    ):
+        self.cfg = validate_config(dict(cfg))
+        self.first_trainable = check_classifier_options(
+            self.cfg, num_classes, trainable, k, position, pad_id
+        )
+        self.num_classes, self.trainable, self.k = num_classes, trainable, k
+        self.position, self.pad_id = position, pad_id
+        if backbone is None:
+            backbone = init_gpt_params(self.cfg, seed, dtype)
+        self.params: dict[str, np.ndarray] = decapitate(
+            backbone, self.cfg, num_classes, seed, dtype
+        )
+        self.trainable_keys = trainable_keys(self.cfg, num_classes, trainable, k)
+        self.last_dropout_masks: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["out_head.weight"].dtype
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load arrays keyed like `params` (same shapes); they take the model's dtype."""
+        shapes = classifier_param_shapes(self.cfg, self.num_classes)
+        state = {k: v for k, v in state.items() if not k.endswith(".att.mask")}
+        missing = [k for k in shapes if k not in state]
+        unexpected = [k for k in state if k not in shapes]
+        if missing or unexpected:
+            raise ValueError(f"state keys do not match: missing {missing}, unexpected {unexpected}")
+        for name, value in state.items():
+            require_shape(f"state[{name!r}]", value, shapes[name])
+            self.params[name][...] = value  # in place: an optimizer holding the arrays sees them
+
+    # ---- forward / backward --------------------------------------------------------------------
+
+    def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
+        """Class logits (B, K) for token ids idx (B, T). Dropout as in numpy_impl.GPTModel."""
+        cfg, P = self.cfg, self.params
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        B, T = idx.shape
+        positions = token_positions(idx, self.position, self.pad_id)  # (B,)
+        masks = self._masks(B, T, dropout_rng, dropout_masks)
+        p = cfg["drop_rate"]
+        first = self.first_trainable
+
+        tok, tok_cache = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
+        pos, pos_cache = embedding_forward(np.arange(T), P["pos_emb.weight"])  # (T, C)
+        x, drop_cache = masked_dropout_forward(tok + pos, masks.get("drop_emb"), p)  # (B, T, C)
+        block_caches = []  # the trainable blocks' only
+        for i in range(cfg["n_layers"]):
+            prefix = f"trf_blocks.{i}."
+            block_params = {k[len(prefix) :]: v for k, v in P.items() if k.startswith(prefix)}
+            block_masks = {n: masks[prefix + n] for n in BLOCK_DROPOUT_NAMES if prefix + n in masks}
+            x, c = transformer_block_forward(x, block_params, cfg, block_masks, p)  # (B, T, C)
+            if i >= first:
+                block_caches.append(c)
+        h = x[np.arange(B), positions]  # (B, C)
+        n, norm_cache = layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
+        logits, head_cache = linear_forward(n, P["out_head.weight"], P["out_head.bias"])  # (B, K)
+
+        embed_caches = (tok_cache, pos_cache, drop_cache) if first == 0 else None
+        self._cache = ((B, T), positions, embed_caches, block_caches, norm_cache, head_cache)
+        return logits
+
+    def backward(self, dlogits: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of the trainable parameters (keys `trainable_keys`) given d loss / d logits."""
+        if self._cache is None:
+            raise RuntimeError("backward needs a forward first")
+        (B, T), positions, embed_caches, block_caches, norm_cache, head_cache = self._cache
+        require_shape("dlogits", dlogits, (B, self.num_classes))
+        grads = {}
+
+        dn, grads["out_head.weight"], grads["out_head.bias"] = linear_backward(dlogits, head_cache)
+        if self.trainable == "head":
+            return grads  # the body is frozen: stop here
+        dh, grads["final_norm.scale"], grads["final_norm.shift"] = layernorm_backward(
+            dn, norm_cache
+        )  # (B, C)
+        dx = np.zeros((B, T, dh.shape[-1]), dtype=dh.dtype)  # (B, T, C)
+        dx[np.arange(B), positions] = dh  # only the classified positions reach the loss
+        for i in reversed(range(self.first_trainable, self.cfg["n_layers"])):
+            dx, block_grads = transformer_block_backward(dx, block_caches[i - self.first_trainable])
+            grads.update({f"trf_blocks.{i}.{k}": g for k, g in block_grads.items()})
+        if embed_caches is not None:  # trainable="all"
+            tok_cache, pos_cache, drop_cache = embed_caches
+            dx = masked_dropout_backward(dx, drop_cache)  # (B, T, C)
+            grads["tok_emb.weight"] = embedding_backward(dx, tok_cache)  # (V, C)
+            grads["pos_emb.weight"] = embedding_backward(dx.sum(axis=0), pos_cache)  # (ctx, C)
+        return {k: grads[k] for k in self.trainable_keys}
+
+    def loss_and_grads(self, idx, labels, dropout_rng=None, dropout_masks=None):
+        """Mean cross entropy of the class logits against labels (B,) and the trainable
+        parameters' gradients. Returns (loss as a Python float, grads)."""
+        require_ids("labels", labels, self.num_classes)
+        require_shape("labels", labels, (idx.shape[0],))
+        logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, K)
+        loss, loss_cache = cross_entropy_forward(logits, labels)
+        dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, K)
+        return float(loss), self.backward(dlogits)
+
+    def _masks(self, B: int, T: int, dropout_rng, dropout_masks) -> dict:
+        """This forward's dropout masks (empty: none), kept in last_dropout_masks."""
+        if dropout_rng is not None and dropout_masks is not None:
+            raise ValueError("pass dropout_rng or dropout_masks, not both")
+        if dropout_rng is not None:
+            masks = (
+                draw_gpt_dropout_masks(self.cfg, dropout_rng, B, T, self.dtype)
+                if self.cfg["drop_rate"] > 0
+                else {}
+            )
+        else:
+            masks = dict(dropout_masks or {})
+            shapes = gpt_dropout_mask_shapes(self.cfg, B, T)
+            unknown = sorted(set(masks) - set(shapes))
+            if unknown:
+                raise ValueError(
+                    f"dropout_masks has unknown names {unknown}; expected some of {list(shapes)}"
+                )
+            for name, mask in masks.items():
+                require_shape(f"dropout_masks[{name!r}]", mask, shapes[name])
+        self.last_dropout_masks = masks
+        return masks

@@ -1,0 +1,134 @@
+"""GPT-2 with its output head replaced by a class head (the book's chapter 6); autograd backward.
+
+    x = drop_emb(tok_emb[idx] + pos_emb[0..T-1])    (B, T, C)
+    x = trf_blocks(x)                               (B, T, C)
+    h = x[b, pos_b]                                 (B, C)   classified position of each row
+    logits = out_head(final_norm(h))                (B, K)   out_head: Linear(C, K) with bias
+
+The module tree is the book's GPTModel after `model.out_head = torch.nn.Linear(emb_dim, 2)`, so
+the state_dict keys match numpy_impl.GPTClassifier's params. Frozen parameters get
+requires_grad_(False) (the book's `param.requires_grad = False`); autograd then builds no graph
+below the first trainable layer, so the backward stops there by itself. Options, parameter names
+and the seeded head come from twinlm/classify.py; numpy_impl/classifier.py has the math written out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from torch_impl.dropout import dropout
+from torch_impl.embedding import embedding
+from torch_impl.layernorm import LayerNorm
+from torch_impl.linear import linear
+from torch_impl.transformer import BLOCK_DROPOUT_NAMES, TransformerBlock
+from twinlm.classify import check_classifier_options, decapitate, trainable_keys
+from twinlm.config import validate_config
+from twinlm.init import init_gpt_params
+from twinlm.spam import PAD_ID
+from twinlm.validate import require_token_batch
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def token_positions(idx: torch.Tensor, position: str, pad_id: int) -> torch.Tensor:
+    """The classified position of each row of idx (B, T): (B,) int64."""
+    B, T = idx.shape
+    if position == "last":
+        return torch.full((B,), T - 1, dtype=torch.int64, device=idx.device)
+    not_pad = idx != pad_id  # (B, T)
+    empty = ~not_pad.any(dim=1)  # (B,)
+    if bool(empty.any()):
+        row = int(torch.nonzero(empty)[0, 0])
+        raise ValueError(
+            f"idx row {row} holds only pad tokens ({pad_id}); position='last-non-pad' needs at "
+            "least one other token"
+        )
+    # argmax returns the first maximum: in the flipped row, the last non-pad token.
+    return T - 1 - torch.argmax(not_pad.flip(1).to(torch.int64), dim=1)  # (B,)
+
+
+class GPTClassifier(nn.Module):
+    """The book's decapitated GPTModel; arguments as numpy_impl.GPTClassifier's, dtype a
+    torch dtype (default float32). Starts from the same NumPy-drawn weights for the same seed."""
+
+    def __init__(
+        self,
+        cfg: dict,
+        num_classes: int = 2,
+        *,
+        trainable: str = "last-block",
+        k: int | None = None,
+        position: str = "last",
+        pad_id: int = PAD_ID,
+        seed: int = 0,
+        dtype: torch.dtype | None = None,
+        backbone: dict | None = None,
+    ):
+        super().__init__()
+        self.cfg = validate_config(dict(cfg))
+        check_classifier_options(self.cfg, num_classes, trainable, k, position, pad_id)
+        self.num_classes, self.trainable, self.k = num_classes, trainable, k
+        self.position, self.pad_id = position, pad_id
+        V, C = cfg["vocab_size"], cfg["emb_dim"]
+        self.tok_emb = nn.Embedding(V, C)
+        self.pos_emb = nn.Embedding(cfg["context_length"], C)
+        self.drop_emb = nn.Dropout(cfg["drop_rate"])
+        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
+        self.final_norm = LayerNorm(C)
+        self.out_head = nn.Linear(C, num_classes)
+        if dtype is not None:
+            self.to(dtype)
+        np_dtype = _NUMPY_DTYPES[self.out_head.weight.dtype]
+        if backbone is None:
+            backbone = init_gpt_params(self.cfg, seed, np_dtype)
+        else:  # torch tensors or NumPy arrays
+            backbone = {
+                k: v.detach().cpu().numpy() if hasattr(v, "detach") else v
+                for k, v in backbone.items()
+            }
+        params = decapitate(backbone, self.cfg, num_classes, seed, np_dtype)
+        self.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+        self.trainable_keys = trainable_keys(self.cfg, num_classes, trainable, k)
+        for name, p in self.named_parameters():
+            p.requires_grad_(name in self.trainable_keys)  # the book: requires_grad = False
+
+    def forward(
+        self, in_idx: torch.Tensor, dropout_masks: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Class logits (B, K) for token ids in_idx (B, T). dropout_masks: replay these (names as
+        numpy_impl/gpt.py) in either mode; None: the modules' own dropout (train mode only)."""
+        cfg = self.cfg
+        require_token_batch("idx", in_idx, cfg["vocab_size"], cfg["context_length"])
+        B, T = in_idx.shape
+        positions = token_positions(in_idx, self.position, self.pad_id)  # (B,)
+        if dropout_masks is not None:
+            self._check_mask_names(dropout_masks)
+        tok = embedding(in_idx, self.tok_emb.weight)  # (B, T, C)
+        pos = embedding(torch.arange(T, device=in_idx.device), self.pos_emb.weight)  # (T, C)
+        x = tok + pos  # (B, T, C)
+        if dropout_masks is None:
+            x = self.drop_emb(x)
+        elif "drop_emb" in dropout_masks:
+            x = dropout(x, dropout_masks["drop_emb"], cfg["drop_rate"])
+        for i, block in enumerate(self.trf_blocks):
+            prefix = f"trf_blocks.{i}."
+            block_masks = None
+            if dropout_masks is not None:
+                block_masks = {
+                    k[len(prefix) :]: m for k, m in dropout_masks.items() if k.startswith(prefix)
+                }
+            x = block(x, block_masks)  # (B, T, C)
+        h = x[torch.arange(B, device=x.device), positions]  # (B, C)
+        return linear(self.final_norm(h), self.out_head.weight, self.out_head.bias)  # (B, K)
+
+    def _check_mask_names(self, masks: dict) -> None:
+        known = ["drop_emb"] + [
+            f"trf_blocks.{i}.{name}"
+            for i in range(self.cfg["n_layers"])
+            for name in BLOCK_DROPOUT_NAMES
+        ]
+        unknown = sorted(set(masks) - set(known))
+        if unknown:
+            raise ValueError(f"dropout_masks has unknown names {unknown}; expected some of {known}")
