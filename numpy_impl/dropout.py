@@ -19,9 +19,8 @@ def dropout_forward(x: np.ndarray, mask: np.ndarray, p: float):
     require_float("x", x)
     require_probability("p", p)
     require_broadcastable("mask", mask, x.shape)
-    keep = mask.astype(
-        x.dtype, copy=False
-    )  # (...) 0/1 in x's dtype: a bool or int mask must not upcast
+    # 0/1 in x's dtype: an int64 or float64 mask would upcast float32 x
+    keep = mask.astype(x.dtype, copy=False)  # (...)
     scale = 1.0 / (1.0 - float(p))  # a Python float, so float32 stays float32
     y = x * keep  # (...)
     y *= scale

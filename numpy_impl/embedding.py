@@ -7,8 +7,9 @@ Backward:  dW = Sᵀ dy                      (V, D)
            ids that repeat accumulate, ids that never occur get zero rows.
 
 S is never built densely: it is stored sparse (one entry per row), so Sᵀ dy is a scatter-add of
-the N rows of dy in C. Measured on 2 cores it is 4-12x faster than np.add.at and as fast as
-torch's index_add_ (GPT-2: V = 50257, N = 8192, D = 768; char-RNN: V = 65, N = 6400, D = 512).
+the N rows of dy in C. Measured on 2 cores, float32: GPT-2 (V = 50257, N = 8192, D = 768) 17 ms,
+against 80 ms for np.add.at and 48 ms for torch's index_add_; char-RNN (V = 65, N = 6400, D = 512)
+0.6 ms, against 34 ms and 0.5 ms.
 """
 
 from __future__ import annotations

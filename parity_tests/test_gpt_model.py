@@ -463,7 +463,7 @@ def test_gpt_rejects_bad_state_masks_and_config():
         model.loss_and_grads(idx, targets[:, :3])
     with pytest.raises(RuntimeError, match="backward needs a forward first"):
         N.GPTModel(CFG).backward(np.zeros((2, 4, 67), np.float32))
-    with pytest.raises(ValueError, match="name must be one of"):
+    with pytest.raises(ValueError, match="preset name must be one of"):
         get_config("gpt5")
     with pytest.raises(
         ValueError, match=r"cfg\['emb_dim'\] \(10\) must be divisible by cfg\['n_heads'\] \(4\)"

@@ -11,7 +11,5 @@ def dropout(x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
     require_float("x", x)
     require_probability("p", p)
     require_broadcastable("mask", mask, x.shape)
-    keep = mask.to(
-        x.dtype
-    )  # (...) 0/1 in x's dtype: a bool, int or float64 mask must not change it
+    keep = mask.to(x.dtype)  # (...) 0/1 in x's dtype: a float64 mask would upcast float32 x
     return x * keep * (1.0 / (1.0 - float(p)))  # (...)

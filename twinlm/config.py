@@ -98,7 +98,7 @@ def validate_config(cfg: dict) -> dict:
 def get_config(name: str, **overrides) -> dict:
     """A validated copy of preset `name` with `overrides` applied, e.g. get_config("test", drop_rate=0)."""
     if name not in PRESETS:
-        raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")
+        raise ValueError(f"preset name must be one of {sorted(PRESETS)}, got {name!r}")
     unknown = sorted(set(overrides) - set(CONFIG_KEYS))
     if unknown:
         raise ValueError(f"unknown config keys {unknown}; expected some of {list(CONFIG_KEYS)}")

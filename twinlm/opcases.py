@@ -131,11 +131,13 @@ LAYERNORM = OpCase(
     grad_inputs=("x", "scale", "shift"),
     dims={"batch": 4, "seq": 16, "emb": 32},
     fd_dims={"batch": 2, "seq": 2, "emb": 4},
-    # emb ≥ 3. At emb = 1, y = shift whatever x is: dx = dscale = 0 exactly, and the built-in's are
-    # rounding noise amplified by 1/√ε. At emb = 2, x̂ = ±(1, -1)·σ/√(σ² + ε) whatever x is, so dx is
-    # O(ε/σ²) left over from O(1) terms that cancel: in float32 it is rounding noise in every backend
-    # and the 2 × torch rule would compare noise with noise. Both are checked in test_basic_ops.
-    min_dims={"emb": 3},
+    # emb ≥ 4. dx = (1/σ) P g, P projecting out 1 and x̂, is computed as g minus those components.
+    # emb = 1: y = shift whatever x is, dx = dscale = 0 exactly, the built-in's are rounding noise
+    # amplified by 1/√ε. emb = 2: P = 0 up to O(ε/σ²), so dx is what is left after cancellation.
+    # emb = 3: P keeps one direction, and P g is often much smaller than g (a single row fails the
+    # float32 rule ~0.5% of the time, numpy and torch_impl alike: noise against noise); at emb = 4
+    # that tail is ~100× thinner. emb = 1, 2, 3 are checked with fixed inputs in test_basic_ops.
+    min_dims={"emb": 4},
 )
 
 # ---- attention, multi-head attention, feed-forward -----------------------------------------------
