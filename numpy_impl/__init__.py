@@ -11,6 +11,7 @@ from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.gelu import gelu_backward, gelu_forward
+from numpy_impl.generate import KVCache, generate
 from numpy_impl.gpt import GPTModel
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
@@ -24,6 +25,7 @@ __all__ = [
     "AdamW",
     "GPTClassifier",
     "GPTModel",
+    "KVCache",
     "LSTM",
     "attention_backward",
     "attention_forward",
@@ -38,6 +40,7 @@ __all__ = [
     "feedforward_forward",
     "gelu_backward",
     "gelu_forward",
+    "generate",
     "layernorm_backward",
     "layernorm_forward",
     "linear_backward",

@@ -6,6 +6,7 @@ from torch_impl.dropout import dropout
 from torch_impl.embedding import embedding
 from torch_impl.feedforward import FeedForward, feedforward
 from torch_impl.gelu import GELU, gelu
+from torch_impl.generate import KVCache, generate
 from torch_impl.gpt import GPTModel
 from torch_impl.layernorm import LayerNorm, layernorm
 from torch_impl.linear import linear
@@ -19,6 +20,7 @@ __all__ = [
     "GELU",
     "GPTClassifier",
     "GPTModel",
+    "KVCache",
     "LSTM",
     "LSTMCell",
     "LayerNorm",
@@ -30,6 +32,7 @@ __all__ = [
     "embedding",
     "feedforward",
     "gelu",
+    "generate",
     "layernorm",
     "linear",
     "lstm_cell",
