@@ -6,6 +6,7 @@ from numpy_impl.attention import (
     multihead_attention_backward,
     multihead_attention_forward,
 )
+from numpy_impl.charrnn import CharRNN
 from numpy_impl.classifier import GPTClassifier, token_positions
 from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
@@ -23,6 +24,7 @@ from numpy_impl.transformer import transformer_block_backward, transformer_block
 
 __all__ = [
     "AdamW",
+    "CharRNN",
     "GPTClassifier",
     "GPTModel",
     "KVCache",

@@ -1,6 +1,7 @@
 """PyTorch backend: the same ops from elementary tensor ops; autograd supplies the backward."""
 
 from torch_impl.attention import MultiHeadAttention, attention, multihead_attention
+from torch_impl.charrnn import CharRNN
 from torch_impl.classifier import GPTClassifier, token_positions
 from torch_impl.dropout import dropout
 from torch_impl.embedding import embedding
@@ -16,6 +17,7 @@ from torch_impl.softmax import softmax
 from torch_impl.transformer import TransformerBlock
 
 __all__ = [
+    "CharRNN",
     "FeedForward",
     "GELU",
     "GPTClassifier",
