@@ -14,9 +14,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from twinlm.check import run_check
+    from twinlm.demo import run_demo
 
-    return run_check(seed=0)
+    return run_demo(steps=args.steps, dtype=args.dtype)
 
 
 def _data_get(args: argparse.Namespace) -> int:
@@ -108,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_check)
 
-    p = sub.add_parser("demo", help="the main demo (what `make demo` runs)")
+    p = sub.add_parser(
+        "demo", help="NumPy and PyTorch train the same GPT in lockstep (`make demo`)"
+    )
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.set_defaults(func=_demo)
 
     # Further subcommands (train, generate, data, charrnn, classify, bench) register below.
