@@ -101,7 +101,11 @@ def _charrnn_sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="twinlm", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="twinlm",
+        description="GPT-2 and a char-RNN LSTM written twice (NumPy with hand-derived gradients, "
+        "and PyTorch), trained side by side and proved equal.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="parity table: every op, both backends, float64 and float32")
