@@ -314,6 +314,88 @@ FEEDFORWARD = OpCase(
 )
 
 
+# ---- transformer block (composition of the ops above) ---------------------------------------------
+
+
+def _block_keys(qkv_bias: bool) -> tuple[str, ...]:
+    att = [f"att.{n}.weight" for n in _MHA_QKV] + (
+        [f"att.{n}.bias" for n in _MHA_QKV] if qkv_bias else []
+    )
+    return (
+        *att, "att.out_proj.weight", "att.out_proj.bias",
+        "ff.layers.0.weight", "ff.layers.0.bias", "ff.layers.2.weight", "ff.layers.2.bias",
+        "norm1.scale", "norm1.shift", "norm2.scale", "norm2.shift",
+    )  # fmt: skip
+
+
+def _block_sample(rng, dtype, d):
+    C, heads = d["heads"] * d["head_dim"], d["heads"]
+    shapes = {
+        "att.out_proj.weight": (C, C), "ff.layers.0.weight": (4 * C, C),
+        "ff.layers.2.weight": (C, 4 * C), "ff.layers.0.bias": (4 * C,),
+    }  # fmt: skip
+    a = {"x": _normal(rng, dtype, d["batch"], d["seq"], C), "num_heads": np.array(heads)}
+    for k in _block_keys(qkv_bias=True):
+        shape = shapes.get(k, (C, C) if k.endswith("weight") else (C,))
+        scale = shape[-1] ** -0.5 if k.endswith("weight") else 0.5
+        a[k] = _normal(rng, dtype, *shape, scale=scale)
+    for norm in ("norm1", "norm2"):  # non-trivial scale and shift
+        a[f"{norm}.scale"] = (1.0 + 0.3 * rng.standard_normal(C)).astype(dtype)
+    return a
+
+
+def _block_np_forward(a):
+    params = {k: a[k] for k in _block_keys(qkv_bias=True)}
+    y, cache = N.transformer_block_forward(a["x"], params, int(a["num_heads"]))
+    return (y,), cache
+
+
+def _block_np_backward(douts, cache):
+    dx, dparams = N.transformer_block_backward(*douts, cache)
+    return {"x": dx, **dparams}
+
+
+def _block_torch_impl(t):
+    x, heads = t["x"], int(t["num_heads"])
+    C = x.shape[-1]
+    cfg = {"emb_dim": C, "n_heads": heads, "context_length": x.shape[1], "drop_rate": 0.0,
+           "qkv_bias": True}  # fmt: skip
+    block = T.TransformerBlock(cfg).eval()
+    params = {k: t[k] for k in _block_keys(qkv_bias=True)}
+    return (torch.func.functional_call(block, params, (x,)),)
+
+
+def _block_ref(t):
+    """Pre-LN block from torch built-ins: x + att(ln1(x)), then h + ff(ln2(h))."""
+    x, H = t["x"], int(t["num_heads"])
+    B, T_, C = x.shape
+    n1 = F.layer_norm(x, (C,), t["norm1.scale"], t["norm1.shift"], eps=1e-5)
+    q, k, v = (
+        F.linear(n1, t[f"att.{n}.weight"], t[f"att.{n}.bias"]).view(B, T_, H, -1).transpose(1, 2)
+        for n in _MHA_QKV
+    )
+    ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T_, C)
+    h = x + F.linear(ctx, t["att.out_proj.weight"], t["att.out_proj.bias"])
+    n2 = F.layer_norm(h, (C,), t["norm2.scale"], t["norm2.shift"], eps=1e-5)
+    f = F.gelu(F.linear(n2, t["ff.layers.0.weight"], t["ff.layers.0.bias"]), approximate="tanh")
+    return (h + F.linear(f, t["ff.layers.2.weight"], t["ff.layers.2.bias"]),)
+
+
+TRANSFORMER_BLOCK = OpCase(
+    "transformer_block",
+    _block_sample,
+    _block_np_forward,
+    _block_np_backward,
+    torch_impl=_block_torch_impl,
+    torch_ref=_block_ref,
+    # att.W_key.bias left out for the reason given at multihead_attention[qkv_bias].
+    grad_inputs=("x", *(k for k in _block_keys(qkv_bias=True) if k != "att.W_key.bias")),
+    dims={"batch": 2, "seq": 6, "heads": 2, "head_dim": 4},
+    fd_dims={"batch": 1, "seq": 2, "heads": 2, "head_dim": 2},
+    min_dims={"heads": 2, "head_dim": 2},  # C ≥ 4: LayerNorm over fewer features is cancellation
+)
+
+
 # ---- cross entropy, LSTM cell --------------------------------------------------------------------
 
 
@@ -401,5 +483,6 @@ CASES: list[OpCase] = [
     _cross_entropy_case(ignore=False),
     _cross_entropy_case(ignore=True),
     LSTM_CELL,
+    TRANSFORMER_BLOCK,
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
