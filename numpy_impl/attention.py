@@ -37,39 +37,12 @@ import numpy as np
 from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.softmax import softmax_backward, softmax_forward
-from twinlm.validate import (
-    require_divisible,
-    require_float,
-    require_keys,
-    require_ndim,
-    require_probability,
-    require_same_shape,
-    require_shape,
-)
+from twinlm.validate import require_attention_inputs, require_mha_inputs
 
 
 def _causal_visible(t_q: int, t_k: int) -> np.ndarray:
     """(Tq, Tk) bool: query i may look at key j iff j ≤ i + (Tk - Tq)."""
     return np.arange(t_k)[None, :] <= np.arange(t_q)[:, None] + (t_k - t_q)
-
-
-def _check_attention_inputs(q, k, v, causal, dropout_mask, p) -> None:
-    for name, a in (("q", q), ("k", k), ("v", v)):
-        require_float(name, a)
-        require_ndim(name, a, 2)
-    require_same_shape(("k", "v"), (k, v))
-    # q: same leading dims and head size as k, any number of query rows.
-    require_shape("q", q, (*k.shape[:-2], None, k.shape[-1]))
-    if causal and q.shape[-2] > k.shape[-2]:
-        raise ValueError(
-            f"causal attention needs no more queries than keys (q rows are the last positions), "
-            f"got q {tuple(q.shape)} and k {tuple(k.shape)}"
-        )
-    require_probability("p", p)
-    if dropout_mask is not None:
-        require_shape("dropout_mask", dropout_mask, (*q.shape[:-1], k.shape[-2]))
-    elif p > 0:
-        raise ValueError(f"p = {p} needs a dropout_mask (drawn by the caller), got None")
 
 
 def attention_forward(
@@ -85,7 +58,7 @@ def attention_forward(
     dropout_mask (..., Tq, Tk) of 0/1 keeps weight ij where it is 1 and scales kept weights by
     1/(1-p); None means no dropout (then p must be 0). Returns (y, cache).
     """
-    _check_attention_inputs(q, k, v, causal, dropout_mask, p)
+    require_attention_inputs(q, k, v, causal, dropout_mask, p)
     sqrt_d = float(np.sqrt(q.shape[-1]))
     scores = (q @ np.swapaxes(k, -1, -2)) / sqrt_d  # (..., Tq, Tk)
     if causal:
@@ -124,25 +97,6 @@ def attention_backward(dy: np.ndarray, cache):
 # ---- multi-head attention --------------------------------------------------------------------------
 
 _PROJECTIONS = ("W_query", "W_key", "W_value")
-MHA_KEYS = ("W_query.weight", "W_key.weight", "W_value.weight", "out_proj.weight", "out_proj.bias")
-MHA_QKV_BIAS_KEYS = ("W_query.bias", "W_key.bias", "W_value.bias")  # present when qkv_bias=True
-
-
-def _check_mha_inputs(x, params, num_heads) -> int:
-    """x (B, T, d_in) against the params' shapes; returns d_out."""
-    require_keys("params", params, MHA_KEYS, MHA_QKV_BIAS_KEYS)
-    require_ndim("W_query.weight", params["W_query.weight"], 2, 2)
-    d_out, d_in = params["W_query.weight"].shape
-    require_divisible("d_out", d_out, "num_heads", num_heads)
-    require_float("x", x)
-    require_shape("x", x, (None, None, d_in))
-    for name in _PROJECTIONS:
-        require_shape(f"{name}.weight", params[f"{name}.weight"], (d_out, d_in))
-        if params.get(f"{name}.bias") is not None:
-            require_shape(f"{name}.bias", params[f"{name}.bias"], (d_out,))
-    require_shape("out_proj.weight", params["out_proj.weight"], (d_out, d_out))
-    require_shape("out_proj.bias", params["out_proj.bias"], (d_out,))
-    return d_out
 
 
 def multihead_attention_forward(
@@ -154,7 +108,7 @@ def multihead_attention_forward(
 ):
     """Causal multi-head self-attention. x (B, T, d_in); params keyed like the book's
     MultiHeadAttention state_dict; dropout_mask (B, H, T, T). Returns (y (B, T, d_out), cache)."""
-    d_out = _check_mha_inputs(x, params, num_heads)
+    d_out = require_mha_inputs(x, params, num_heads)
     B, T, _ = x.shape
     head_dim = d_out // num_heads
     heads, proj_caches = [], []

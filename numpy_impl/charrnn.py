@@ -36,10 +36,10 @@ from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.lstm import LSTM, lstm_param_shapes
+from twinlm.init import numpy_state_dict
 from twinlm.validate import (
     require_charrnn_config,
-    require_float,
-    require_keys,
+    require_charrnn_masks,
     require_shape,
     require_token_batch,
 )
@@ -104,19 +104,7 @@ class CharRNN:
     def load_state_dict(self, state: dict) -> None:
         """Load NumPy arrays or CPU torch tensors with exactly the state_dict keys and shapes; the
         model takes their (common) dtype, float32 or float64."""
-        shapes = charrnn_param_shapes(self.cfg)
-        require_keys("state_dict", state, shapes)
-        arrays = {}
-        for k, shape in shapes.items():
-            v = state[k]
-            if hasattr(v, "detach"):  # a torch tensor, read without importing torch
-                v = v.detach().cpu().numpy()
-            arrays[k] = np.array(v, copy=True)
-            require_float(f"state_dict[{k!r}]", arrays[k])
-            require_shape(f"state_dict[{k!r}]", arrays[k], shape)
-        dtypes = {str(a.dtype) for a in arrays.values()}
-        if len(dtypes) != 1 or not dtypes <= {"float32", "float64"}:
-            raise TypeError(f"state_dict arrays must all be float32 or all float64, got {dtypes}")
+        arrays = numpy_state_dict(state, charrnn_param_shapes(self.cfg))
         self.params.update(arrays)  # the same dict, so an optimizer holding it sees the new arrays
         self._cache = None
 
@@ -124,16 +112,6 @@ class CharRNN:
         """(h_0, c_0) of zeros, each (num_layers, batch, hidden_size): the start of a text."""
         shape = (self.cfg["num_layers"], batch, self.cfg["hidden_size"])
         return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
-
-    def _check_masks(self, masks, B: int, T: int) -> None:
-        L, H = self.cfg["num_layers"], self.cfg["hidden_size"]
-        if len(masks) != L:
-            raise ValueError(
-                f"dropout_masks must hold num_layers = {L} keep-masks (one after each LSTM layer), "
-                f"got {len(masks)}"
-            )
-        for k, m in enumerate(masks):
-            require_shape(f"dropout_masks[{k}]", m, (B, T, H))
 
     def forward(
         self,
@@ -147,7 +125,7 @@ class CharRNN:
         require_token_batch("x", x, self.cfg["vocab_size"])
         B, T = x.shape
         if dropout_masks is not None:
-            self._check_masks(dropout_masks, B, T)
+            require_charrnn_masks(dropout_masks, self.cfg, B, T)
         # The LSTM reads the very arrays in `params` (an optimizer updates them in place).
         self.lstm.params = {k: P[f"lstm.{k}"] for k in self.lstm.params}
 

@@ -25,17 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.embedding import embedding_backward, embedding_forward
+from numpy_impl.gpt import body_backward, body_forward, select_dropout_masks
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
-from numpy_impl.transformer import (
-    BLOCK_DROPOUT_NAMES,
-    masked_dropout_backward,
-    masked_dropout_forward,
-    transformer_block_backward,
-    transformer_block_forward,
-)
 from twinlm.classify import (
     check_classifier_options,
     classifier_param_shapes,
@@ -43,9 +36,9 @@ from twinlm.classify import (
     trainable_keys,
 )
 from twinlm.config import validate_config
-from twinlm.init import draw_gpt_dropout_masks, gpt_dropout_mask_shapes, init_gpt_params
+from twinlm.init import init_gpt_params
 from twinlm.spam import PAD_ID
-from twinlm.validate import require_ids, require_shape, require_token_batch
+from twinlm.validate import require_exact_keys, require_ids, require_shape, require_token_batch
 
 
 def token_positions(idx: np.ndarray, position: str, pad_id: int) -> np.ndarray:
@@ -113,10 +106,7 @@ class GPTClassifier:
         """Load arrays keyed like `params` (same shapes); they take the model's dtype."""
         shapes = classifier_param_shapes(self.cfg, self.num_classes)
         state = {k: v for k, v in state.items() if not k.endswith(".att.mask")}
-        missing = [k for k in shapes if k not in state]
-        unexpected = [k for k in state if k not in shapes]
-        if missing or unexpected:
-            raise ValueError(f"state keys do not match: missing {missing}, unexpected {unexpected}")
+        require_exact_keys("state", state, shapes)
         for name, value in state.items():
             require_shape(f"state[{name!r}]", value, shapes[name])
             self.params[name][...] = value  # in place: an optimizer holding the arrays sees them
@@ -129,26 +119,14 @@ class GPTClassifier:
         require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
         B, T = idx.shape
         positions = token_positions(idx, self.position, self.pad_id)  # (B,)
-        masks = self._masks(B, T, dropout_rng, dropout_masks)
-        p = cfg["drop_rate"]
-        first = self.first_trainable
+        masks = select_dropout_masks(cfg, B, T, self.dtype, dropout_rng, dropout_masks)
+        self.last_dropout_masks = masks
 
-        tok, tok_cache = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
-        pos, pos_cache = embedding_forward(np.arange(T), P["pos_emb.weight"])  # (T, C)
-        x, drop_cache = masked_dropout_forward(tok + pos, masks.get("drop_emb"), p)  # (B, T, C)
-        block_caches = []  # the trainable blocks' only
-        for i in range(cfg["n_layers"]):
-            prefix = f"trf_blocks.{i}."
-            block_params = {k[len(prefix) :]: v for k, v in P.items() if k.startswith(prefix)}
-            block_masks = {n: masks[prefix + n] for n in BLOCK_DROPOUT_NAMES if prefix + n in masks}
-            x, c = transformer_block_forward(x, block_params, cfg, block_masks, p)  # (B, T, C)
-            if i >= first:
-                block_caches.append(c)
+        # x (B, T, C); caches are kept only from the first trainable block up (numpy_impl/gpt.py)
+        x, embed_caches, block_caches = body_forward(idx, P, cfg, masks, self.first_trainable)
         h = x[np.arange(B), positions]  # (B, C)
         n, norm_cache = layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
         logits, head_cache = linear_forward(n, P["out_head.weight"], P["out_head.bias"])  # (B, K)
-
-        embed_caches = (tok_cache, pos_cache, drop_cache) if first == 0 else None
         self._cache = ((B, T), positions, embed_caches, block_caches, norm_cache, head_cache)
         return logits
 
@@ -168,14 +146,7 @@ class GPTClassifier:
         )  # (B, C)
         dx = np.zeros((B, T, dh.shape[-1]), dtype=dh.dtype)  # (B, T, C)
         dx[np.arange(B), positions] = dh  # only the classified positions reach the loss
-        for i in reversed(range(self.first_trainable, self.cfg["n_layers"])):
-            dx, block_grads = transformer_block_backward(dx, block_caches[i - self.first_trainable])
-            grads.update({f"trf_blocks.{i}.{k}": g for k, g in block_grads.items()})
-        if embed_caches is not None:  # trainable="all"
-            tok_cache, pos_cache, drop_cache = embed_caches
-            dx = masked_dropout_backward(dx, drop_cache)  # (B, T, C)
-            grads["tok_emb.weight"] = embedding_backward(dx, tok_cache)  # (V, C)
-            grads["pos_emb.weight"] = embedding_backward(dx.sum(axis=0), pos_cache)  # (ctx, C)
+        grads |= body_backward(dx, embed_caches, block_caches)  # trainable blocks (+ embeddings)
         return {k: grads[k] for k in self.trainable_keys}
 
     def loss_and_grads(self, idx, labels, dropout_rng=None, dropout_masks=None):
@@ -187,26 +158,3 @@ class GPTClassifier:
         loss, loss_cache = cross_entropy_forward(logits, labels)
         dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, K)
         return float(loss), self.backward(dlogits)
-
-    def _masks(self, B: int, T: int, dropout_rng, dropout_masks) -> dict:
-        """This forward's dropout masks (empty: none), kept in last_dropout_masks."""
-        if dropout_rng is not None and dropout_masks is not None:
-            raise ValueError("pass dropout_rng or dropout_masks, not both")
-        if dropout_rng is not None:
-            masks = (
-                draw_gpt_dropout_masks(self.cfg, dropout_rng, B, T, self.dtype)
-                if self.cfg["drop_rate"] > 0
-                else {}
-            )
-        else:
-            masks = dict(dropout_masks or {})
-            shapes = gpt_dropout_mask_shapes(self.cfg, B, T)
-            unknown = sorted(set(masks) - set(shapes))
-            if unknown:
-                raise ValueError(
-                    f"dropout_masks has unknown names {unknown}; expected some of {list(shapes)}"
-                )
-            for name, mask in masks.items():
-                require_shape(f"dropout_masks[{name!r}]", mask, shapes[name])
-        self.last_dropout_masks = masks
-        return masks

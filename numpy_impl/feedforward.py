@@ -17,31 +17,12 @@ import numpy as np
 
 from numpy_impl.gelu import gelu_backward, gelu_forward
 from numpy_impl.linear import linear_backward, linear_forward
-from twinlm.validate import (
-    require_float,
-    require_keys,
-    require_last_dim,
-    require_ndim,
-    require_shape,
-)
-
-FEEDFORWARD_KEYS = ("layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias")
-
-
-def _check_feedforward_inputs(x, params) -> None:
-    require_keys("params", params, FEEDFORWARD_KEYS)
-    require_ndim("layers.0.weight", params["layers.0.weight"], 2, 2)
-    hidden, d = params["layers.0.weight"].shape
-    require_float("x", x)
-    require_last_dim("x", x, d, "layers.0.weight is (hidden, d)")
-    require_shape("layers.0.bias", params["layers.0.bias"], (hidden,))
-    require_shape("layers.2.weight", params["layers.2.weight"], (d, hidden))
-    require_shape("layers.2.bias", params["layers.2.bias"], (d,))
+from twinlm.validate import FEEDFORWARD_KEYS, require_feedforward_inputs
 
 
 def feedforward_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     """y = Linear₂(GELU(Linear₀(x))). x (..., D). Returns (y (..., D), cache)."""
-    _check_feedforward_inputs(x, params)
+    require_feedforward_inputs(x, params)
     h, cache0 = linear_forward(x, params["layers.0.weight"], params["layers.0.bias"])  # (..., Dh)
     g, gelu_cache = gelu_forward(h, approximate="tanh")  # (..., Dh)
     y, cache2 = linear_forward(g, params["layers.2.weight"], params["layers.2.bias"])  # (..., D)

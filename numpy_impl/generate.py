@@ -42,7 +42,7 @@ from numpy_impl.gpt import GPTModel
 from numpy_impl.layernorm import layernorm_forward
 from numpy_impl.linear import linear_forward
 from twinlm.sampling import check_generate_args, next_tokens
-from twinlm.validate import require_token_batch
+from twinlm.validate import require_cache_room, require_token_batch
 
 
 class KVCache:
@@ -117,11 +117,7 @@ def forward_cached(
     require_token_batch("idx", idx, cfg["vocab_size"])
     B, T = idx.shape
     start = cache.length
-    if B != cache.tokens.shape[0] or start + T > cache.max_len:
-        raise ValueError(
-            f"idx (shape {idx.shape}) does not fit the cache: batch {cache.tokens.shape[0]}, "
-            f"{start} of {cache.max_len} positions used"
-        )
+    require_cache_room(idx, cache.tokens.shape[0], start, cache.max_len)
 
     tok, _ = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
     x = tok + P["pos_emb.weight"][start : start + T]  # (B, T, C) positions start .. start+T-1

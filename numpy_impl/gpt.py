@@ -40,11 +40,72 @@ from twinlm.init import (
     gpt_dropout_mask_shapes,
     gpt_param_shapes,
     init_gpt_params,
+    numpy_state_dict,
 )
 from twinlm.validate import require_shape, require_token_batch
 
 # The book's MultiHeadAttention registers its causal mask as a buffer, so its state_dicts hold it.
 _BOOK_MASK_BUFFER = re.compile(r"trf_blocks\.\d+\.att\.mask")
+
+
+# ---- the body: embeddings and blocks, shared with numpy_impl/classifier.py -------------------------
+
+
+def body_forward(idx: np.ndarray, params: dict, cfg: dict, masks: dict, first_cached: int = 0):
+    """x (B, T, C) = block_{L-1}( … block_0(drop(tok_emb[idx] + pos_emb[0..T-1])) ), and the
+    caches body_backward needs: the embeddings' (None unless first_cached is 0) and
+    {i: block i's cache} for i = first_cached .. L-1. A classifier that trains only its top blocks
+    keeps nothing below them."""
+    T, p = idx.shape[1], cfg["drop_rate"]
+    tok, tok_cache = embedding_forward(idx, params["tok_emb.weight"])  # (B, T, C)
+    pos, pos_cache = embedding_forward(np.arange(T), params["pos_emb.weight"])  # (T, C)
+    x, drop_cache = masked_dropout_forward(tok + pos, masks.get("drop_emb"), p)  # (B, T, C)
+    block_caches = {}
+    for i in range(cfg["n_layers"]):
+        prefix = f"trf_blocks.{i}."
+        block_params = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+        block_masks = {n: masks[prefix + n] for n in BLOCK_DROPOUT_NAMES if prefix + n in masks}
+        x, c = transformer_block_forward(x, block_params, cfg, block_masks, p)  # (B, T, C)
+        if i >= first_cached:
+            block_caches[i] = c
+    embed_caches = (tok_cache, pos_cache, drop_cache) if first_cached == 0 else None
+    return x, embed_caches, block_caches
+
+
+def body_backward(dx: np.ndarray, embed_caches, block_caches: dict) -> dict[str, np.ndarray]:
+    """Gradients of the body's parameters, from dx (B, T, C) on its output, down to the lowest
+    cached block (and through the embeddings when they were cached)."""
+    grads = {}
+    for i in reversed(block_caches):  # the cached blocks, top down
+        dx, block_grads = transformer_block_backward(dx, block_caches[i])  # (B, T, C)
+        grads.update({f"trf_blocks.{i}.{k}": g for k, g in block_grads.items()})
+    if embed_caches is not None:
+        tok_cache, pos_cache, drop_cache = embed_caches
+        dx = masked_dropout_backward(dx, drop_cache)  # (B, T, C)
+        grads["tok_emb.weight"] = embedding_backward(dx, tok_cache)  # (V, C)
+        grads["pos_emb.weight"] = embedding_backward(dx.sum(axis=0), pos_cache)  # (context, C)
+    return grads
+
+
+def select_dropout_masks(cfg: dict, B: int, T: int, dtype, dropout_rng, dropout_masks) -> dict:
+    """One forward's dropout masks (empty: no dropout): drawn from dropout_rng, or the caller's
+    dropout_masks checked against the names and shapes of gpt_dropout_mask_shapes."""
+    if dropout_rng is not None and dropout_masks is not None:
+        raise ValueError("pass dropout_rng or dropout_masks, not both")
+    if dropout_rng is not None:
+        if cfg["drop_rate"] == 0:
+            return {}
+        return draw_gpt_dropout_masks(cfg, dropout_rng, B, T, dtype)
+    masks = dict(dropout_masks or {})
+    shapes = gpt_dropout_mask_shapes(cfg, B, T)
+    unknown = sorted(set(masks) - set(shapes))
+    if unknown:
+        raise ValueError(
+            f"dropout_masks has unknown names {unknown}; expected some of {list(shapes)}"
+        )
+    for name, mask in masks.items():
+        require_shape(f"dropout_masks[{name!r}]", mask, shapes[name])
+    return masks
 
 
 class GPTModel:
@@ -70,24 +131,8 @@ class GPTModel:
         """Load NumPy arrays or CPU torch tensors keyed like the book's state_dict (its
         `att.mask` buffers are dropped). The model takes the arrays' dtype (float32 or float64)."""
         state = {k: v for k, v in state.items() if not _BOOK_MASK_BUFFER.fullmatch(k)}
-        shapes = gpt_param_shapes(self.cfg)
-        missing = [k for k in shapes if k not in state]
-        unexpected = [k for k in state if k not in shapes]
-        if missing or unexpected:
-            raise ValueError(
-                f"state_dict keys do not match: missing {missing}, unexpected {unexpected}"
-            )
-        arrays = {}
-        for k, v in state.items():
-            if hasattr(v, "detach"):  # a torch tensor, read without importing torch
-                v = v.detach().cpu().numpy()
-            arrays[k] = np.array(v, copy=True)
-            require_shape(f"state_dict[{k!r}]", arrays[k], shapes[k])
-        dtypes = {a.dtype for a in arrays.values()}
-        if len(dtypes) != 1 or not dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
-            raise TypeError(f"state_dict arrays must all be float32 or all float64, got {dtypes}")
         # Update the same dict, so an optimizer holding it sees the new arrays.
-        self.params.update({k: arrays[k] for k in shapes})
+        self.params.update(numpy_state_dict(state, gpt_param_shapes(self.cfg)))
 
     # ---- forward / backward --------------------------------------------------------------------
 
@@ -103,38 +148,20 @@ class GPTModel:
         cfg, P = self.cfg, self.params
         require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
         B, T = idx.shape
-        masks = self._masks(B, T, dropout_rng, dropout_masks)
-        p = cfg["drop_rate"]
+        masks = select_dropout_masks(cfg, B, T, self.dtype, dropout_rng, dropout_masks)
+        self.last_dropout_masks = masks
 
-        tok, tok_cache = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
-        pos, pos_cache = embedding_forward(np.arange(T), P["pos_emb.weight"])  # (T, C)
-        x, drop_cache = masked_dropout_forward(tok + pos, masks.get("drop_emb"), p)  # (B, T, C)
-        block_caches = []
-        for i in range(cfg["n_layers"]):
-            prefix = f"trf_blocks.{i}."
-            block_params = {k[len(prefix) :]: v for k, v in P.items() if k.startswith(prefix)}
-            block_masks = {n: masks[prefix + n] for n in BLOCK_DROPOUT_NAMES if prefix + n in masks}
-            x, c = transformer_block_forward(x, block_params, cfg, block_masks, p)  # (B, T, C)
-            block_caches.append(c)
+        x, embed_caches, block_caches = body_forward(idx, P, cfg, masks)  # (B, T, C)
         x, norm_cache = layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
         logits, head_cache = linear_forward(x, P["out_head.weight"])  # (B, T, V)
-
-        self._cache = (
-            (B, T),
-            tok_cache,
-            pos_cache,
-            drop_cache,
-            block_caches,
-            norm_cache,
-            head_cache,
-        )
+        self._cache = ((B, T), embed_caches, block_caches, norm_cache, head_cache)
         return logits
 
     def backward(self, dlogits: np.ndarray) -> dict[str, np.ndarray]:
         """Gradient of every parameter (same keys as `params`) given d loss / d logits (B, T, V)."""
         if self._cache is None:
             raise RuntimeError("backward needs a forward first")
-        (B, T), tok_cache, pos_cache, drop_cache, block_caches, norm_cache, head_cache = self._cache
+        (B, T), embed_caches, block_caches, norm_cache, head_cache = self._cache
         require_shape("dlogits", dlogits, (B, T, self.cfg["vocab_size"]))
         grads = {}
 
@@ -142,12 +169,7 @@ class GPTModel:
         dx, grads["final_norm.scale"], grads["final_norm.shift"] = layernorm_backward(
             dx, norm_cache
         )
-        for i in reversed(range(self.cfg["n_layers"])):
-            dx, block_grads = transformer_block_backward(dx, block_caches[i])  # (B, T, C)
-            grads.update({f"trf_blocks.{i}.{k}": g for k, g in block_grads.items()})
-        dx = masked_dropout_backward(dx, drop_cache)  # (B, T, C)
-        grads["tok_emb.weight"] = embedding_backward(dx, tok_cache)  # (V, C)
-        grads["pos_emb.weight"] = embedding_backward(dx.sum(axis=0), pos_cache)  # (context, C)
+        grads |= body_backward(dx, embed_caches, block_caches)
         return {k: grads[k] for k in self.params}
 
     def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):
@@ -158,22 +180,3 @@ class GPTModel:
         loss, loss_cache = cross_entropy_forward(logits, targets)
         dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, T, V)
         return float(loss), self.backward(dlogits)
-
-    def _masks(self, B: int, T: int, dropout_rng, dropout_masks) -> dict:
-        """The dropout masks for this forward (empty: no dropout), kept in last_dropout_masks."""
-        if dropout_rng is not None and dropout_masks is not None:
-            raise ValueError("pass dropout_rng or dropout_masks, not both")
-        if dropout_rng is not None:
-            masks = self.draw_dropout_masks(dropout_rng, B, T) if self.cfg["drop_rate"] > 0 else {}
-        else:
-            masks = dict(dropout_masks or {})
-            shapes = self.dropout_mask_shapes(B, T)
-            unknown = sorted(set(masks) - set(shapes))
-            if unknown:
-                raise ValueError(
-                    f"dropout_masks has unknown names {unknown}; expected some of {list(shapes)}"
-                )
-            for name, mask in masks.items():
-                require_shape(f"dropout_masks[{name!r}]", mask, shapes[name])
-        self.last_dropout_masks = masks
-        return masks

@@ -43,10 +43,8 @@ from twinlm.validate import (
     require_float,
     require_int,
     require_keys,
-    require_lstm_weights,
-    require_ndim,
-    require_probability,
-    require_same_dtype,
+    require_lstm_cell_inputs,
+    require_lstm_inputs,
     require_shape,
 )
 
@@ -84,21 +82,6 @@ def _gates_backward(dh, dc_next, gates, tanh_c, c, out=None):
     return dz, dc * f  # dc_prev = dc ⊙ f
 
 
-def _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
-    input_size, hidden = require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
-    for name, a in (("x", x), ("h", h), ("c", c)):
-        require_float(name, a)
-    require_ndim("x", x, 2, 2)
-    if x.shape[1] != input_size:
-        raise ValueError(
-            f"x must have last dimension {input_size} (weight_ih is (4H, I) = "
-            f"{tuple(weight_ih.shape)}), got shape {tuple(x.shape)}"
-        )
-    require_shape("h", h, (x.shape[0], hidden))
-    require_shape("c", c, (x.shape[0], hidden))
-    require_same_dtype(("x", "h", "c", "weight_ih"), (x, h, c, weight_ih))  # no silent upcasts
-
-
 def lstm_cell_forward(
     x: np.ndarray,
     h: np.ndarray,
@@ -109,7 +92,7 @@ def lstm_cell_forward(
     bias_hh: np.ndarray,
 ):
     """One LSTM step (torch.nn.LSTMCell). Returns ((h_next, c_next), cache)."""
-    _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    require_lstm_cell_inputs(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
     z = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
     gates = _activate(z)  # (B, 4H)  [i f g o]
     H = h.shape[-1]
@@ -206,41 +189,6 @@ class LSTM:
         self.params = new
         self._cache = None
 
-    def _check_inputs(self, x, state, dropout_masks, p):
-        require_float("x", x)
-        require_ndim("x", x, 3, 3)
-        B, T, I = x.shape
-        if I != self.input_size:
-            raise ValueError(
-                f"x must have last dimension {self.input_size} (input_size), got shape {x.shape}"
-            )
-        if T == 0 or B == 0:
-            raise ValueError(
-                f"x must hold at least one sequence of at least one step, got shape {x.shape}"
-            )
-        if x.dtype != self.dtype:
-            raise TypeError(f"x must have the parameters' dtype {self.dtype}, got {x.dtype}")
-        L, H = self.num_layers, self.hidden_size
-        if state is not None:
-            for name, s in zip(("h0", "c0"), state, strict=True):
-                require_shape(name, s, (L, B, H))
-                if s.dtype != self.dtype:
-                    raise TypeError(f"{name} must have dtype {self.dtype}, got {s.dtype}")
-        require_probability("p", p)
-        if dropout_masks is None:
-            if p > 0 and L > 1:
-                raise ValueError(
-                    f"p = {p} needs dropout_masks: {L - 1} keep-masks of shape ({B}, {T}, {H})"
-                )
-        else:
-            if len(dropout_masks) != L - 1:
-                raise ValueError(
-                    f"dropout_masks must hold {L - 1} masks (one between each pair of layers), "
-                    f"got {len(dropout_masks)}"
-                )
-            for k, m in enumerate(dropout_masks):
-                require_shape(f"dropout_masks[{k}]", m, (B, T, H))
-
     def forward(
         self,
         x: np.ndarray,
@@ -251,7 +199,10 @@ class LSTM:
         """x (B, T, I); state (h0, c0) each (num_layers, B, H), zeros if None; dropout_masks: None
         or num_layers-1 keep-masks (B, T, H) applied to each layer's output but the last, scaled by
         1/(1 - p). Returns (out (B, T, H), (h_n, c_n))."""
-        self._check_inputs(x, state, dropout_masks, p)
+        require_lstm_inputs(
+            x, state, dropout_masks, p, input_size=self.input_size, hidden_size=self.hidden_size,
+            num_layers=self.num_layers, dtype=self.dtype,
+        )  # fmt: skip
         B, T, _ = x.shape
         L, H = self.num_layers, self.hidden_size
         if state is None:

@@ -25,6 +25,20 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 _LEDGER: dict[tuple[str, str], tuple[float, float, float]] = {}
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a whole test module. Tiny models run fastest so (on a busy machine
+    torch's thread pool makes each tiny op wait for the other threads: measured 100x slower under
+    load), and bitwise reproducibility of torch's reductions needs a fixed thread count.
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def record_error():
     """record_error(op, measure, error, tol): assert error ≤ tol and keep the worst for the summary.

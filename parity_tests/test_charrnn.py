@@ -49,15 +49,7 @@ from twinlm.parity import (
 
 TOL_FD = 1e-7  # central differences along a random direction, eps 1e-6, float64
 TOL_TRAJECTORY = 1e-9  # relative, 100 optimizer steps
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bitwise reproducibility of torch's reductions needs a fixed thread count."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 # ---- the model as an OpCase ----------------------------------------------------------------------

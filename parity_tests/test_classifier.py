@@ -2,8 +2,8 @@
 
 References, each independent of the code under test:
 - torch_impl.GPTClassifier with autograd (same weights, same dropout masks replayed);
-- the book's recipe from torch built-ins, written here: the whole GPT (F.embedding, F.layer_norm,
-  F.scaled_dot_product_attention, F.gelu), the new head on every position (F.linear), then the
+- the book's recipe from torch built-ins: the whole GPT (F.embedding, F.layer_norm,
+  F.scaled_dot_product_attention, F.gelu; helpers.py), the new head on every position (F.linear), then the
   classified position picked by an index built by hand from the known text lengths;
 - the same model run on each text alone, unpadded (causal attention: right padding cannot change
   the earlier positions), for the last-non-pad position;
@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import builtin_gpt_hidden
 
 import numpy_impl as N
-import numpy_impl.classifier as np_classifier
+import numpy_impl.gpt as np_gpt  # its body_backward runs the block backwards of both models
 import torch_impl as T
 from twinlm.classify import ClassifierTrainer, ClassifySettings, classify_texts, load_classifier
 from twinlm.config import get_config
@@ -41,15 +42,7 @@ OPTIONS = {  # trainable option -> (k, blocks that train); n_layers = 3
     "all": (None, [0, 1, 2]),
 }
 TOL_TRAJECTORY_FLOAT64 = 1e-9
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread (a busy machine makes thread pools wait)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def _expected_trainable(trainable: str, cfg=CFG) -> set[str]:
@@ -94,31 +87,6 @@ def _name(trainable: str, position: str) -> str:
 
 def _torch_grads(model) -> dict[str, np.ndarray]:
     return {n: p.grad.numpy() for n, p in model.named_parameters() if p.grad is not None}
-
-
-def _builtin_normed_hidden(p: dict[str, torch.Tensor], idx: torch.Tensor, cfg) -> torch.Tensor:
-    """final_norm(GPT body(idx)) at every position (B, T, C), from torch built-ins only."""
-    Bn, Tn = idx.shape
-    C, H = cfg["emb_dim"], cfg["n_heads"]
-    x = F.embedding(idx, p["tok_emb.weight"]) + F.embedding(torch.arange(Tn), p["pos_emb.weight"])
-    for i in range(cfg["n_layers"]):
-        b = f"trf_blocks.{i}."
-        h = F.layer_norm(x, (C,), p[b + "norm1.scale"], p[b + "norm1.shift"], eps=1e-5)
-        q, k, v = (
-            F.linear(h, p[f"{b}att.{n}.weight"], p.get(f"{b}att.{n}.bias"))
-            .view(Bn, Tn, H, C // H)
-            .transpose(1, 2)
-            for n in ("W_query", "W_key", "W_value")
-        )
-        ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        ctx = ctx.transpose(1, 2).reshape(Bn, Tn, C)
-        x = x + F.linear(ctx, p[b + "att.out_proj.weight"], p[b + "att.out_proj.bias"])
-        h = F.layer_norm(x, (C,), p[b + "norm2.scale"], p[b + "norm2.shift"], eps=1e-5)
-        h = F.gelu(
-            F.linear(h, p[b + "ff.layers.0.weight"], p[b + "ff.layers.0.bias"]), approximate="tanh"
-        )
-        x = x + F.linear(h, p[b + "ff.layers.2.weight"], p[b + "ff.layers.2.bias"])
-    return F.layer_norm(x, (C,), p["final_norm.scale"], p["final_norm.shift"], eps=1e-5)
 
 
 # ---- forward and gradients, every option ---------------------------------------------------------
@@ -176,7 +144,7 @@ def test_classifier_matches_book_recipe_from_builtins(trainable, position, recor
     logits = np_model.forward(idx)
 
     tp = {n: torch.tensor(v, requires_grad=True) for n, v in np_model.params.items()}
-    normed = _builtin_normed_hidden(tp, torch.from_numpy(idx), CFG)  # (B, T, C)
+    normed = builtin_gpt_hidden(tp, torch.from_numpy(idx), CFG)  # (B, T, C)
     all_logits = F.linear(normed, tp["out_head.weight"], tp["out_head.bias"])  # (B, T, K)
     picked = LENGTHS - 1 if position == "last-non-pad" else np.full(len(idx), idx.shape[1] - 1)
     ref_logits = all_logits[torch.arange(len(idx)), torch.from_numpy(picked)]  # (B, K)
@@ -242,7 +210,7 @@ def test_both_backends_start_identical_and_keep_the_book_keys():
 @pytest.mark.parametrize("trainable", list(OPTIONS))
 def test_numpy_backward_stops_at_the_first_trainable_block(trainable, monkeypatch):
     calls = []
-    real = np_classifier.transformer_block_backward
+    real = np_gpt.transformer_block_backward
 
     def counting(dy, cache):
         if trainable == "head":
@@ -250,7 +218,7 @@ def test_numpy_backward_stops_at_the_first_trainable_block(trainable, monkeypatc
         calls.append(1)
         return real(dy, cache)
 
-    monkeypatch.setattr(np_classifier, "transformer_block_backward", counting)
+    monkeypatch.setattr(np_gpt, "transformer_block_backward", counting)
     np_model, _ = _models(trainable, "last")
     idx, labels = _batch()
     _, grads = np_model.loss_and_grads(idx, labels)

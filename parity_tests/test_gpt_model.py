@@ -2,9 +2,10 @@
 
 References, each independent of the code under test:
 - torch_impl.GPTModel with autograd (same weights, same dropout masks replayed);
-- a functional GPT written here from torch built-ins (F.embedding, F.layer_norm,
-  F.scaled_dot_product_attention, F.gelu, F.linear, F.cross_entropy);
-- the book's own GPTModel (chapter 4 code, copied below) for state_dict compatibility;
+- a functional GPT from torch built-ins (F.embedding, F.layer_norm, F.scaled_dot_product_attention,
+  F.gelu, F.linear: helpers.py), with F.cross_entropy;
+- the book's own GPTModel (chapter 4 code, copied below; its attention in helpers.py) for
+  state_dict compatibility;
 - central finite differences of the NumPy loss (float64) for the NumPy backward;
 - ln(vocab_size), the loss of a uniform prediction, for the untrained model.
 Parameters are perturbed away from the init (biases 0, scales 1), which would hide bugs.
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import BookMultiHeadAttention, builtin_gpt_hidden
 from torch import nn
 
 import numpy_impl as N
@@ -139,32 +141,6 @@ def test_gpt_float32_no_worse_than_torch(record_error):
 # ---- against torch built-ins -----------------------------------------------------------------------
 
 
-def _builtin_gpt_logits(p: dict[str, torch.Tensor], idx: torch.Tensor, cfg) -> torch.Tensor:
-    """The same GPT from torch built-ins only, no dropout."""
-    Bn, Tn = idx.shape
-    C, H = cfg["emb_dim"], cfg["n_heads"]
-    x = F.embedding(idx, p["tok_emb.weight"]) + F.embedding(torch.arange(Tn), p["pos_emb.weight"])
-    for i in range(cfg["n_layers"]):
-        b = f"trf_blocks.{i}."
-        h = F.layer_norm(x, (C,), p[b + "norm1.scale"], p[b + "norm1.shift"], eps=1e-5)
-        q, k, v = (
-            F.linear(h, p[f"{b}att.{n}.weight"], p.get(f"{b}att.{n}.bias"))
-            .view(Bn, Tn, H, C // H)
-            .transpose(1, 2)
-            for n in ("W_query", "W_key", "W_value")
-        )
-        ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        ctx = ctx.transpose(1, 2).reshape(Bn, Tn, C)
-        x = x + F.linear(ctx, p[b + "att.out_proj.weight"], p[b + "att.out_proj.bias"])
-        h = F.layer_norm(x, (C,), p[b + "norm2.scale"], p[b + "norm2.shift"], eps=1e-5)
-        h = F.gelu(
-            F.linear(h, p[b + "ff.layers.0.weight"], p[b + "ff.layers.0.bias"]), approximate="tanh"
-        )
-        x = x + F.linear(h, p[b + "ff.layers.2.weight"], p[b + "ff.layers.2.bias"])
-    x = F.layer_norm(x, (C,), p["final_norm.scale"], p["final_norm.shift"], eps=1e-5)
-    return F.linear(x, p["out_head.weight"])
-
-
 def test_gpt_numpy_matches_torch_builtins_float64(record_error):
     params = _perturbed_params(CFG)
     np_model, _ = _models(params)
@@ -173,7 +149,8 @@ def test_gpt_numpy_matches_torch_builtins_float64(record_error):
     logits = np_model.forward(idx)
 
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    ref_logits = _builtin_gpt_logits(tp, torch.from_numpy(idx), CFG)
+    # The same GPT from torch built-ins only (helpers.py), no dropout.
+    ref_logits = F.linear(builtin_gpt_hidden(tp, torch.from_numpy(idx), CFG), tp["out_head.weight"])
     ref_loss = F.cross_entropy(ref_logits.flatten(0, 1), torch.from_numpy(targets).flatten())
     ref_loss.backward()
     ref_grads = {k: t.grad.numpy() for k, t in tp.items()}
@@ -231,37 +208,10 @@ class _BookFeedForward(nn.Module):
         return self.layers(x)
 
 
-class _BookMultiHeadAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
-        super().__init__()
-        self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)
-        self.dropout = nn.Dropout(dropout)
-        self.register_buffer(
-            "mask", torch.triu(torch.ones(context_length, context_length), diagonal=1)
-        )
-
-    def forward(self, x):
-        b, num_tokens, d_in = x.shape
-        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        attn_scores = queries @ keys.transpose(2, 3)
-        attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
-        attn_weights = self.dropout(torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1))
-        context_vec = (
-            (attn_weights @ values).transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
-        )
-        return self.out_proj(context_vec)
-
-
 class _BookTransformerBlock(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.att = _BookMultiHeadAttention(
+        self.att = BookMultiHeadAttention(
             cfg["emb_dim"],
             cfg["emb_dim"],
             cfg["context_length"],

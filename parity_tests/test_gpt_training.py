@@ -33,6 +33,7 @@ MAX_NORM = 1.0
 WEIGHT_DECAY = 0.1
 TOL_TRAJECTORY_FLOAT64 = 1e-9
 TOL_LOSS_FLOAT32 = 1e-4  # absolute, on losses of order 1-4
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def _batches(seed: int = 0):
@@ -86,16 +87,6 @@ def _train_torch(batches, dtype):
 @pytest.fixture(scope="module")
 def batches():
     return _batches()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """A model this small runs fastest on one thread; on a busy machine torch's thread pool
-    makes each tiny op wait for the other threads (measured: 100x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_training_trajectory_float64(batches, record_error):

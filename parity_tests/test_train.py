@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from twinlm.cli import main
 from twinlm.train import Trainer, TrainSettings
 
 VOCAB = 67  # the "test" preset's vocabulary
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def small_encode(text: str) -> list[int]:
@@ -17,22 +17,15 @@ def small_encode(text: str) -> list[int]:
     return [b % VOCAB for b in text.encode()]
 
 
-TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog {i * i}\n" for i in range(60))
+TEXT = "".join(
+    f"line {i}: the quick brown fox jumps over the lazy dog {i * i}\n" for i in range(60)
+)
 
 
 def settings(**kw) -> TrainSettings:
     base = dict(preset="test", max_length=8, stride=8, batch_size=3, steps=12, warmup_steps=3,
                 eval_every=4, eval_batches=2, seed=5)  # fmt: skip
     return TrainSettings(**{**base, **kw})
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bitwise reproducibility of torch's reductions needs a fixed thread count."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])

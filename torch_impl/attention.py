@@ -21,13 +21,11 @@ from torch_impl.dropout import dropout
 from torch_impl.linear import linear
 from torch_impl.softmax import softmax
 from twinlm.validate import (
+    require_attention_inputs,
     require_divisible,
-    require_float,
-    require_keys,
+    require_mha_inputs,
     require_ndim,
     require_probability,
-    require_same_shape,
-    require_shape,
 )
 
 
@@ -36,25 +34,6 @@ def _causal_visible(t_q: int, t_k: int, device) -> torch.Tensor:
     rows = torch.arange(t_q, device=device)[:, None]
     cols = torch.arange(t_k, device=device)[None, :]
     return cols <= rows + (t_k - t_q)
-
-
-def _check_attention_inputs(q, k, v, causal, dropout_mask, p) -> None:
-    for name, a in (("q", q), ("k", k), ("v", v)):
-        require_float(name, a)
-        require_ndim(name, a, 2)
-    require_same_shape(("k", "v"), (k, v))
-    # q: same leading dims and head size as k, any number of query rows.
-    require_shape("q", q, (*k.shape[:-2], None, k.shape[-1]))
-    if causal and q.shape[-2] > k.shape[-2]:
-        raise ValueError(
-            f"causal attention needs no more queries than keys (q rows are the last positions), "
-            f"got q {tuple(q.shape)} and k {tuple(k.shape)}"
-        )
-    require_probability("p", p)
-    if dropout_mask is not None:
-        require_shape("dropout_mask", dropout_mask, (*q.shape[:-1], k.shape[-2]))
-    elif p > 0:
-        raise ValueError(f"p = {p} needs a dropout_mask (drawn by the caller), got None")
 
 
 def attention(
@@ -67,7 +46,7 @@ def attention(
 ) -> torch.Tensor:
     """dropout_mask (..., Tq, Tk) of 0/1 keeps weight ij where it is 1 and scales kept weights by
     1/(1-p); None means no dropout (then p must be 0)."""
-    _check_attention_inputs(q, k, v, causal, dropout_mask, p)
+    require_attention_inputs(q, k, v, causal, dropout_mask, p)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if causal:
         visible = _causal_visible(q.shape[-2], k.shape[-2], q.device)  # (Tq, Tk)
@@ -81,25 +60,6 @@ def attention(
 # ---- multi-head attention --------------------------------------------------------------------------
 
 _PROJECTIONS = ("W_query", "W_key", "W_value")
-MHA_KEYS = ("W_query.weight", "W_key.weight", "W_value.weight", "out_proj.weight", "out_proj.bias")
-MHA_QKV_BIAS_KEYS = ("W_query.bias", "W_key.bias", "W_value.bias")  # present when qkv_bias=True
-
-
-def _check_mha_inputs(x, params, num_heads) -> int:
-    """x (B, T, d_in) against the params' shapes; returns d_out."""
-    require_keys("params", params, MHA_KEYS, MHA_QKV_BIAS_KEYS)
-    require_ndim("W_query.weight", params["W_query.weight"], 2, 2)
-    d_out, d_in = params["W_query.weight"].shape
-    require_divisible("d_out", d_out, "num_heads", num_heads)
-    require_float("x", x)
-    require_shape("x", x, (None, None, d_in))
-    for name in _PROJECTIONS:
-        require_shape(f"{name}.weight", params[f"{name}.weight"], (d_out, d_in))
-        if params.get(f"{name}.bias") is not None:
-            require_shape(f"{name}.bias", params[f"{name}.bias"], (d_out,))
-    require_shape("out_proj.weight", params["out_proj.weight"], (d_out, d_out))
-    require_shape("out_proj.bias", params["out_proj.bias"], (d_out,))
-    return d_out
 
 
 def multihead_attention(
@@ -111,7 +71,7 @@ def multihead_attention(
 ) -> torch.Tensor:
     """Causal multi-head self-attention. x (B, T, d_in); params keyed like the book's
     MultiHeadAttention state_dict; dropout_mask (B, H, T, T). Returns (B, T, d_out)."""
-    d_out = _check_mha_inputs(x, params, num_heads)
+    d_out = require_mha_inputs(x, params, num_heads)
     B, T, _ = x.shape
     head_dim = d_out // num_heads
     q, k, v = (

@@ -22,7 +22,7 @@ from torch_impl.dropout import dropout
 from torch_impl.embedding import embedding
 from torch_impl.linear import linear
 from torch_impl.lstm import LSTM
-from twinlm.validate import require_charrnn_config, require_shape, require_token_batch
+from twinlm.validate import require_charrnn_config, require_charrnn_masks, require_token_batch
 
 
 class CharRNN(nn.Module):
@@ -53,17 +53,11 @@ class CharRNN(nn.Module):
         dropout_masks: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Logits (B, T, V) for byte ids x (B, T), and the final state (h_n, c_n) each (L, B, H)."""
-        L, H, p = self.cfg["num_layers"], self.cfg["hidden_size"], self.cfg["drop_rate"]
+        p = self.cfg["drop_rate"]
         require_token_batch("x", x, self.cfg["vocab_size"])
         B, T = x.shape
         if dropout_masks is not None:
-            if len(dropout_masks) != L:
-                raise ValueError(
-                    f"dropout_masks must hold num_layers = {L} keep-masks (one after each LSTM "
-                    f"layer), got {len(dropout_masks)}"
-                )
-            for k, m in enumerate(dropout_masks):
-                require_shape(f"dropout_masks[{k}]", m, (B, T, H))
+            require_charrnn_masks(dropout_masks, self.cfg, B, T)
         e = embedding(x, self.embedding.weight)  # (B, T, D)
         between = None if dropout_masks is None else list(dropout_masks[:-1])  # L-1 masks
         h, state_n = self.lstm(e, state, between, p if between else 0.0)  # (B, T, H)

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch_impl.dropout import dropout
-from torch_impl.embedding import embedding
+from torch_impl.gpt import body
 from torch_impl.layernorm import LayerNorm
 from torch_impl.linear import linear
-from torch_impl.transformer import BLOCK_DROPOUT_NAMES, TransformerBlock
+from torch_impl.transformer import TransformerBlock
 from twinlm.classify import check_classifier_options, decapitate, trainable_keys
 from twinlm.config import validate_config
 from twinlm.init import init_gpt_params
@@ -103,32 +102,6 @@ class GPTClassifier(nn.Module):
         require_token_batch("idx", in_idx, cfg["vocab_size"], cfg["context_length"])
         B, T = in_idx.shape
         positions = token_positions(in_idx, self.position, self.pad_id)  # (B,)
-        if dropout_masks is not None:
-            self._check_mask_names(dropout_masks)
-        tok = embedding(in_idx, self.tok_emb.weight)  # (B, T, C)
-        pos = embedding(torch.arange(T, device=in_idx.device), self.pos_emb.weight)  # (T, C)
-        x = tok + pos  # (B, T, C)
-        if dropout_masks is None:
-            x = self.drop_emb(x)
-        elif "drop_emb" in dropout_masks:
-            x = dropout(x, dropout_masks["drop_emb"], cfg["drop_rate"])
-        for i, block in enumerate(self.trf_blocks):
-            prefix = f"trf_blocks.{i}."
-            block_masks = None
-            if dropout_masks is not None:
-                block_masks = {
-                    k[len(prefix) :]: m for k, m in dropout_masks.items() if k.startswith(prefix)
-                }
-            x = block(x, block_masks)  # (B, T, C)
+        x = body(self, in_idx, dropout_masks)  # (B, T, C)  torch_impl/gpt.py
         h = x[torch.arange(B, device=x.device), positions]  # (B, C)
         return linear(self.final_norm(h), self.out_head.weight, self.out_head.bias)  # (B, K)
-
-    def _check_mask_names(self, masks: dict) -> None:
-        known = ["drop_emb"] + [
-            f"trf_blocks.{i}.{name}"
-            for i in range(self.cfg["n_layers"])
-            for name in BLOCK_DROPOUT_NAMES
-        ]
-        unknown = sorted(set(masks) - set(known))
-        if unknown:
-            raise ValueError(f"dropout_masks has unknown names {unknown}; expected some of {known}")

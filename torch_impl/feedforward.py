@@ -11,30 +11,11 @@ from torch import nn
 
 from torch_impl.gelu import GELU, gelu
 from torch_impl.linear import linear
-from twinlm.validate import (
-    require_float,
-    require_keys,
-    require_last_dim,
-    require_ndim,
-    require_shape,
-)
-
-FEEDFORWARD_KEYS = ("layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias")
-
-
-def _check_feedforward_inputs(x, params) -> None:
-    require_keys("params", params, FEEDFORWARD_KEYS)
-    require_ndim("layers.0.weight", params["layers.0.weight"], 2, 2)
-    hidden, d = params["layers.0.weight"].shape
-    require_float("x", x)
-    require_last_dim("x", x, d, "layers.0.weight is (hidden, d)")
-    require_shape("layers.0.bias", params["layers.0.bias"], (hidden,))
-    require_shape("layers.2.weight", params["layers.2.weight"], (d, hidden))
-    require_shape("layers.2.bias", params["layers.2.bias"], (d,))
+from twinlm.validate import require_feedforward_inputs
 
 
 def feedforward(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-    _check_feedforward_inputs(x, params)
+    require_feedforward_inputs(x, params)
     h = linear(x, params["layers.0.weight"], params["layers.0.bias"])  # (..., Dh)
     g = gelu(h, approximate="tanh")  # (..., Dh)
     return linear(g, params["layers.2.weight"], params["layers.2.bias"])  # (..., D)

@@ -26,7 +26,7 @@ from torch_impl.embedding import embedding
 from torch_impl.gpt import GPTModel
 from torch_impl.linear import linear
 from twinlm.sampling import check_generate_args, next_tokens
-from twinlm.validate import require_token_batch
+from twinlm.validate import require_cache_room, require_token_batch
 
 
 class KVCache:
@@ -97,11 +97,7 @@ def forward_cached(
     require_token_batch("idx", idx, model.cfg["vocab_size"])
     B, T = idx.shape
     start = cache.length
-    if B != cache.tokens.shape[0] or start + T > cache.max_len:
-        raise ValueError(
-            f"idx (shape {tuple(idx.shape)}) does not fit the cache: batch "
-            f"{cache.tokens.shape[0]}, {start} of {cache.max_len} positions used"
-        )
+    require_cache_room(idx, cache.tokens.shape[0], start, cache.max_len)
 
     tok = embedding(idx, model.tok_emb.weight)  # (B, T, C)
     x = tok + model.pos_emb.weight[start : start + T]  # (B, T, C) positions start .. start+T-1

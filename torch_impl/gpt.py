@@ -30,6 +30,35 @@ from twinlm.validate import require_token_batch
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
+def body(model: nn.Module, in_idx: torch.Tensor, dropout_masks: dict | None) -> torch.Tensor:
+    """x (B, T, C) = trf_blocks(drop_emb(tok_emb[idx] + pos_emb[0..T-1])): the part below
+    final_norm, which GPTModel and GPTClassifier share (same module names). dropout_masks: replay
+    these (names as numpy_impl/gpt.py) in either mode; None: the modules' own dropout."""
+    cfg = model.cfg
+    if dropout_masks is not None:
+        known = list(gpt_dropout_mask_shapes(cfg, 1, 1))
+        unknown = sorted(set(dropout_masks) - set(known))
+        if unknown:
+            raise ValueError(f"dropout_masks has unknown names {unknown}; expected some of {known}")
+    T = in_idx.shape[1]
+    tok = embedding(in_idx, model.tok_emb.weight)  # (B, T, C)
+    pos = embedding(torch.arange(T, device=in_idx.device), model.pos_emb.weight)  # (T, C)
+    x = tok + pos  # (B, T, C)
+    if dropout_masks is None:
+        x = model.drop_emb(x)
+    elif "drop_emb" in dropout_masks:
+        x = dropout(x, dropout_masks["drop_emb"], cfg["drop_rate"])
+    for i, block in enumerate(model.trf_blocks):
+        prefix = f"trf_blocks.{i}."
+        block_masks = None
+        if dropout_masks is not None:
+            block_masks = {
+                k[len(prefix) :]: m for k, m in dropout_masks.items() if k.startswith(prefix)
+            }
+        x = block(x, block_masks)  # (B, T, C)
+    return x
+
+
 class GPTModel(nn.Module):
     """The book's GPTModel. seed: fill from twinlm.init (else torch's default init, like the
     book); dtype: torch.float32 (default) or torch.float64."""
@@ -58,29 +87,6 @@ class GPTModel(nn.Module):
         either mode) instead of torch's dropout; None: the book's behaviour."""
         cfg = self.cfg
         require_token_batch("idx", in_idx, cfg["vocab_size"], cfg["context_length"])
-        T = in_idx.shape[1]
-        tok = embedding(in_idx, self.tok_emb.weight)  # (B, T, C)
-        pos = embedding(torch.arange(T, device=in_idx.device), self.pos_emb.weight)  # (T, C)
-        x = tok + pos  # (B, T, C)
-        if dropout_masks is not None:
-            self._check_mask_names(dropout_masks)
-        if dropout_masks is None:
-            x = self.drop_emb(x)
-        elif "drop_emb" in dropout_masks:
-            x = dropout(x, dropout_masks["drop_emb"], cfg["drop_rate"])
-        for i, block in enumerate(self.trf_blocks):
-            prefix = f"trf_blocks.{i}."
-            block_masks = None
-            if dropout_masks is not None:
-                block_masks = {
-                    k[len(prefix) :]: m for k, m in dropout_masks.items() if k.startswith(prefix)
-                }
-            x = block(x, block_masks)  # (B, T, C)
+        x = body(self, in_idx, dropout_masks)  # (B, T, C)
         x = self.final_norm(x)  # (B, T, C)
         return linear(x, self.out_head.weight)  # (B, T, V)
-
-    def _check_mask_names(self, masks: dict) -> None:
-        known = list(gpt_dropout_mask_shapes(self.cfg, 1, 1))
-        unknown = sorted(set(masks) - set(known))
-        if unknown:
-            raise ValueError(f"dropout_masks has unknown names {unknown}; expected some of {known}")

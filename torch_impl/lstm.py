@@ -12,15 +12,7 @@ import math
 import torch
 from torch import nn
 
-from twinlm.validate import (
-    require_float,
-    require_int,
-    require_lstm_weights,
-    require_ndim,
-    require_probability,
-    require_same_dtype,
-    require_shape,
-)
+from twinlm.validate import require_int, require_lstm_cell_inputs, require_lstm_inputs
 
 
 def _cell_from_gates(z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,21 +22,6 @@ def _cell_from_gates(z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, to
     c_next = f * c + i * g  # (B, H)
     h_next = o * torch.tanh(c_next)  # (B, H)
     return h_next, c_next
-
-
-def _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
-    input_size, hidden = require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
-    for name, a in (("x", x), ("h", h), ("c", c)):
-        require_float(name, a)
-    require_ndim("x", x, 2, 2)
-    if x.shape[1] != input_size:
-        raise ValueError(
-            f"x must have last dimension {input_size} (weight_ih is (4H, I) = "
-            f"{tuple(weight_ih.shape)}), got shape {tuple(x.shape)}"
-        )
-    require_shape("h", h, (x.shape[0], hidden))
-    require_shape("c", c, (x.shape[0], hidden))
-    require_same_dtype(("x", "h", "c", "weight_ih"), (x, h, c, weight_ih))  # no silent upcasts
 
 
 def lstm_cell(
@@ -57,7 +34,7 @@ def lstm_cell(
     bias_hh: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One LSTM step (torch.nn.LSTMCell): x (B, I), h and c (B, H) → (h_next, c_next)."""
-    _check_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    require_lstm_cell_inputs(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
     z = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
     return _cell_from_gates(z, c)
 
@@ -115,46 +92,6 @@ class LSTM(nn.Module):
             setattr(self, f"bias_hh_l{k}", nn.Parameter(torch.empty(4 * H)))
         _uniform_(self, hidden_size)
 
-    def _check_inputs(self, x, state, dropout_masks, p):
-        require_float("x", x)
-        require_ndim("x", x, 3, 3)
-        B, T, I = x.shape if self.batch_first else (x.shape[1], x.shape[0], x.shape[2])
-        if I != self.input_size:
-            raise ValueError(
-                f"x must have last dimension {self.input_size} (input_size), "
-                f"got shape {tuple(x.shape)}"
-            )
-        if T == 0 or B == 0:
-            raise ValueError(
-                "x must hold at least one sequence of at least one step, "
-                f"got shape {tuple(x.shape)}"
-            )
-        dtype = self.weight_ih_l0.dtype
-        if x.dtype != dtype:
-            raise TypeError(f"x must have the parameters' dtype {dtype}, got {x.dtype}")
-        L, H = self.num_layers, self.hidden_size
-        if state is not None:
-            for name, s in zip(("h0", "c0"), state, strict=True):
-                require_shape(name, s, (L, B, H))
-                if s.dtype != dtype:
-                    raise TypeError(f"{name} must have dtype {dtype}, got {s.dtype}")
-        require_probability("p", p)
-        if dropout_masks is None:
-            if p > 0 and L > 1:
-                raise ValueError(
-                    f"p = {p} needs dropout_masks: {L - 1} keep-masks shaped like the output"
-                )
-        else:
-            if len(dropout_masks) != L - 1:
-                raise ValueError(
-                    f"dropout_masks must hold {L - 1} masks (one between each pair of layers), "
-                    f"got {len(dropout_masks)}"
-                )
-            for k, m in enumerate(dropout_masks):
-                require_shape(
-                    f"dropout_masks[{k}]", m, (B, T, H) if self.batch_first else (T, B, H)
-                )
-
     def forward(
         self,
         x: torch.Tensor,
@@ -165,7 +102,10 @@ class LSTM(nn.Module):
         """x (B, T, I) if batch_first else (T, B, I); state (h0, c0) each (num_layers, B, H), zeros
         if None; dropout_masks: None or num_layers-1 keep-masks shaped like the output, applied to
         each layer's output but the last, scaled by 1/(1 - p). Returns (out, (h_n, c_n))."""
-        self._check_inputs(x, state, dropout_masks, p)
+        require_lstm_inputs(
+            x, state, dropout_masks, p, input_size=self.input_size, hidden_size=self.hidden_size,
+            num_layers=self.num_layers, dtype=self.weight_ih_l0.dtype, batch_first=self.batch_first,
+        )  # fmt: skip
         if self.batch_first:
             x = x.transpose(0, 1)  # (T, B, I)  time-major
         T, B, _ = x.shape

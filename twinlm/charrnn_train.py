@@ -26,22 +26,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-import numpy_impl as N
-import torch_impl as T
-from numpy_impl.charrnn import init_charrnn_params
-from twinlm.backends import DTYPES, NumpyGPT, TorchGPT
+from twinlm.backends import BACKENDS, DTYPES, make_charrnn_backend
 from twinlm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
 from twinlm.sampling import check_sampling_args, next_tokens
-from twinlm.validate import require_charrnn_config, require_choice, require_int
+from twinlm.train import restore_run, run_steps
+from twinlm.validate import require_choice, require_int
 
-BACKENDS = ("numpy", "torch")
 LN2 = math.log(2.0)
 
 # ---- vocabulary ----------------------------------------------------------------------------------
@@ -130,92 +125,6 @@ def draw_dropout_masks(cfg: dict, rng: np.random.Generator, batch: int, seq: int
     """num_layers 0/1 keep-masks (B, T, H), 1 with probability 1 - drop_rate, in dtype."""
     shape = (batch, seq, cfg["hidden_size"])
     return [(rng.random(shape) >= cfg["drop_rate"]).astype(dtype) for _ in range(cfg["num_layers"])]
-
-
-# ---- one interface over both backends ------------------------------------------------------------
-# Both adapters take NumPy batches, states and masks, and return NumPy states, so the trainer and
-# the sampler are backend-neutral. state()/load_state() are the GPT adapters' (twinlm/backends.py):
-# model.<key>, optim.exp_avg.<key>, optim.exp_avg_sq.<key> and per-parameter step counts.
-
-
-class NumpyCharRNN(NumpyGPT):
-    name = "numpy"
-
-    def __init__(self, cfg: dict, seed: int, dtype: str, weight_decay: float, clip: float):
-        self.model = N.CharRNN(cfg, seed=seed, dtype=DTYPES[dtype][0])
-        self.opt = N.AdamW(self.model.params, lr=0.0, weight_decay=weight_decay)
-        self.clip = clip
-
-    def zero_state(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.model.zero_state(batch)
-
-    def train_step(self, x, y, state, lr: float, masks) -> tuple[float, tuple]:
-        loss, grads, state = self.model.loss_and_grads(x, y, state, masks)
-        N.clip_grad_norm(grads, self.clip)
-        self.opt.lr = lr
-        self.opt.step(grads)
-        return loss, state  # the new state is a plain array: nothing flows back through it
-
-    def eval_loss(self, x, y, state) -> tuple[float, tuple]:
-        logits, state = self.model.forward(x, state)
-        loss, _ = N.cross_entropy_forward(logits, y)
-        return float(loss), state
-
-    def predict(self, x, state) -> tuple[np.ndarray, tuple]:
-        """float64 logits (B, V) after the last position of x (B, T), and the new state."""
-        logits, state = self.model.forward(x, state)
-        return logits[:, -1].astype(np.float64), state
-
-
-class TorchCharRNN(TorchGPT):
-    name = "torch"
-
-    def __init__(self, cfg: dict, seed: int, dtype: str, weight_decay: float, clip: float):
-        np_dtype, torch_dtype = DTYPES[dtype]
-        self.model = T.CharRNN(cfg, dtype=torch_dtype)
-        init = init_charrnn_params(cfg, seed, np_dtype)  # the shared initializer
-        self.model.load_state_dict({k: torch.from_numpy(v) for k, v in init.items()})
-        self.names = [n for n, _ in self.model.named_parameters()]
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=0.0, weight_decay=weight_decay, foreach=False
-        )
-        self.clip = clip
-
-    def zero_state(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        return tuple(s.numpy() for s in self.model.zero_state(batch))
-
-    def train_step(self, x, y, state, lr: float, masks) -> tuple[float, tuple]:
-        # A state made from NumPy arrays is a leaf without grad: the backward stops at step 0.
-        h0, c0 = (torch.from_numpy(s) for s in state)
-        tmasks = None if masks is None else [torch.from_numpy(m) for m in masks]
-        logits, (h_n, c_n) = self.model(torch.from_numpy(x), (h0, c0), tmasks)
-        loss = T.cross_entropy(logits, torch.from_numpy(y))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip, foreach=False)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        self.opt.step()
-        return float(loss.detach()), (h_n.detach().numpy(), c_n.detach().numpy())
-
-    @torch.no_grad()
-    def eval_loss(self, x, y, state) -> tuple[float, tuple]:
-        logits, (h_n, c_n) = self.model(torch.from_numpy(x), tuple(map(torch.from_numpy, state)))
-        return float(T.cross_entropy(logits, torch.from_numpy(y))), (h_n.numpy(), c_n.numpy())
-
-    @torch.no_grad()
-    def predict(self, x, state) -> tuple[np.ndarray, tuple]:
-        logits, (h_n, c_n) = self.model(torch.from_numpy(x), tuple(map(torch.from_numpy, state)))
-        return logits[:, -1].double().numpy(), (h_n.numpy(), c_n.numpy())
-
-
-def make_charrnn_backend(name: str, cfg: dict, seed: int = 0, dtype: str = "float32",
-                         weight_decay: float = 0.0, clip: float = 5.0):  # fmt: skip
-    require_choice("backend", name, BACKENDS)
-    require_choice("dtype", dtype, tuple(DTYPES))
-    require_charrnn_config(cfg)
-    cls = NumpyCharRNN if name == "numpy" else TorchCharRNN
-    return cls(cfg, seed, dtype, weight_decay, clip)
 
 
 # ---- training ------------------------------------------------------------------------------------
@@ -371,14 +280,8 @@ class CharRNNTrainer:
         if steps is not None:
             settings.steps = steps
         trainer = cls(backend or meta["backend"], text, settings, ByteVocab(bytes(meta["vocab"])))
-        if trainer.fingerprint != meta["data"]:
-            raise ValueError(
-                f"the text differs from the one {path} was trained on; resume with the same --text"
-            )
-        trainer.backend.load_state(tensors, meta["opt_steps"])
+        restore_run(trainer, path, tensors, meta, trainer.fingerprint, CharRNNHistory)
         trainer.carry = (tensors["carry.h"], tensors["carry.c"])
-        trainer.step = meta["step"]
-        trainer.history = CharRNNHistory(**meta["history"])
         return trainer
 
 
@@ -391,32 +294,20 @@ def format_eval(step: int, chars: int, train: float, val: float) -> str:
 
 def run_training(trainer: CharRNNTrainer, out_dir: str | Path, progress: bool = True) -> Path:
     """Train to `settings.steps`, printing evaluations; write checkpoints and the loss curve."""
-    from tqdm import tqdm
-
     from twinlm.plots import plot_losses
 
     s, out_dir = trainer.s, Path(out_dir)
     ckpt = out_dir / "checkpoint.safetensors"
-    bar = tqdm(total=s.steps, initial=trainer.step, disable=not progress, unit="step",
-               desc=f"charrnn [{trainer.backend.name}]")  # fmt: skip
-    bar.write(
+    header = (
         f"vocabulary {len(trainer.vocab)} bytes | {trainer.train.per_epoch} batches of "
         f"{s.batch_size}×{s.seq_length} per epoch | validation {trainer.val.per_epoch} batches"
     )
-    if trainer.step == 0:
-        bar.write(format_eval(0, 0, *trainer.evaluate()))
-    start, first = time.perf_counter(), trainer.step
-    while trainer.step < s.steps:
-        loss = trainer.train_step()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}")
-        if trainer.step % s.eval_every == 0 or trainer.step == s.steps:
-            bar.write(format_eval(trainer.step, trainer.chars_seen, *trainer.evaluate()))
-        if s.checkpoint_every and trainer.step % s.checkpoint_every == 0:
-            trainer.save(ckpt)
-    bar.close()
-    seconds = time.perf_counter() - start
-    trainer.save(ckpt)
+    first = trainer.step
+    seconds = run_steps(
+        trainer, ckpt,
+        lambda: format_eval(trainer.step, trainer.chars_seen, *trainer.evaluate()),
+        f"charrnn [{trainer.backend.name}]", progress, header,
+    )  # fmt: skip
     h = trainer.history
     png = plot_losses(
         out_dir / "loss.png",
@@ -466,9 +357,7 @@ def load_for_sampling(path: str | Path, backend: str | None = None):
     model = split_prefix(tensors, "model.")
     dtype = str(model["embedding.weight"].dtype)
     adapter = make_charrnn_backend(backend or meta["backend"], meta["cfg"], 0, dtype)
-    adapter.model.load_state_dict(
-        model if adapter.name == "numpy" else {k: torch.from_numpy(v) for k, v in model.items()}
-    )
+    adapter.load_params(model)
     return adapter, ByteVocab(bytes(meta["vocab"])), meta
 
 

@@ -20,7 +20,8 @@ The NumPy backward stops at the first trainable block; torch marks the rest requ
 
 Both backends import the pieces here (options, parameter names, the new head's seeded init), so
 this module imports neither at load time; the training loop below picks one through an adapter
-with the same interface for both (`make_classifier_backend`), like twinlm/backends.py for the GPT.
+with the same interface for both (twinlm/backends.py's `make_classifier_backend`, next to the
+GPT's and the char-RNN's).
 """
 
 from __future__ import annotations
@@ -37,13 +38,12 @@ from twinlm.checkpoint import load_checkpoint, save_checkpoint
 from twinlm.config import validate_config
 from twinlm.init import gpt_param_shapes
 from twinlm.spam import PAD_ID, SpamDataset
-from twinlm.validate import require_choice, require_int
+from twinlm.validate import require_choice, require_exact_keys, require_int
 
 TRAINABLE_OPTIONS = ("last-block", "last-k", "head", "all")
 POSITION_OPTIONS = ("last", "last-non-pad")
 SPAM_LABELS = ("ham", "spam")  # twinlm.spam.LABELS: ham 0, spam 1
 BACKENDS = ("numpy", "torch")
-DTYPES = ("float32", "float64")
 
 # ---------------------------------------------------------------------------------------------
 # Options and parameters, shared by numpy_impl/classifier.py and torch_impl/classifier.py
@@ -124,12 +124,8 @@ def decapitate(
     shapes = classifier_param_shapes(cfg, num_classes)
     body = {k: v for k, v in gpt_params.items() if not k.startswith("out_head.")}
     body = {k: v for k, v in body.items() if not k.endswith(".att.mask")}  # book buffers
-    missing = [k for k in shapes if k not in body and not k.startswith("out_head.")]
-    unexpected = [k for k in body if k not in shapes]
-    if missing or unexpected:
-        raise ValueError(
-            f"gpt_params keys do not match cfg: missing {missing}, unexpected {unexpected}"
-        )
+    body_keys = [k for k in shapes if not k.startswith("out_head.")]
+    require_exact_keys("gpt_params", body, body_keys, " cfg")
     params = {}
     for name, value in body.items():
         value = np.array(value, dtype=dtype)  # a copy: training must not move the caller's arrays
@@ -176,126 +172,6 @@ def format_confusion(counts: np.ndarray, names: Sequence[str]) -> str:
     correct = np.trace(counts)
     lines.append(f"accuracy {correct}/{total} = {correct / max(total, 1):.2%}")
     return "\n".join(lines)
-
-
-def plot_confusion(path: str | Path, counts: np.ndarray, names: Sequence[str], title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=120)
-    ax.imshow(counts, cmap="Blues")
-    for (i, j), c in np.ndenumerate(counts):
-        dark = c > counts.max() / 2
-        ax.text(j, i, str(c), ha="center", va="center", color="white" if dark else "black")
-    ax.set_xticks(range(len(names)), names)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------
-# One interface over both backends
-
-
-def _numpy_dtype(dtype: str) -> np.dtype:
-    require_choice("dtype", dtype, DTYPES)
-    return np.dtype(dtype)
-
-
-class NumpyClassifier:
-    """numpy_impl.GPTClassifier + numpy_impl.AdamW over the trainable parameters only."""
-
-    name = "numpy"
-
-    def __init__(self, cfg: dict, options: dict, seed: int, dtype: str, backbone, lr: float,
-                 weight_decay: float):  # fmt: skip
-        import numpy_impl as N
-
-        self.model = N.GPTClassifier(
-            cfg, **options, seed=seed, dtype=_numpy_dtype(dtype), backbone=backbone
-        )
-        trainable = {k: self.model.params[k] for k in self.model.trainable_keys}
-        self.opt = N.AdamW(trainable, lr=lr, weight_decay=weight_decay)
-
-    def train_step(self, x: np.ndarray, y: np.ndarray, masks: dict) -> float:
-        loss, grads = self.model.loss_and_grads(x, y, dropout_masks=masks)
-        self.opt.step(grads)
-        return loss
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.model.forward(x)  # no masks: evaluation mode
-
-    def params(self) -> dict[str, np.ndarray]:
-        return self.model.params
-
-    def load_params(self, tensors: dict[str, np.ndarray]) -> None:
-        self.model.load_state_dict(tensors)
-
-
-class TorchClassifier:
-    """torch_impl.GPTClassifier + torch.optim.AdamW over the parameters that require grad."""
-
-    name = "torch"
-
-    def __init__(self, cfg: dict, options: dict, seed: int, dtype: str, backbone, lr: float,
-                 weight_decay: float):  # fmt: skip
-        import torch
-
-        import torch_impl as T
-
-        self.torch = torch
-        self.model = T.GPTClassifier(
-            cfg,
-            **options,
-            seed=seed,
-            dtype=getattr(torch, _numpy_dtype(dtype).name),
-            backbone=backbone,
-        )
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay, foreach=False)
-        self._cross_entropy = T.cross_entropy
-
-    def train_step(self, x: np.ndarray, y: np.ndarray, masks: dict) -> float:
-        torch = self.torch
-        self.model.train()
-        tmasks = {k: torch.from_numpy(m) for k, m in masks.items()}
-        logits = self.model(torch.from_numpy(x), dropout_masks=tmasks)
-        loss = self._cross_entropy(logits, torch.from_numpy(y))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return loss.item()
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        self.model.eval()
-        with self.torch.no_grad():
-            return self.model(self.torch.from_numpy(x)).numpy()
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
-
-    def load_params(self, tensors: dict[str, np.ndarray]) -> None:
-        state = {k: self.torch.from_numpy(np.array(v)) for k, v in tensors.items()}
-        self.model.load_state_dict(state)
-
-
-def make_classifier_backend(
-    name: str, cfg: dict, options: dict, seed: int = 0, dtype: str = "float32", backbone=None,
-    lr: float = 5e-5, weight_decay: float = 0.1,
-) -> NumpyClassifier | TorchClassifier:  # fmt: skip
-    """options: num_classes, trainable, k, position, pad_id (see GPTClassifier)."""
-    require_choice("backend", name, BACKENDS)
-    cls = NumpyClassifier if name == "numpy" else TorchClassifier
-    return cls(cfg, options, seed, dtype, backbone, lr, weight_decay)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,6 +314,8 @@ class ClassifierTrainer:
         )
         self.options = dict(num_classes=self.num_classes, trainable=s.trainable, k=s.k,
                             position=s.position, pad_id=s.pad_id)  # fmt: skip
+        from twinlm.backends import make_classifier_backend
+
         self.backend = make_classifier_backend(
             backend, self.cfg, self.options, s.seed, s.dtype, backbone, s.lr, s.weight_decay
         )
@@ -455,7 +333,7 @@ class ClassifierTrainer:
         from twinlm.init import draw_gpt_dropout_masks
 
         rng = np.random.default_rng([self.s.seed, 2, self.step])  # one generator per step
-        return draw_gpt_dropout_masks(self.cfg, rng, *x.shape, dtype=_numpy_dtype(self.s.dtype))
+        return draw_gpt_dropout_masks(self.cfg, rng, *x.shape, dtype=np.dtype(self.s.dtype))
 
     def epoch_batches(self, epoch: int):
         """The book's training DataLoader: shuffled (seeded per epoch), last partial batch dropped."""
@@ -535,7 +413,7 @@ def run_classifier_training(trainer: ClassifierTrainer, out_dir: str | Path,
     accuracies at each epoch end; then the test confusion matrix, the curves and the checkpoint."""
     from tqdm import tqdm
 
-    from twinlm.plots import plot_losses
+    from twinlm.plots import plot_confusion, plot_losses
 
     s, out_dir = trainer.s, Path(out_dir)
     per_epoch = len(trainer.train_ds) // s.batch_size
@@ -602,6 +480,8 @@ def load_classifier(path: str | Path, backend: str = "numpy"):
         raise ValueError(f"{path} is not a classifier checkpoint (kind {meta.get('kind')!r})")
     options = {k: meta[k] for k in ("num_classes", "trainable", "k", "position", "pad_id")}
     dtype = str(next(iter(tensors.values())).dtype)
+    from twinlm.backends import make_classifier_backend
+
     model = make_classifier_backend(backend, meta["cfg"], options, 0, dtype, backbone=tensors)
     model.load_params(tensors)
     return model, meta

@@ -159,6 +159,12 @@ def _extract_member(archive: Path, member: str, dest: Path) -> Path:
             data = z.read(member)
     except zipfile.BadZipFile as e:
         raise ValueError(f"{archive} is not a valid zip file: {e}") from e
+    return write_atomically(dest, data)
+
+
+def write_atomically(dest: Path, data: bytes) -> Path:
+    """Write `data` to dest through a temporary file in its folder and a rename, so the cache never
+    holds a partial file."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:

@@ -12,6 +12,10 @@ GPT-2's initialisation (as in nanoGPT):
     biases 0; LayerNorm scale 1, shift 0
 Draws are made in float64 in key order and then cast, so the float32 init is exactly the float64
 init rounded to float32, for any seed.
+
+`numpy_state_dict(state, shapes)` is the other direction's check: a state_dict (NumPy arrays or CPU
+torch tensors) copied into NumPy arrays, keys, shapes and dtype verified, for the NumPy models'
+load_state_dict.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import math
 import numpy as np
 
 from twinlm.config import validate_config
+from twinlm.validate import require_exact_keys, require_shape
 
 INIT_STD = 0.02
 
@@ -92,3 +97,21 @@ def draw_gpt_dropout_masks(
         name: (rng.random(shape) >= p).astype(dtype)
         for name, shape in gpt_dropout_mask_shapes(cfg, batch, seq).items()
     }
+
+
+def numpy_state_dict(state: dict, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Copies of a state_dict's values (NumPy arrays or CPU torch tensors) as NumPy arrays, after
+    checking them: exactly the keys of `shapes`, those shapes, all float32 or all float64. What a
+    NumPy model's load_state_dict needs (the model then takes that dtype)."""
+    require_exact_keys("state_dict", state, shapes)
+    arrays = {}
+    for k, shape in shapes.items():
+        v = state[k]
+        if hasattr(v, "detach"):  # a torch tensor, read without importing torch
+            v = v.detach().cpu().numpy()
+        arrays[k] = np.array(v, copy=True)
+        require_shape(f"state_dict[{k!r}]", arrays[k], shape)
+    dtypes = sorted({str(a.dtype) for a in arrays.values()})
+    if len(dtypes) != 1 or dtypes[0] not in ("float32", "float64"):
+        raise TypeError(f"state_dict arrays must all be float32 or all float64, got {dtypes}")
+    return arrays

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import tiktoken
 
-from twinlm.data import cache_root
+from twinlm.data import cache_root, write_atomically
 
 EOT = "<|endoftext|>"
 EOT_ID = 50256
@@ -85,15 +85,7 @@ def seed_from_sdist(
         )
     dest = r50k_cache_path(cache_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache file is plain data
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return dest
+    return write_atomically(dest, data)
 
 
 def download_whisper_sdist(dest_dir: str | os.PathLike, timeout: float = 600.0) -> Path:

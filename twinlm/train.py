@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -168,14 +169,21 @@ class Trainer:
         if meta.get("kind") != "gpt":
             raise ValueError(f"{path} is not a GPT training checkpoint (kind {meta.get('kind')!r})")
         trainer = cls(backend or meta["backend"], text, TrainSettings(**meta["settings"]), encode)
-        if trainer.data.fingerprint != meta["data"]:
-            raise ValueError(
-                f"the text differs from the one {path} was trained on; resume with the same --text"
-            )
-        trainer.backend.load_state(tensors, meta["opt_steps"])
-        trainer.step = meta["step"]
-        trainer.history = History(**meta["history"])
+        restore_run(trainer, path, tensors, meta, trainer.data.fingerprint, History)
         return trainer
+
+
+def restore_run(trainer, path, tensors: dict, meta: dict, fingerprint: str, history_cls) -> None:
+    """The part of resuming that GPT and char-RNN training share: check that the run continues on
+    the text its checkpoint was made on (by fingerprint), then restore the optimizer state, the step
+    count and the history."""
+    if fingerprint != meta["data"]:
+        raise ValueError(
+            f"the text differs from the one {path} was trained on; resume with the same --text"
+        )
+    trainer.backend.load_state(tensors, meta["opt_steps"])
+    trainer.step = meta["step"]
+    trainer.history = history_cls(**meta["history"])
 
 
 def format_eval(step: int, tokens: int, train: float, val: float) -> str:
@@ -185,29 +193,47 @@ def format_eval(step: int, tokens: int, train: float, val: float) -> str:
     )
 
 
-def run_training(trainer: Trainer, out_dir: str | Path, progress: bool = True) -> Path:
-    """Train to `settings.steps`, printing evaluations; write checkpoints and the loss curve."""
+def run_steps(trainer, ckpt: Path, eval_line: Callable[[], str], desc: str, progress: bool = True,
+              header: str | None = None) -> float:  # fmt: skip
+    """The loop of every step-counted trainer (this GPT one and twinlm/charrnn_train.py's): an
+    evaluation first (unless resuming), then train_step() up to settings.steps, writing eval_line()
+    (which evaluates) every eval_every steps and at the end, saving to ckpt every checkpoint_every
+    steps and at the end. Returns the seconds the steps took."""
     from tqdm import tqdm
 
-    from twinlm.plots import plot_losses
-
-    s, out_dir = trainer.s, Path(out_dir)
-    ckpt = out_dir / "checkpoint.safetensors"
-    start = time.perf_counter()
-    bar = tqdm(total=s.steps, initial=trainer.step, disable=not progress, unit="step",
-               desc=f"train [{trainer.backend.name}]")  # fmt: skip
+    s = trainer.s
+    bar = tqdm(total=s.steps, initial=trainer.step, disable=not progress, unit="step", desc=desc)
+    if header is not None:
+        bar.write(header)
     if trainer.step == 0:
-        bar.write(format_eval(0, 0, *trainer.evaluate()))
+        bar.write(eval_line())
+    start = time.perf_counter()
     while trainer.step < s.steps:
         loss = trainer.train_step()
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}")
         if trainer.step % s.eval_every == 0 or trainer.step == s.steps:
-            bar.write(format_eval(trainer.step, trainer.tokens_seen, *trainer.evaluate()))
+            bar.write(eval_line())
         if s.checkpoint_every and trainer.step % s.checkpoint_every == 0:
             trainer.save(ckpt)
     bar.close()
+    seconds = time.perf_counter() - start
     trainer.save(ckpt)
+    return seconds
+
+
+def run_training(trainer: Trainer, out_dir: str | Path, progress: bool = True) -> Path:
+    """Train to `settings.steps`, printing evaluations; write checkpoints and the loss curve."""
+    from twinlm.plots import plot_losses
+
+    s, out_dir = trainer.s, Path(out_dir)
+    ckpt = out_dir / "checkpoint.safetensors"
+    start = time.perf_counter()
+    run_steps(
+        trainer, ckpt,
+        lambda: format_eval(trainer.step, trainer.tokens_seen, *trainer.evaluate()),
+        f"train [{trainer.backend.name}]", progress,
+    )  # fmt: skip
     h = trainer.history
     png = plot_losses(
         out_dir / "loss.png",

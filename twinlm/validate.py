@@ -119,6 +119,19 @@ def require_keys(name: str, mapping, required: Iterable[str], optional: Iterable
         )
 
 
+def require_exact_keys(name: str, mapping, expected: Iterable[str], what: str = "") -> None:
+    """`mapping` holds exactly the keys in `expected`; the message lists what is missing and what
+    is unexpected (not the whole expected list, which for a GPT is long). `what` ends the subject,
+    e.g. " cfg" for "gpt_params keys do not match cfg"."""
+    expected = list(expected)
+    missing = [k for k in expected if k not in mapping]
+    unexpected = [k for k in mapping if k not in expected]
+    if missing or unexpected:
+        raise ValueError(
+            f"{name} keys do not match{what}: missing {missing}, unexpected {unexpected}"
+        )
+
+
 def require_lstm_weights(
     weight_ih, weight_hh, bias_ih, bias_hh, suffix: str = ""
 ) -> tuple[int, int]:
@@ -172,3 +185,151 @@ def require_charrnn_config(cfg) -> None:
     for key in CHARRNN_CONFIG_KEYS[:-1]:
         require_int(f"cfg[{key!r}]", cfg[key], 1)
     require_probability("cfg['drop_rate']", cfg["drop_rate"])
+
+
+def require_charrnn_masks(masks, cfg, batch: int, seq: int) -> None:
+    """A char-RNN's dropout: num_layers keep-masks (batch, seq, hidden_size), one after each layer."""
+    L = cfg["num_layers"]
+    what = f"num_layers = {L} keep-masks (one after each LSTM layer)"
+    require_mask_list("dropout_masks", masks, L, what, (batch, seq, cfg["hidden_size"]))
+
+
+# ---- the ops' input checks: one copy, called by numpy_impl and torch_impl alike -------------------
+
+
+def require_attention_inputs(q, k, v, causal: bool, dropout_mask, p: float) -> None:
+    """attention(q, k, v): q (..., Tq, d), k and v (..., Tk, d), floating point; causal needs
+    Tq ≤ Tk (the queries are the last positions); dropout_mask (..., Tq, Tk), required if p > 0."""
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_float(name, a)
+        require_ndim(name, a, 2)
+    require_same_shape(("k", "v"), (k, v))
+    # q: same leading dims and head size as k, any number of query rows.
+    k_shape = _shape(k)
+    require_shape("q", q, (*k_shape[:-2], None, k_shape[-1]))
+    if causal and _shape(q)[-2] > k_shape[-2]:
+        raise ValueError(
+            f"causal attention needs no more queries than keys (q rows are the last positions), "
+            f"got q {_shape(q)} and k {k_shape}"
+        )
+    require_probability("p", p)
+    if dropout_mask is not None:
+        require_shape("dropout_mask", dropout_mask, (*_shape(q)[:-1], k_shape[-2]))
+    elif p > 0:
+        raise ValueError(f"p = {p} needs a dropout_mask (drawn by the caller), got None")
+
+
+MHA_PROJECTIONS = ("W_query", "W_key", "W_value")
+MHA_KEYS = ("W_query.weight", "W_key.weight", "W_value.weight", "out_proj.weight", "out_proj.bias")
+MHA_QKV_BIAS_KEYS = ("W_query.bias", "W_key.bias", "W_value.bias")  # present when qkv_bias=True
+
+
+def require_mha_inputs(x, params, num_heads: int) -> int:
+    """multihead_attention: x (B, T, d_in) against the params' shapes (the book's
+    MultiHeadAttention state_dict keys); returns d_out."""
+    require_keys("params", params, MHA_KEYS, MHA_QKV_BIAS_KEYS)
+    require_ndim("W_query.weight", params["W_query.weight"], 2, 2)
+    d_out, d_in = _shape(params["W_query.weight"])
+    require_divisible("d_out", d_out, "num_heads", num_heads)
+    require_float("x", x)
+    require_shape("x", x, (None, None, d_in))
+    for name in MHA_PROJECTIONS:
+        require_shape(f"{name}.weight", params[f"{name}.weight"], (d_out, d_in))
+        if params.get(f"{name}.bias") is not None:
+            require_shape(f"{name}.bias", params[f"{name}.bias"], (d_out,))
+    require_shape("out_proj.weight", params["out_proj.weight"], (d_out, d_out))
+    require_shape("out_proj.bias", params["out_proj.bias"], (d_out,))
+    return d_out
+
+
+FEEDFORWARD_KEYS = ("layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias")
+
+
+def require_feedforward_inputs(x, params) -> None:
+    """feedforward: x (..., d) against layers.0.weight (hidden, d) and the other params' shapes."""
+    require_keys("params", params, FEEDFORWARD_KEYS)
+    require_ndim("layers.0.weight", params["layers.0.weight"], 2, 2)
+    hidden, d = _shape(params["layers.0.weight"])
+    require_float("x", x)
+    require_last_dim("x", x, d, "layers.0.weight is (hidden, d)")
+    require_shape("layers.0.bias", params["layers.0.bias"], (hidden,))
+    require_shape("layers.2.weight", params["layers.2.weight"], (d, hidden))
+    require_shape("layers.2.bias", params["layers.2.bias"], (d,))
+
+
+def require_lstm_cell_inputs(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
+    """lstm_cell: x (B, I), h and c (B, H), the weights in torch.nn.LSTMCell's layout, one dtype."""
+    input_size, hidden = require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
+    for name, a in (("x", x), ("h", h), ("c", c)):
+        require_float(name, a)
+    require_ndim("x", x, 2, 2)
+    if _shape(x)[1] != input_size:
+        raise ValueError(
+            f"x must have last dimension {input_size} (weight_ih is (4H, I) = "
+            f"{_shape(weight_ih)}), got shape {_shape(x)}"
+        )
+    require_shape("h", h, (_shape(x)[0], hidden))
+    require_shape("c", c, (_shape(x)[0], hidden))
+    require_same_dtype(("x", "h", "c", "weight_ih"), (x, h, c, weight_ih))  # no silent upcasts
+
+
+def require_mask_list(name: str, masks: Sequence, count: int, what: str, shape) -> None:
+    """`count` dropout keep-masks, each of `shape`; `what` says which, for the message."""
+    if len(masks) != count:
+        raise ValueError(f"{name} must hold {what}, got {len(masks)}")
+    for k, m in enumerate(masks):
+        require_shape(f"{name}[{k}]", m, shape)
+
+
+def require_lstm_inputs(
+    x,
+    state,
+    dropout_masks,
+    p: float,
+    *,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dtype,
+    batch_first: bool = True,
+) -> None:
+    """The multi-layer LSTM's forward: x (B, T, I) (or (T, B, I)) of the parameters' dtype, at
+    least one sequence of one step; state (h0, c0) each (L, B, H) or None; p in [0, 1) and, when
+    L > 1, L - 1 keep-masks shaped like the output (required when p > 0)."""
+    require_float("x", x)
+    require_ndim("x", x, 3, 3)
+    got = _shape(x)
+    B, T, I = got if batch_first else (got[1], got[0], got[2])
+    if I != input_size:
+        raise ValueError(f"x must have last dimension {input_size} (input_size), got shape {got}")
+    if T == 0 or B == 0:
+        raise ValueError(f"x must hold at least one sequence of at least one step, got shape {got}")
+    if x.dtype != dtype:
+        raise TypeError(f"x must have the parameters' dtype {dtype}, got {x.dtype}")
+    L, H = num_layers, hidden_size
+    if state is not None:
+        for name, s in zip(("h0", "c0"), state, strict=True):
+            require_shape(name, s, (L, B, H))
+            if s.dtype != dtype:
+                raise TypeError(f"{name} must have dtype {dtype}, got {s.dtype}")
+    require_probability("p", p)
+    out_shape = (B, T, H) if batch_first else (T, B, H)
+    if dropout_masks is None:
+        if p > 0 and L > 1:
+            raise ValueError(
+                f"p = {p} needs dropout_masks: {L - 1} keep-masks shaped like the output "
+                f"{out_shape}"
+            )
+    else:
+        what = f"{L - 1} masks (one between each pair of layers)"
+        require_mask_list("dropout_masks", dropout_masks, L - 1, what, out_shape)
+
+
+def require_cache_room(idx, batch: int, length: int, max_len: int) -> None:
+    """KV-cached forward: idx (B, T) must match the cache's batch and fit its free positions."""
+    got = _shape(idx)
+    if got[0] != batch or length + got[1] > max_len:
+        raise ValueError(
+            f"idx (shape {got}) does not fit the cache: batch {batch}, "
+            f"{length} of {max_len} positions used"
+        )
