@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-thorough bench lint check clean
+.PHONY: demo test test-thorough bench bench-full lint check clean
 
 # Torch first, from the overridable spec, so the project's unpinned `torch` is already satisfied.
 $(STAMP): pyproject.toml
@@ -29,6 +29,9 @@ test-thorough: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/twinlm bench
+
+bench-full: $(STAMP)
+	$(BIN)/twinlm bench --full
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

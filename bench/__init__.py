@@ -1,0 +1,1 @@
+"""pytest-benchmark suites racing NumPy, torch-CPU and torch-GPU; see bench/README.md."""
