@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="NumPy and PyTorch train the same GPT in lockstep (`make demo`)"
     )
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=int, default=150)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.set_defaults(func=_demo)
 

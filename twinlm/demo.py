@@ -48,7 +48,7 @@ def train_in_lockstep(trainers: dict[str, Trainer], steps: int) -> float:
     return worst
 
 
-def run_demo(steps: int = 60, dtype: str = "float64", corpus_bytes: int = 200_000) -> int:
+def run_demo(steps: int = 150, dtype: str = "float64", corpus_bytes: int = 200_000) -> int:
     start = time.perf_counter()
     text = default_corpus(max_bytes=corpus_bytes)
     s = demo_settings(steps, dtype)
