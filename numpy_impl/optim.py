@@ -52,6 +52,7 @@ class AdamW:
         self.steps: dict[str, int] = {}  # per parameter, like torch: a missing grad skips it
         self.exp_avg: dict[str, np.ndarray] = {}  # m
         self.exp_avg_sq: dict[str, np.ndarray] = {}  # v
+        self._buffers: dict[np.dtype, np.ndarray] = {}  # scratch space for step(), per dtype
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         """One AdamW update of every parameter that has a gradient (None or absent: skipped)."""
@@ -73,14 +74,30 @@ class AdamW:
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             self.steps[name] += 1
             t = self.steps[name]
+            tmp, tmp2 = self._scratch(p)  # reused buffers: no parameter-sized temporaries
             if wd != 0:
                 p *= 1 - lr * wd  # decoupled weight decay
-            _lerp_(m, g, 1 - beta1)  # m ← m + (1 - β1)(g - m)
+            _lerp_(m, g, 1 - beta1, tmp)  # m ← m + (1 - β1)(g - m)
             v *= beta2
-            v += (1 - beta2) * g * g  # v ← β2 v + (1 - β2) g²
+            np.multiply(g, 1 - beta2, out=tmp)
+            tmp *= g
+            v += tmp  # v ← β2 v + (1 - β2) g²
             step_size = lr / (1 - beta1**t)
-            denom = np.sqrt(v) / (1 - beta2**t) ** 0.5 + eps  # √v̂ + ε, v̂ = v / (1 - β2ᵗ)
-            p += (-step_size * m) / denom  # p ← p - lr · m̂ / (√v̂ + ε)
+            denom = np.sqrt(v, out=tmp)
+            denom /= (1 - beta2**t) ** 0.5
+            denom += eps  # √v̂ + ε, v̂ = v / (1 - β2ᵗ)
+            update = np.multiply(m, -step_size, out=tmp2)
+            update /= denom
+            p += update  # p ← p - lr · m̂ / (√v̂ + ε)
+
+    def _scratch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two scratch arrays shaped like p, views into flat buffers kept across steps."""
+        flat = self._buffers.get(p.dtype)
+        if flat is None or flat.shape[1] < p.size:
+            flat = self._buffers[p.dtype] = np.empty(
+                (2, max(p.size for p in self.params.values())), p.dtype
+            )
+        return flat[0, : p.size].reshape(p.shape), flat[1, : p.size].reshape(p.shape)
 
     def state_dict(self) -> dict:
         """Everything needed to resume: hyper-parameters, per-parameter step, m and v (copies)."""
@@ -119,12 +136,16 @@ class AdamW:
         self.exp_avg_sq = {k: np.array(a, dtype=dtypes[k]) for k, a in state["exp_avg_sq"].items()}
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """start ← start + weight·(end - start), in place, with torch.lerp's two branches for accuracy."""
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
+    """start ← start + weight·(end - start), in place, with torch.lerp's two branches for accuracy.
+    tmp: scratch space shaped like start."""
+    diff = np.subtract(end, start, out=tmp)  # end - start
     if abs(weight) < 0.5:
-        start += weight * (end - start)
+        diff *= weight
+        start += diff
     else:
-        start[...] = end - (end - start) * (1 - weight)
+        diff *= 1 - weight
+        np.subtract(end, diff, out=start)
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray | None], max_norm: float) -> float:
