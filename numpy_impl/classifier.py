@@ -10,7 +10,7 @@ pos_b = T - 1 ("last", the book) or the last b-row index whose id is not pad_id 
 LayerNorm and the head are per position, so norm-then-pick equals pick-then-norm; picking first
 skips T - 1 of every T rows.
 
-Backward, from dlogits (B, K), only as far as the first trainable layer (twinlm/classify.py):
+Backward, from dlogits (B, K), only as far as the first trainable layer (twinlm/classifier_options.py):
     dW_head = dlogitsᵀ n,  db_head = Σ_b dlogits,  dn = dlogits W_head      (K, C), (K,), (B, C)
     dh = ∂final_norm(dn)                                                    (B, C)
     dx[b, pos_b] = dh[b], 0 at every other position                         (B, T, C)
@@ -29,7 +29,7 @@ from numpy_impl.gpt import body_backward, body_forward, select_dropout_masks
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
-from twinlm.classify import (
+from twinlm.classifier_options import (
     check_classifier_options,
     classifier_param_shapes,
     decapitate,
@@ -65,7 +65,7 @@ class GPTClassifier:
     trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
     or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
     GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
-    The new head is drawn from `seed` (twinlm.classify.init_head_params)."""
+    The new head is drawn from `seed` (twinlm.classifier_options.init_head_params)."""
 
     def __init__(
         self,

@@ -46,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def _expected_trainable(trainable: str, cfg=CFG) -> set[str]:
-    """Written out here, apart from twinlm.classify.trainable_keys."""
+    """Written out here, apart from twinlm.classifier_options.trainable_keys."""
     k, blocks = OPTIONS[trainable]
     names = set(N.GPTClassifier(cfg, K, trainable="all", pad_id=PAD).params)
     if trainable == "all":

@@ -9,7 +9,7 @@ The module tree is the book's GPTModel after `model.out_head = torch.nn.Linear(e
 the state_dict keys match numpy_impl.GPTClassifier's params. Frozen parameters get
 requires_grad_(False) (the book's `param.requires_grad = False`); autograd then builds no graph
 below the first trainable layer, so the backward stops there by itself. Options, parameter names
-and the seeded head come from twinlm/classify.py; numpy_impl/classifier.py has the math written out.
+and the seeded head come from twinlm/classifier_options.py; numpy_impl/classifier.py has the math written out.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch_impl.gpt import body
 from torch_impl.layernorm import LayerNorm
 from torch_impl.linear import linear
 from torch_impl.transformer import TransformerBlock
-from twinlm.classify import check_classifier_options, decapitate, trainable_keys
+from twinlm.classifier_options import check_classifier_options, decapitate, trainable_keys
 from twinlm.config import validate_config
 from twinlm.init import init_gpt_params
 from twinlm.spam import PAD_ID
