@@ -18,10 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch_impl.gpt import body
-from torch_impl.layernorm import LayerNorm
+from torch_impl.gpt import add_gpt_body, body
 from torch_impl.linear import linear
-from torch_impl.transformer import TransformerBlock
 from twinlm.classifier_options import check_classifier_options, decapitate, trainable_keys
 from twinlm.config import validate_config
 from twinlm.init import init_gpt_params
@@ -70,13 +68,8 @@ class GPTClassifier(nn.Module):
         check_classifier_options(self.cfg, num_classes, trainable, k, position, pad_id)
         self.num_classes, self.trainable, self.k = num_classes, trainable, k
         self.position, self.pad_id = position, pad_id
-        V, C = cfg["vocab_size"], cfg["emb_dim"]
-        self.tok_emb = nn.Embedding(V, C)
-        self.pos_emb = nn.Embedding(cfg["context_length"], C)
-        self.drop_emb = nn.Dropout(cfg["drop_rate"])
-        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
-        self.final_norm = LayerNorm(C)
-        self.out_head = nn.Linear(C, num_classes)
+        add_gpt_body(self, self.cfg)
+        self.out_head = nn.Linear(cfg["emb_dim"], num_classes)
         if dtype is not None:
             self.to(dtype)
         np_dtype = _NUMPY_DTYPES[self.out_head.weight.dtype]

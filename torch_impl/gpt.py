@@ -59,6 +59,17 @@ def body(model: nn.Module, in_idx: torch.Tensor, dropout_masks: dict | None) -> 
     return x
 
 
+def add_gpt_body(module: nn.Module, cfg: dict) -> None:
+    """The book's module tree below the output head, in its order: tok_emb, pos_emb, drop_emb,
+    trf_blocks, final_norm. Shared by GPTModel and the classifier, which differ only in the head."""
+    V, C = cfg["vocab_size"], cfg["emb_dim"]
+    module.tok_emb = nn.Embedding(V, C)
+    module.pos_emb = nn.Embedding(cfg["context_length"], C)
+    module.drop_emb = nn.Dropout(cfg["drop_rate"])
+    module.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
+    module.final_norm = LayerNorm(C)
+
+
 class GPTModel(nn.Module):
     """The book's GPTModel. seed: fill from twinlm.init (else torch's default init, like the
     book); dtype: torch.float32 (default) or torch.float64."""
@@ -67,11 +78,7 @@ class GPTModel(nn.Module):
         super().__init__()
         self.cfg = validate_config(dict(cfg))
         V, C = cfg["vocab_size"], cfg["emb_dim"]
-        self.tok_emb = nn.Embedding(V, C)
-        self.pos_emb = nn.Embedding(cfg["context_length"], C)
-        self.drop_emb = nn.Dropout(cfg["drop_rate"])
-        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
-        self.final_norm = LayerNorm(C)
+        add_gpt_body(self, self.cfg)
         self.out_head = nn.Linear(C, V, bias=False)
         if dtype is not None:
             self.to(dtype)
