@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	-$(BIN)/python -m twinlm.tokenizer --warm  # GPT-2 BPE ranks, offline-capable (twinlm/tokenizer.py)
+	-$(BIN)/python -m twinlm.data.tokenizer --warm  # GPT-2 BPE ranks, offline-capable (twinlm/data/tokenizer.py)
 	touch $(STAMP)
 
 demo: $(STAMP)

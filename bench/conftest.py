@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from bench import workloads
-from twinlm.bench_report import best_peak, library_info, measure_matmul_peak, numpy_blas_threads
+from twinlm.report.bench import best_peak, library_info, measure_matmul_peak, numpy_blas_threads
 
 THREADS: dict = {}  # filled in pytest_configure; every benchmark's extra_info carries it
 

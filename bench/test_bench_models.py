@@ -113,7 +113,7 @@ def test_transformer_block(benchmark, bench_time, threads, model_size, dtype, mo
     except ImportError:
         pytest.skip("TODO: numpy_impl.transformer not written yet")
     require(T, "TransformerBlock")
-    from twinlm.init import init_gpt_params
+    from twinlm.shared.init import init_gpt_params
 
     device = device_or_skip(backend, dtype)
     T_, C = model_size
@@ -190,7 +190,7 @@ def test_gpt_train_step(benchmark, bench_time, threads, gpt_size, dtype, backend
 
 
 def _param_shapes(cfg: dict):
-    from twinlm.init import gpt_param_shapes
+    from twinlm.shared.init import gpt_param_shapes
 
     return gpt_param_shapes(cfg).values()
 

@@ -1,6 +1,6 @@
 """Every op in bench/workloads.py, forward and forward+backward, on every backend, float32 and
 float64, over the size sweep. Inputs and the NumPy / torch_impl functions come from the op's
-registered OpCase (twinlm/opcases.py), so an op is benchmarked exactly as it is parity-tested.
+registered OpCase (twinlm/parity/opcases.py), so an op is benchmarked exactly as it is parity-tested.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 
 from bench.harness import BACKENDS, describe, device_or_skip, synchronizer, time_call, to_tensors
 from bench.workloads import BATCH, DTYPES, MODES, OPS, OPS_BY_NAME
-from twinlm.opcases import CASES_BY_NAME
-from twinlm.parity import OpCase, random_douts
+from twinlm.parity.harness import OpCase, random_douts
+from twinlm.parity.opcases import CASES_BY_NAME
 
 
 def numpy_call(case: OpCase, arrays: dict, douts: tuple | None):
@@ -73,7 +73,7 @@ def test_op(benchmark, bench_time, threads, op, mode, dtype, size, backend):
     device = device_or_skip(backend, dtype)
     case = CASES_BY_NAME.get(op.case)
     if case is None:
-        pytest.skip(f"TODO: {op.case!r} is not registered in twinlm.opcases yet")
+        pytest.skip(f"TODO: {op.case!r} is not registered in twinlm.parity.opcases yet")
     T, C = size
     dims = op.dims(BATCH, T, C)
     if set(dims) != set(case.dims):

@@ -1,6 +1,6 @@
 """What the benchmarks time: the size sweep, one entry per op, and honest FLOP counts.
 
-Every op benchmark reuses the op's registered `OpCase` (twinlm/opcases.py) for its inputs and its
+Every op benchmark reuses the op's registered `OpCase` (twinlm/parity/opcases.py) for its inputs and its
 NumPy / torch_impl functions; an entry here only says how the sweep's sizes map onto the case's
 `dims`, what the inputs look like, and how many FLOPs one call does. Adding an op is one `OpBench`
 line in `OPS` (and its case must be registered, which the parity tests need anyway).
@@ -206,7 +206,7 @@ def lstm_layer_flops(batch: int, t: int, d_in: int, hidden: int, num_layers: int
 
 @dataclass(frozen=True)
 class OpBench:
-    """One op in the sweep. `case` names its OpCase in twinlm.opcases.CASES_BY_NAME; the callables
+    """One op in the sweep. `case` names its OpCase in twinlm.parity.opcases.CASES_BY_NAME; the callables
     take the sweep's (B, T, C): `dims` gives the case's dims, `flops` its (forward, backward) FLOP
     count, `shape` a short description of the inputs for the report."""
 

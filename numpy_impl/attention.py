@@ -37,7 +37,7 @@ import numpy as np
 from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.softmax import softmax_backward, softmax_forward
-from twinlm.validate import require_attention_inputs, require_mha_inputs
+from twinlm.shared.validate import require_attention_inputs, require_mha_inputs
 
 
 def _causal_visible(t_q: int, t_k: int) -> np.ndarray:

@@ -36,8 +36,8 @@ from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.lstm import LSTM, lstm_param_shapes
-from twinlm.init import numpy_state_dict
-from twinlm.validate import (
+from twinlm.shared.init import numpy_state_dict
+from twinlm.shared.validate import (
     require_charrnn_config,
     require_charrnn_masks,
     require_shape,

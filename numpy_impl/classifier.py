@@ -10,7 +10,7 @@ pos_b = T - 1 ("last", the book) or the last b-row index whose id is not pad_id 
 LayerNorm and the head are per position, so norm-then-pick equals pick-then-norm; picking first
 skips T - 1 of every T rows.
 
-Backward, from dlogits (B, K), only as far as the first trainable layer (twinlm/classifier_options.py):
+Backward, from dlogits (B, K), only as far as the first trainable layer (twinlm/shared/classifier.py):
     dW_head = dlogitsᵀ n,  db_head = Σ_b dlogits,  dn = dlogits W_head      (K, C), (K,), (B, C)
     dh = ∂final_norm(dn)                                                    (B, C)
     dx[b, pos_b] = dh[b], 0 at every other position                         (B, T, C)
@@ -29,16 +29,21 @@ from numpy_impl.gpt import body_backward, body_forward, select_dropout_masks
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
-from twinlm.classifier_options import (
+from twinlm.shared.classifier import (
+    PAD_ID,
     check_classifier_options,
     classifier_param_shapes,
     decapitate,
     trainable_keys,
 )
-from twinlm.config import validate_config
-from twinlm.init import init_gpt_params
-from twinlm.spam import PAD_ID
-from twinlm.validate import require_exact_keys, require_ids, require_shape, require_token_batch
+from twinlm.shared.config import validate_config
+from twinlm.shared.init import init_gpt_params
+from twinlm.shared.validate import (
+    require_exact_keys,
+    require_ids,
+    require_shape,
+    require_token_batch,
+)
 
 
 def token_positions(idx: np.ndarray, position: str, pad_id: int) -> np.ndarray:
@@ -65,7 +70,7 @@ class GPTClassifier:
     trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
     or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
     GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
-    The new head is drawn from `seed` (twinlm.classifier_options.init_head_params)."""
+    The new head is drawn from `seed` (twinlm.shared.classifier.init_head_params)."""
 
     def __init__(
         self,

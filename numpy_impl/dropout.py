@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.validate import require_broadcastable, require_float, require_probability
+from twinlm.shared.validate import require_broadcastable, require_float, require_probability
 
 
 def dropout_forward(x: np.ndarray, mask: np.ndarray, p: float):

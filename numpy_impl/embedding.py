@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from twinlm.validate import require_float, require_ids, require_ndim
+from twinlm.shared.validate import require_float, require_ids, require_ndim
 
 
 def embedding_forward(ids: np.ndarray, weight: np.ndarray):

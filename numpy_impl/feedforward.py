@@ -17,7 +17,7 @@ import numpy as np
 
 from numpy_impl.gelu import gelu_backward, gelu_forward
 from numpy_impl.linear import linear_backward, linear_forward
-from twinlm.validate import FEEDFORWARD_KEYS, require_feedforward_inputs
+from twinlm.shared.validate import FEEDFORWARD_KEYS, require_feedforward_inputs
 
 
 def feedforward_forward(x: np.ndarray, params: dict[str, np.ndarray]):

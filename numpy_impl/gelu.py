@@ -28,7 +28,7 @@ import math
 import numpy as np
 import scipy.special
 
-from twinlm.validate import require_choice, require_float
+from twinlm.shared.validate import require_choice, require_float
 
 APPROXIMATIONS = ("tanh", "none")
 _C = math.sqrt(2.0 / math.pi)  # Python floats: a NumPy float64 scalar would upcast float32 x

@@ -1,7 +1,7 @@
 """Text generation with GPT (book chapter 5 `generate`), with and without a KV cache.
 
 Uncached, exactly the book's loop: at every step run the model on the last `context_size` tokens,
-take the logits of the last position, pick a token (twinlm.sampling.next_tokens), append it.
+take the logits of the last position, pick a token (twinlm.shared.sampling.next_tokens), append it.
 That recomputes the keys and values of every earlier token at every step: O(T) work per new token
 (O(T²) in attention), for keys and values that never change while the window does not move.
 
@@ -41,8 +41,8 @@ from numpy_impl.feedforward import feedforward_forward
 from numpy_impl.gpt import GPTModel
 from numpy_impl.layernorm import layernorm_forward
 from numpy_impl.linear import linear_forward
-from twinlm.sampling import check_generate_args, next_tokens
-from twinlm.validate import require_cache_room, require_token_batch
+from twinlm.shared.sampling import check_generate_args, next_tokens
+from twinlm.shared.validate import require_cache_room, require_token_batch
 
 
 class KVCache:

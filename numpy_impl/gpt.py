@@ -34,15 +34,15 @@ from numpy_impl.transformer import (
     transformer_block_backward,
     transformer_block_forward,
 )
-from twinlm.config import validate_config
-from twinlm.init import (
+from twinlm.shared.config import validate_config
+from twinlm.shared.init import (
     draw_gpt_dropout_masks,
     gpt_dropout_mask_shapes,
     gpt_param_shapes,
     init_gpt_params,
     numpy_state_dict,
 )
-from twinlm.validate import require_shape, require_token_batch
+from twinlm.shared.validate import require_shape, require_token_batch
 
 # The book's MultiHeadAttention registers its causal mask as a buffer, so its state_dicts hold it.
 _BOOK_MASK_BUFFER = re.compile(r"trf_blocks\.\d+\.att\.mask")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.validate import require_float, require_ndim, require_shape
+from twinlm.shared.validate import require_float, require_ndim, require_shape
 
 
 def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: float = 1e-5):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.validate import require_last_dim, require_ndim, require_shape
+from twinlm.shared.validate import require_last_dim, require_ndim, require_shape
 
 
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None):

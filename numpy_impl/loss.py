@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.validate import require_float, require_ids, require_ndim, require_shape
+from twinlm.shared.validate import require_float, require_ids, require_ndim, require_shape
 
 
 def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):

@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from numpy_impl.dropout import dropout_backward, dropout_forward
-from twinlm.validate import (
+from twinlm.shared.validate import (
     require_float,
     require_int,
     require_keys,

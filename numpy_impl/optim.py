@@ -23,7 +23,7 @@ import numpy as np
 class AdamW:
     """AdamW over a dict of NumPy arrays, updated in place by `step(grads)`.
 
-    Set `opt.lr` before a step to follow a schedule (see twinlm.schedule.lr_at).
+    Set `opt.lr` before a step to follow a schedule (see twinlm.training.schedule.lr_at).
     """
 
     def __init__(

@@ -22,8 +22,8 @@ from torch import nn
 
 import numpy_impl as N
 import torch_impl as T
-from twinlm.opcases import CASES_BY_NAME
-from twinlm.parity import TOL_FLOAT64, compare_float64, random_douts, rel_error, run_numpy
+from twinlm.parity.harness import TOL_FLOAT64, compare_float64, random_douts, rel_error, run_numpy
+from twinlm.parity.opcases import CASES_BY_NAME
 
 MHA_KEYS = ["W_query.weight", "W_key.weight", "W_value.weight", "out_proj.weight", "out_proj.bias"]
 MHA_BIAS_KEYS = ["W_query.weight", "W_query.bias", "W_key.weight", "W_key.bias", "W_value.weight"]

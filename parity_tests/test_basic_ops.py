@@ -1,5 +1,5 @@
 """Embedding, dropout, GELU and LayerNorm in the regimes the generic sweep does not reach, and their
-bad-input errors. Parity at ordinary inputs is test_parity_ops.py's job (cases in twinlm.opcases).
+bad-input errors. Parity at ordinary inputs is test_parity_ops.py's job (cases in twinlm.parity.opcases).
 
 References are independent of the code under test: torch's built-ins (F.gelu, F.layer_norm,
 F.embedding), exact arithmetic facts (a constant row normalizes to 0, a dropped unit is 0), and
@@ -17,8 +17,7 @@ import torch.nn.functional as F
 
 import numpy_impl as N
 import torch_impl as T
-from twinlm.opcases import CASES_BY_NAME
-from twinlm.parity import (
+from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
     compare_float32,
@@ -28,6 +27,7 @@ from twinlm.parity import (
     run_numpy,
     run_torch,
 )
+from twinlm.parity.opcases import CASES_BY_NAME
 
 DTYPES = [np.float32, np.float64]
 
@@ -200,7 +200,7 @@ def test_layernorm_width_1(record_error):
 
 @pytest.mark.parametrize("emb", [2, 3])
 def test_layernorm_narrow_rows(emb, record_error):
-    """emb = 2 and 3, which the sweep leaves out (see twinlm.opcases): float64 at the sweep's rule,
+    """emb = 2 and 3, which the sweep leaves out (see twinlm.parity.opcases): float64 at the sweep's rule,
     and for emb = 3 float32 too, over enough rows that one ill-conditioned row does not decide."""
     case = CASES_BY_NAME["layernorm"]
     rng = np.random.default_rng(31 + emb)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from twinlm import bench_report as R
 from twinlm.cli import main
-from twinlm.opcases import CASES_BY_NAME
+from twinlm.parity.opcases import CASES_BY_NAME
+from twinlm.report import bench as R
 
 PEAK = {"n": 64, "repeats": 1, "numpy": {"float32": 100.0, "float64": 50.0},
         "torch-cpu": {"float32": 120.0, "float64": 60.0},

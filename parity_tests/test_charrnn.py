@@ -22,18 +22,8 @@ from torch.func import functional_call
 import numpy_impl as N
 import torch_impl as T
 from numpy_impl.charrnn import charrnn_param_shapes, init_charrnn_params
-from twinlm.charrnn_train import (
-    ByteVocab,
-    CharRNNSettings,
-    CharRNNTrainer,
-    StreamBatches,
-    load_for_sampling,
-    make_charrnn_backend,
-    sample,
-    split_ids,
-)
 from twinlm.cli import main
-from twinlm.parity import (
+from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
     OpCase,
@@ -45,6 +35,16 @@ from twinlm.parity import (
     rel_error,
     run_numpy,
     run_torch,
+)
+from twinlm.training.charrnn import (
+    ByteVocab,
+    CharRNNSettings,
+    CharRNNTrainer,
+    StreamBatches,
+    load_for_sampling,
+    make_charrnn_backend,
+    sample,
+    split_ids,
 )
 
 TOL_FD = 1e-7  # central differences along a random direction, eps 1e-6, float64

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from twinlm.checkpoint import load_checkpoint, save_checkpoint
+from twinlm.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def _tensors(seed=0):

@@ -25,11 +25,16 @@ from helpers import builtin_gpt_hidden
 import numpy_impl as N
 import numpy_impl.gpt as np_gpt  # its body_backward runs the block backwards of both models
 import torch_impl as T
-from twinlm.classify import ClassifierTrainer, ClassifySettings, classify_texts, load_classifier
-from twinlm.config import get_config
-from twinlm.init import draw_gpt_dropout_masks
-from twinlm.parity import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
-from twinlm.spam import encode_dataset, make_synthetic_spam, random_split
+from twinlm.data.spam import encode_dataset, make_synthetic_spam, random_split
+from twinlm.parity.harness import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
+from twinlm.shared.config import get_config
+from twinlm.shared.init import draw_gpt_dropout_masks
+from twinlm.training.classify import (
+    ClassifierTrainer,
+    ClassifySettings,
+    classify_texts,
+    load_classifier,
+)
 
 CFG = get_config("test", n_layers=3)  # vocab 67, context 12, emb 16, 2 heads, qkv_bias, dropout 0.1
 K = 3  # classes: more than the spam task's two, so no 2-class shortcut can hide
@@ -46,7 +51,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def _expected_trainable(trainable: str, cfg=CFG) -> set[str]:
-    """Written out here, apart from twinlm.classifier_options.trainable_keys."""
+    """Written out here, apart from twinlm.shared.classifier.trainable_keys."""
     k, blocks = OPTIONS[trainable]
     names = set(N.GPTClassifier(cfg, K, trainable="all", pad_id=PAD).params)
     if trainable == "all":

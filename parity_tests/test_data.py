@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twinlm import cli, data
-from twinlm.dataset import (
+from twinlm import cli
+from twinlm.data import download as data
+from twinlm.data.windows import (
     CORPUS_MODULES,
     batches,
     default_corpus,
@@ -400,7 +401,7 @@ def test_default_corpus_cut(tmp_path):
 
 def test_pipeline_end_to_end():
     """Default corpus -> GPT-2 ids -> windows -> batches, as training uses them."""
-    from twinlm.tokenizer import decode, encode
+    from twinlm.data.tokenizer import decode, encode
 
     train_text, val_text = train_val_split(default_corpus(max_bytes=60_000))
     ids = encode(train_text)

@@ -24,13 +24,13 @@ from scipy.stats import chi2
 
 import numpy_impl as N
 import torch_impl as T
-from twinlm.checkpoint import save_checkpoint
 from twinlm.cli import main as cli_main
-from twinlm.config import get_config
 from twinlm.generation import generate_ids, generate_text, load_model
-from twinlm.init import init_gpt_params
-from twinlm.parity import FLOAT32_FLOOR, rel_error
-from twinlm.sampling import next_tokens
+from twinlm.parity.harness import FLOAT32_FLOOR, rel_error
+from twinlm.shared.config import get_config
+from twinlm.shared.init import init_gpt_params
+from twinlm.shared.sampling import next_tokens
+from twinlm.training.checkpoint import save_checkpoint
 
 # The modules (the packages' `generate` attribute is the function, which shadows the module name).
 NG = importlib.import_module("numpy_impl.generate")

@@ -26,9 +26,9 @@ from torch import nn
 import numpy_impl as N
 import torch_impl as T
 from numpy_impl.loss import cross_entropy_forward
-from twinlm.config import get_config
-from twinlm.init import init_gpt_params
-from twinlm.parity import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
+from twinlm.parity.harness import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
+from twinlm.shared.config import get_config
+from twinlm.shared.init import init_gpt_params
 
 CFG = get_config("test")  # vocab 67, context 12, emb 16, 2 heads, 2 layers, qkv_bias, dropout 0.1
 B, SEQ = 3, 10

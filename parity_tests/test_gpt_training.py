@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 import numpy_impl as N
 import torch_impl as T
-from twinlm.config import get_config
-from twinlm.parity import rel_error
-from twinlm.schedule import lr_at
+from twinlm.parity.harness import rel_error
+from twinlm.shared.config import get_config
+from twinlm.training.schedule import lr_at
 
 # qkv_bias off, as in the book's training config. With it on, the key bias gets a gradient that
 # is zero in exact arithmetic, so each backend feeds Adam its own rounding noise there: measured,

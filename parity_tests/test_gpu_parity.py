@@ -9,9 +9,16 @@ import torch
 
 import numpy_impl as N
 import torch_impl as T
-from twinlm.config import get_config
-from twinlm.opcases import CASES
-from twinlm.parity import TOL_FLOAT64, grads_error, outs_error, random_douts, run_numpy, run_torch
+from twinlm.parity.harness import (
+    TOL_FLOAT64,
+    grads_error,
+    outs_error,
+    random_douts,
+    run_numpy,
+    run_torch,
+)
+from twinlm.parity.opcases import CASES
+from twinlm.shared.config import get_config
 
 DEVICES = [
     pytest.param(

@@ -17,8 +17,15 @@ import torch.nn.functional as F
 
 import numpy_impl as N
 import torch_impl as T
-from twinlm.opcases import LSTM_CELL
-from twinlm.parity import TOL_FLOAT64, grads_error, outs_error, random_douts, rel_error, run_torch
+from twinlm.parity.harness import (
+    TOL_FLOAT64,
+    grads_error,
+    outs_error,
+    random_douts,
+    rel_error,
+    run_torch,
+)
+from twinlm.parity.opcases import LSTM_CELL
 
 CELL_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import numpy_impl as N
 import torch_impl as T
 from numpy_impl.lstm import lstm_param_shapes
-from twinlm.parity import (
+from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
     OpCase,

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from numpy_impl.optim import AdamW, clip_grad_norm
-from twinlm.parity import FLOAT32_FLOOR, rel_error
-from twinlm.schedule import lr_at
+from twinlm.parity.harness import FLOAT32_FLOOR, rel_error
+from twinlm.training.schedule import lr_at
 
 SHAPES = {"w": (6, 5), "b": (5,), "emb": (4, 3, 2), "one": (1,)}
 TOL_ADAMW_FLOAT64 = 1e-12  # ours agrees with torch to a few ulps per step

@@ -1,4 +1,4 @@
-"""Every registered op (twinlm.opcases.CASES), swept with hypothesis:
+"""Every registered op (twinlm.parity.opcases.CASES), swept with hypothesis:
 
 1. float64 three-way agreement (NumPy, torch_impl, torch built-in), outputs and every gradient;
 2. float32: each backend no worse than twice PyTorch's own error against float64;
@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from twinlm.opcases import CASES
-from twinlm.parity import (
+from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
     adjoint_error,
@@ -26,6 +25,7 @@ from twinlm.parity import (
     random_douts,
     run_numpy,
 )
+from twinlm.parity.opcases import CASES
 
 TOL_FD = 1e-7  # central differences, eps 1e-6, float64: truncation ~1e-12, rounding ~1e-10
 

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from twinlm.spam import (
+from twinlm.data.spam import (
     PAD_ID,
     SPAM_WORDS,
     balance,
@@ -137,7 +137,7 @@ def test_encode_errors():
 
 def test_default_tokenizer_is_gpt2_bpe():
     """The book's example ids for "Hello, I am" under GPT-2's BPE; pad = <|endoftext|>."""
-    from twinlm.tokenizer import EOT_ID
+    from twinlm.data.tokenizer import EOT_ID
 
     assert PAD_ID == EOT_ID == 50256
     ds = encode_dataset([(0, "Hello, I am"), (1, "Hello")])

@@ -20,7 +20,7 @@ import tiktoken
 import tiktoken.load
 import tiktoken_ext.openai_public
 
-from twinlm import tokenizer as tok
+from twinlm.data import tokenizer as tok
 
 
 @pytest.fixture(scope="module")

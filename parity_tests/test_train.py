@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from twinlm.cli import main
-from twinlm.train import Trainer, TrainSettings
+from twinlm.training.lm import Trainer, TrainSettings
 
 VOCAB = 67  # the "test" preset's vocabulary
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py

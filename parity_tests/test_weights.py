@@ -17,7 +17,7 @@ from safetensors.numpy import save_file
 
 from numpy_impl.gpt import GPTModel as NumpyGPT
 from torch_impl.gpt import GPTModel as TorchGPT
-from twinlm.config import PRESETS
+from twinlm.shared.config import PRESETS
 from twinlm.weights import GPT2_HEADS_BY_WIDTH, load_gpt2
 
 V, C, D, H, L = 37, 8, 16, 4, 2  # vocab, context, width, heads, layers of the tiny GPT-2

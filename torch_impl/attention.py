@@ -20,7 +20,7 @@ from torch import nn
 from torch_impl.dropout import dropout
 from torch_impl.linear import linear
 from torch_impl.softmax import softmax
-from twinlm.validate import (
+from twinlm.shared.validate import (
     require_attention_inputs,
     require_divisible,
     require_mha_inputs,

@@ -22,7 +22,11 @@ from torch_impl.dropout import dropout
 from torch_impl.embedding import embedding
 from torch_impl.linear import linear
 from torch_impl.lstm import LSTM
-from twinlm.validate import require_charrnn_config, require_charrnn_masks, require_token_batch
+from twinlm.shared.validate import (
+    require_charrnn_config,
+    require_charrnn_masks,
+    require_token_batch,
+)
 
 
 class CharRNN(nn.Module):

@@ -9,7 +9,7 @@ The module tree is the book's GPTModel after `model.out_head = torch.nn.Linear(e
 the state_dict keys match numpy_impl.GPTClassifier's params. Frozen parameters get
 requires_grad_(False) (the book's `param.requires_grad = False`); autograd then builds no graph
 below the first trainable layer, so the backward stops there by itself. Options, parameter names
-and the seeded head come from twinlm/classifier_options.py; numpy_impl/classifier.py has the math written out.
+and the seeded head come from twinlm/shared/classifier.py; numpy_impl/classifier.py has the math written out.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from torch import nn
 
 from torch_impl.gpt import add_gpt_body, body
 from torch_impl.linear import linear
-from twinlm.classifier_options import check_classifier_options, decapitate, trainable_keys
-from twinlm.config import validate_config
-from twinlm.init import init_gpt_params
-from twinlm.spam import PAD_ID
-from twinlm.validate import require_token_batch
+from twinlm.shared.classifier import (
+    PAD_ID,
+    check_classifier_options,
+    decapitate,
+    trainable_keys,
+)
+from twinlm.shared.config import validate_config
+from twinlm.shared.init import init_gpt_params
+from twinlm.shared.validate import require_token_batch
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 

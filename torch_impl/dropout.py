@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from twinlm.validate import require_broadcastable, require_float, require_probability
+from twinlm.shared.validate import require_broadcastable, require_float, require_probability
 
 
 def dropout(x: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:

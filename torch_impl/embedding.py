@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from twinlm.validate import require_float, require_ids, require_ndim
+from twinlm.shared.validate import require_float, require_ids, require_ndim
 
 
 def embedding(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 
 from torch_impl.gelu import GELU, gelu
 from torch_impl.linear import linear
-from twinlm.validate import require_feedforward_inputs
+from twinlm.shared.validate import require_feedforward_inputs
 
 
 def feedforward(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from twinlm.validate import require_choice, require_float
+from twinlm.shared.validate import require_choice, require_float
 
 APPROXIMATIONS = ("tanh", "none")
 

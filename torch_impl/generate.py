@@ -9,7 +9,7 @@ Past `context_size` the book's crop moves every token to a new absolute position
 rebuilt from the cropped window at every step, which keeps the tokens exactly those of uncached
 generation.
 
-Logits go to twinlm.sampling.next_tokens as float64 NumPy, the sampler NumPy uses too, so the same
+Logits go to twinlm.shared.sampling.next_tokens as float64 NumPy, the sampler NumPy uses too, so the same
 seed gives the same tokens in both backends. Runs under torch.no_grad() in eval mode (the model's
 training flag is restored afterwards), on the model's device.
 """
@@ -25,8 +25,8 @@ from torch_impl.attention import attention
 from torch_impl.embedding import embedding
 from torch_impl.gpt import GPTModel
 from torch_impl.linear import linear
-from twinlm.sampling import check_generate_args, next_tokens
-from twinlm.validate import require_cache_room, require_token_batch
+from twinlm.shared.sampling import check_generate_args, next_tokens
+from twinlm.shared.validate import require_cache_room, require_token_batch
 
 
 class KVCache:

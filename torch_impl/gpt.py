@@ -8,7 +8,7 @@
 The module tree and state_dict keys are the book's, so its checkpoints load (their `att.mask`
 buffers are dropped by MultiHeadAttention). Embedding lookups and the output projection go through
 torch_impl's own `embedding` / `linear`. `GPTModel(cfg, seed=s)` starts from the shared NumPy
-initializer (twinlm/init.py), so it holds exactly numpy_impl.GPTModel(cfg, seed=s)'s weights.
+initializer (twinlm/shared/init.py), so it holds exactly numpy_impl.GPTModel(cfg, seed=s)'s weights.
 `forward(idx, dropout_masks=...)` replays NumPy-drawn dropout masks (names in numpy_impl/gpt.py).
 """
 
@@ -23,9 +23,9 @@ from torch_impl.embedding import embedding
 from torch_impl.layernorm import LayerNorm
 from torch_impl.linear import linear
 from torch_impl.transformer import TransformerBlock
-from twinlm.config import validate_config
-from twinlm.init import gpt_dropout_mask_shapes, init_gpt_params
-from twinlm.validate import require_token_batch
+from twinlm.shared.config import validate_config
+from twinlm.shared.init import gpt_dropout_mask_shapes, init_gpt_params
+from twinlm.shared.validate import require_token_batch
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -71,7 +71,7 @@ def add_gpt_body(module: nn.Module, cfg: dict) -> None:
 
 
 class GPTModel(nn.Module):
-    """The book's GPTModel. seed: fill from twinlm.init (else torch's default init, like the
+    """The book's GPTModel. seed: fill from twinlm.shared.init (else torch's default init, like the
     book); dtype: torch.float32 (default) or torch.float64."""
 
     def __init__(self, cfg: dict, seed: int | None = None, dtype: torch.dtype | None = None):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from twinlm.validate import require_float, require_ndim, require_shape
+from twinlm.shared.validate import require_float, require_ndim, require_shape
 
 
 def layernorm(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from twinlm.validate import require_last_dim, require_ndim, require_shape
+from twinlm.shared.validate import require_last_dim, require_ndim, require_shape
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from twinlm.validate import require_float, require_ids, require_ndim, require_shape
+from twinlm.shared.validate import require_float, require_ids, require_ndim, require_shape
 
 
 def cross_entropy(

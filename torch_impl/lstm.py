@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from twinlm.validate import require_int, require_lstm_cell_inputs, require_lstm_inputs
+from twinlm.shared.validate import require_int, require_lstm_cell_inputs, require_lstm_inputs
 
 
 def _cell_from_gates(z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

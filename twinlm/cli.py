@@ -8,7 +8,7 @@ import sys
 
 
 def _check(args: argparse.Namespace) -> int:
-    from twinlm.check import run_check
+    from twinlm.parity.check import run_check
 
     return run_check(seed=args.seed)
 
@@ -20,14 +20,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _data_get(args: argparse.Namespace) -> int:
-    from twinlm.data import main_get
+    from twinlm.data.download import main_get
 
     return main_get(args.name, cache_dir=args.cache_dir, url=args.url, sha256=args.sha256)
 
 
 def _read_text(path: str | None) -> str:
     """The --text file, or the embedded default corpus (the running Python's stdlib source)."""
-    from twinlm.dataset import default_corpus
+    from twinlm.data.windows import default_corpus
 
     if path is None:
         return default_corpus()
@@ -38,8 +38,8 @@ def _read_text(path: str | None) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from twinlm.tokenizer import encode
-    from twinlm.train import Trainer, TrainSettings, run_training
+    from twinlm.data.tokenizer import encode
+    from twinlm.training.lm import Trainer, TrainSettings, run_training
 
     text = _read_text(args.text)
     if args.resume:
@@ -70,32 +70,32 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from twinlm.bench_report import run_bench
+    from twinlm.report.bench import run_bench
 
     return run_bench(full=args.full, keyword=args.k, bench_time=args.time, threads=args.threads,
                      out_dir=args.out, json_path=args.json, report_only=args.report_only)  # fmt: skip
 
 
 def _classify_train(args: argparse.Namespace) -> int:
-    from twinlm.classify import main_train
+    from twinlm.training.classify import main_train
 
     return main_train(args)
 
 
 def _classify_predict(args: argparse.Namespace) -> int:
-    from twinlm.classify import main_predict
+    from twinlm.training.classify import main_predict
 
     return main_predict(args)
 
 
 def _charrnn_train(args: argparse.Namespace) -> int:
-    from twinlm.charrnn_train import main_train
+    from twinlm.training.charrnn import main_train
 
     return main_train(args)
 
 
 def _charrnn_sample(args: argparse.Namespace) -> int:
-    from twinlm.charrnn_train import main_sample
+    from twinlm.training.charrnn import main_sample
 
     return main_sample(args)
 
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the book's GPT on a text (chapter 5), either backend")
     p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
     p.add_argument("--text", default=None, help="UTF-8 text file (default: the embedded corpus)")
-    p.add_argument("--preset", default="tiny", help="model size from twinlm.config.PRESETS")
+    p.add_argument("--preset", default="tiny", help="model size from twinlm.shared.config.PRESETS")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps in total")
     p.add_argument("--batch-size", type=int, default=4)

@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from twinlm.backends import BACKENDS
-from twinlm.check import run_check
-from twinlm.dataset import default_corpus
-from twinlm.tokenizer import decode, encode
-from twinlm.train import Trainer, TrainSettings
+from twinlm.data.tokenizer import decode, encode
+from twinlm.data.windows import default_corpus
+from twinlm.parity.check import run_check
+from twinlm.training.backends import BACKENDS
+from twinlm.training.lm import Trainer, TrainSettings
 
 PROMPT = "Every effort moves you"
 LOSS_GAP_LIMIT = {"float64": 1e-9, "float32": 1e-3}  # relative, at any step

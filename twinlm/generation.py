@@ -6,7 +6,7 @@
 
 generate_text returns the WHOLE text (prompt followed by the new tokens), as the book's
 `token_ids_to_text(generate(...))` prints it. Both dispatch on the model's type to
-numpy_impl.generate or torch_impl.generate, which share the sampler (twinlm/sampling.py): the same
+numpy_impl.generate or torch_impl.generate, which share the sampler (twinlm/shared/sampling.py): the same
 seed gives the same text in both backends. `main_generate` is `twinlm generate`.
 """
 
@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 import numpy_impl
-from twinlm.config import validate_config
-from twinlm.init import gpt_param_shapes
-from twinlm.validate import require_choice, require_shape
+from twinlm.shared.config import validate_config
+from twinlm.shared.init import gpt_param_shapes
+from twinlm.shared.validate import require_choice, require_shape
 
 BACKENDS = ("numpy", "torch")
 DTYPES = ("float32", "float64")
@@ -140,7 +140,7 @@ def load_model(
     if device is not None and backend == "numpy":
         raise ValueError(f"device is for the torch backend only, got device={device!r} for numpy")
     if checkpoint is not None:
-        from twinlm.checkpoint import load_checkpoint, split_prefix
+        from twinlm.training.checkpoint import load_checkpoint, split_prefix
 
         tensors, meta = load_checkpoint(checkpoint)
         if meta.get("kind") != "gpt" or "cfg" not in meta:
@@ -188,7 +188,7 @@ def main_generate(
     n_heads: int | None = None,
 ) -> int:
     """Load, generate, print the text (stdout) and the speed (stderr). Returns the exit status."""
-    from twinlm.tokenizer import decode, encode
+    from twinlm.data.tokenizer import decode, encode
 
     try:
         model = load_model(backend, checkpoint, weights, dtype, device, n_heads)

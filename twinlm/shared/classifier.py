@@ -21,7 +21,7 @@ The NumPy backward stops at the first trainable block; torch marks the rest requ
 This module holds what numpy_impl/classifier.py and torch_impl/classifier.py both import: the
 option checks, the classifier's parameter names and shapes, which of them train, and the new
 head's seeded init (decapitate). It imports neither backend nor torch; the training loop,
-evaluation and CLI work are in twinlm/classify.py.
+evaluation and CLI work are in twinlm/training/classify.py.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ import math
 
 import numpy as np
 
-from twinlm.config import validate_config
-from twinlm.init import gpt_param_shapes
-from twinlm.validate import require_choice, require_exact_keys, require_int
+from twinlm.shared.config import validate_config
+from twinlm.shared.init import gpt_param_shapes
+from twinlm.shared.validate import require_choice, require_exact_keys, require_int
 
+PAD_ID = 50256  # GPT-2's <|endoftext|> (twinlm.data.tokenizer.EOT_ID), which the book pads with
 TRAINABLE_OPTIONS = ("last-block", "last-k", "head", "all")
 POSITION_OPTIONS = ("last", "last-non-pad")
 

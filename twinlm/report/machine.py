@@ -1,4 +1,4 @@
-"""Facts about this machine for `twinlm bench` (see twinlm/bench_report.py).
+"""Facts about this machine for `twinlm bench` (see twinlm/report/bench.py).
 
 How many threads NumPy's BLAS uses and which BLAS it is, the library versions and GPU for the
 report header, and the matmul peak (GFLOP/s of a large square GEMM, NumPy, torch on the CPU and on

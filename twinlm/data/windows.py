@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twinlm.validate import require_int, require_ndim, require_same_shape
+from twinlm.shared.validate import require_int, require_ndim, require_same_shape
 
 # The default corpus, like Karpathy's Linux-source experiment: real text on every machine, offline.
 # Modules that are single files in every Python from 3.10 on (pathlib and zipfile became packages

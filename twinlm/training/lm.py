@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from twinlm import dataset
-from twinlm.backends import make_backend
-from twinlm.checkpoint import load_checkpoint, save_checkpoint
-from twinlm.config import get_config
-from twinlm.init import draw_gpt_dropout_masks
-from twinlm.schedule import lr_at
+from twinlm.data import windows as dataset
+from twinlm.shared.config import get_config
+from twinlm.shared.init import draw_gpt_dropout_masks
+from twinlm.training.backends import make_backend
+from twinlm.training.checkpoint import load_checkpoint, save_checkpoint
+from twinlm.training.schedule import lr_at
 
 
 @dataclass
@@ -195,7 +195,7 @@ def format_eval(step: int, tokens: int, train: float, val: float) -> str:
 
 def run_steps(trainer, ckpt: Path, eval_line: Callable[[], str], desc: str, progress: bool = True,
               header: str | None = None) -> float:  # fmt: skip
-    """The loop of every step-counted trainer (this GPT one and twinlm/charrnn_train.py's): an
+    """The loop of every step-counted trainer (this GPT one and twinlm/training/charrnn.py's): an
     evaluation first (unless resuming), then train_step() up to settings.steps, writing eval_line()
     (which evaluates) every eval_every steps and at the end, saving to ckpt every checkpoint_every
     steps and at the end. Returns the seconds the steps took."""
@@ -224,7 +224,7 @@ def run_steps(trainer, ckpt: Path, eval_line: Callable[[], str], desc: str, prog
 
 def run_training(trainer: Trainer, out_dir: str | Path, progress: bool = True) -> Path:
     """Train to `settings.steps`, printing evaluations; write checkpoints and the loss curve."""
-    from twinlm.plots import plot_losses
+    from twinlm.report.plots import plot_losses
 
     s, out_dir = trainer.s, Path(out_dir)
     ckpt = out_dir / "checkpoint.safetensors"

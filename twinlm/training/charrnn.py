@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from twinlm.backends import BACKENDS, DTYPES, make_charrnn_backend
-from twinlm.checkpoint import load_checkpoint, save_checkpoint, split_prefix
-from twinlm.sampling import check_sampling_args, next_tokens
-from twinlm.train import restore_run, run_steps
-from twinlm.validate import require_choice, require_int
+from twinlm.shared.sampling import check_sampling_args, next_tokens
+from twinlm.shared.validate import require_choice, require_int
+from twinlm.training.backends import BACKENDS, DTYPES, make_charrnn_backend
+from twinlm.training.checkpoint import load_checkpoint, save_checkpoint, split_prefix
+from twinlm.training.lm import restore_run, run_steps
 
 LN2 = math.log(2.0)
 
@@ -294,7 +294,7 @@ def format_eval(step: int, chars: int, train: float, val: float) -> str:
 
 def run_training(trainer: CharRNNTrainer, out_dir: str | Path, progress: bool = True) -> Path:
     """Train to `settings.steps`, printing evaluations; write checkpoints and the loss curve."""
-    from twinlm.plots import plot_losses
+    from twinlm.report.plots import plot_losses
 
     s, out_dir = trainer.s, Path(out_dir)
     ckpt = out_dir / "checkpoint.safetensors"
@@ -329,7 +329,7 @@ def sample(backend, vocab: ByteVocab, primer=b"", length: int = 200, temperature
            seed: int = 0, top_k: int | None = None) -> bytes:  # fmt: skip
     """`length` bytes continuing `primer`, one at a time with the state carried (primer excluded).
 
-    Both backends hand float64 logits to the one sampler (twinlm.sampling.next_tokens) with the
+    Both backends hand float64 logits to the one sampler (twinlm.shared.sampling.next_tokens) with the
     same generator, so the same seed gives the same bytes. temperature 0 is greedy. An empty primer
     starts from a uniform distribution over the first byte, like char-rnn's sample.lua."""
     require_int("length", length, 0)
@@ -365,9 +365,9 @@ def load_for_sampling(path: str | Path, backend: str | None = None):
 
 
 def read_corpus(path: str | None) -> bytes:
-    """The --text file's bytes, or the embedded default corpus (twinlm.dataset.default_corpus)."""
+    """The --text file's bytes, or the embedded default corpus (twinlm.data.windows.default_corpus)."""
     if path is None:
-        from twinlm.dataset import default_corpus
+        from twinlm.data.windows import default_corpus
 
         return default_corpus().encode("utf-8")
     try:

@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
-from twinlm.config import validate_config
-from twinlm.validate import require_exact_keys, require_shape
+from twinlm.shared.config import validate_config
+from twinlm.shared.validate import require_exact_keys, require_shape
 
 INIT_STD = 0.02
 

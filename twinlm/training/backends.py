@@ -4,8 +4,8 @@ backend-neutral.
 Each adapter holds a model and its optimizer; `train_step` takes a NumPy batch and the dropout masks
 (drawn by the caller from a NumPy generator), so the two backends can be fed the very same numbers
 and compared step by step:
-    GPT (chapter 5): NumpyGPT, TorchGPT (make_backend; twinlm/train.py)
-    char-RNN: NumpyCharRNN, TorchCharRNN (make_charrnn_backend; twinlm/charrnn_train.py)
+    GPT (chapter 5): NumpyGPT, TorchGPT (make_backend; twinlm/training/lm.py)
+    char-RNN: NumpyCharRNN, TorchCharRNN (make_charrnn_backend; twinlm/training/charrnn.py)
     classifier (chapter 6): NumpyClassifier, TorchClassifier (make_classifier_backend; classify.py)
 Checkpoint state (GPT and char-RNN) is a flat dict of NumPy arrays: `model.<key>` and
 `optim.exp_avg.<key>` / `optim.exp_avg_sq.<key>`, plus per-parameter step counts.
@@ -19,8 +19,8 @@ import torch
 import numpy_impl as N
 import torch_impl as T
 from numpy_impl.charrnn import init_charrnn_params
-from twinlm.checkpoint import split_prefix, with_prefix
-from twinlm.validate import require_charrnn_config, require_choice
+from twinlm.shared.validate import require_charrnn_config, require_choice
+from twinlm.training.checkpoint import split_prefix, with_prefix
 
 BACKENDS = ("numpy", "torch")
 DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
@@ -148,7 +148,7 @@ def make_backend(name: str, cfg: dict, seed: int, dtype: str = "float32",
 
 # ---- char-RNN: the GPT adapters' state()/load_state(), plus the carried LSTM state ---------------
 # Both take NumPy batches, states and masks and return NumPy states, so the trainer and the sampler
-# (twinlm/charrnn_train.py) are backend-neutral.
+# (twinlm/training/charrnn.py) are backend-neutral.
 
 
 class NumpyCharRNN(NumpyGPT):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import numpy_impl as N
 import torch_impl as T
-from twinlm.parity import OpCase, np_pair
+from twinlm.parity.harness import OpCase, np_pair
 
 
 def _normal(rng: np.random.Generator, dtype, *shape: int, scale: float = 1.0) -> np.ndarray:

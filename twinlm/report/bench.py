@@ -19,15 +19,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from twinlm.bench_machine import (
+from twinlm.report.bench_plots import plot_ratios, plot_scaling
+from twinlm.report.machine import (
     best_peak,
     blas_name,
     library_info,
     measure_matmul_peak,
     numpy_blas_threads,
 )
-from twinlm.bench_plots import plot_ratios, plot_scaling
-from twinlm.bench_tables import (
+from twinlm.report.tables import (
     BACKEND_ORDER,
     CPU_BACKENDS,
     GPU_BACKENDS,
@@ -211,5 +211,5 @@ def _run_suites(
     return status
 
 
-if __name__ == "__main__":  # python -m twinlm.bench_report JSON [OUT]: the report alone
+if __name__ == "__main__":  # python -m twinlm.report.bench JSON [OUT]: the report alone
     print(build_report(*sys.argv[1:3]))

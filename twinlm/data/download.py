@@ -32,7 +32,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from twinlm.validate import require_choice
+from twinlm.shared.validate import require_choice
 
 CHUNK = 1 << 16  # bytes per read while streaming a download
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.opcases import CASES
-from twinlm.parity import (
+from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
     compare_float32,
@@ -13,6 +12,7 @@ from twinlm.parity import (
     random_douts,
     run_numpy,
 )
+from twinlm.parity.opcases import CASES
 
 
 def check_ops(seed: int = 0, names: list[str] | None = None) -> list[dict]:

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm.shared.classifier import PAD_ID  # noqa: F401  (the book pads with it; re-exported)
+
 LABELS = {"ham": 0, "spam": 1}
-PAD_ID = 50256  # GPT-2's <|endoftext|> (twinlm.tokenizer.EOT_ID), which the book pads with
 BOOK_SEED = 123  # the book's random_state for both the balancing and the split
 
 Rows = list[tuple[int, str]]
@@ -141,7 +142,7 @@ def encode_dataset(
     if not rows:
         raise ValueError("rows must hold at least one (label, text) pair, got none")
     if encode is None:
-        from twinlm.tokenizer import encode
+        from twinlm.data.tokenizer import encode
     labels = np.array([label for label, _ in rows], dtype=np.int64)  # (N,)
     if not np.isin(labels, (0, 1)).all():
         raise ValueError(f"labels must be 0 (ham) or 1 (spam), got {sorted(set(labels.tolist()))}")
@@ -165,9 +166,9 @@ def prepare_sms_spam(
     cache_dir: str | os.PathLike | None = None,
 ) -> tuple[SpamDataset, SpamDataset, SpamDataset]:
     """(train, validation, test) as in the book's chapter 6. `path` defaults to the downloaded
-    SMSSpamCollection (twinlm.data.fetch); validation and test take the training set's length."""
+    SMSSpamCollection (twinlm.data.download.fetch); validation and test take the training set's length."""
     if path is None:
-        from twinlm.data import fetch
+        from twinlm.data.download import fetch
 
         path = fetch("sms-spam", cache_dir=cache_dir)
     train, validation, test = random_split(balance(load_sms_spam(path), seed), 0.7, 0.1, seed)

@@ -1,4 +1,4 @@
-"""The PNG plots in `twinlm bench`'s report (see twinlm/bench_report.py), drawn with matplotlib.
+"""The PNG plots in `twinlm bench`'s report (see twinlm/report/bench.py), drawn with matplotlib.
 
 Time against sequence length or width, one panel per component; and a bar chart of the
 geometric-mean NumPy / torch-CPU ratio per component.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from twinlm.bench_tables import BACKEND_ORDER, MAIN_MODES, Row, backends_in, geomean, summarize
+from twinlm.report.tables import BACKEND_ORDER, MAIN_MODES, Row, backends_in, geomean, summarize
 
 
 def _main_mode(rows: list[Row]) -> str:

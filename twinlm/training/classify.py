@@ -4,8 +4,8 @@ Holds the metrics (cross entropy, softmax, confusion matrix, from logits of eith
 data loading and split, the book's train_classifier_simple (ClassifierTrainer and
 run_classifier_training), prediction from a checkpoint, and the work behind `twinlm classify`.
 The decapitation, the "trainable" options and the new head's seeded init, which both backends
-import, are in twinlm/classifier_options.py. The training loop picks a backend through an adapter
-with the same interface for both (twinlm/backends.py's `make_classifier_backend`, next to the
+import, are in twinlm/shared/classifier.py. The training loop picks a backend through an adapter
+with the same interface for both (twinlm/training/backends.py's `make_classifier_backend`, next to the
 GPT's and the char-RNN's).
 """
 
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from twinlm.checkpoint import load_checkpoint, save_checkpoint
-from twinlm.classifier_options import check_classifier_options
-from twinlm.config import validate_config
-from twinlm.spam import PAD_ID, SpamDataset
-from twinlm.validate import require_choice, require_int
+from twinlm.data.spam import PAD_ID, SpamDataset
+from twinlm.shared.classifier import check_classifier_options
+from twinlm.shared.config import validate_config
+from twinlm.shared.validate import require_choice, require_int
+from twinlm.training.checkpoint import load_checkpoint, save_checkpoint
 
-SPAM_LABELS = ("ham", "spam")  # twinlm.spam.LABELS: ham 0, spam 1
+SPAM_LABELS = ("ham", "spam")  # twinlm.data.spam.LABELS: ham 0, spam 1
 BACKENDS = ("numpy", "torch")
 
 # ---------------------------------------------------------------------------------------------
@@ -78,16 +78,16 @@ def load_classification_data(
     pad_id: int = PAD_ID,
 ) -> tuple[SpamDataset, SpamDataset, SpamDataset]:
     """(train, validation, test), the book's 70/10/20 split. data: "sms-spam" (downloaded and
-    balanced, 747 + 747 messages) or "synthetic" (twinlm.spam.make_synthetic_spam, offline).
+    balanced, 747 + 747 messages) or "synthetic" (twinlm.data.spam.make_synthetic_spam, offline).
     Texts are truncated to max_length (default: the longest training text, at most
     context_length) and right-padded with pad_id; validation and test take the training length."""
-    from twinlm import spam
+    from twinlm.data import spam
 
     require_choice("data", data, ("sms-spam", "synthetic"))
     if data == "synthetic":
         rows = spam.make_synthetic_spam(synthetic_size, seed)
     else:
-        from twinlm.data import fetch
+        from twinlm.data.download import fetch
 
         rows = spam.balance(spam.load_sms_spam(fetch("sms-spam")), seed)
     train, val, test = spam.random_split(rows, 0.7, 0.1, seed)
@@ -157,7 +157,7 @@ class ClassifierTrainer:
     def __init__(self, backend: str, settings: ClassifySettings, encode=None, data=None):
         """encode: text -> token ids (default: the GPT-2 tokenizer); data: (train, val, test)
         SpamDatasets to use instead of loading settings.data."""
-        from twinlm.config import get_config
+        from twinlm.shared.config import get_config
 
         s = self.s = settings
         require_choice("backend", backend, BACKENDS)
@@ -176,7 +176,7 @@ class ClassifierTrainer:
         check_classifier_options(self.cfg, 2, s.trainable, s.k, s.position, s.pad_id)  # fail early
         if data is None:
             if encode is None:
-                from twinlm.tokenizer import VOCAB_SIZE, encode
+                from twinlm.data.tokenizer import VOCAB_SIZE, encode
 
                 if self.cfg["vocab_size"] < VOCAB_SIZE:
                     raise ValueError(
@@ -203,7 +203,7 @@ class ClassifierTrainer:
         )
         self.options = dict(num_classes=self.num_classes, trainable=s.trainable, k=s.k,
                             position=s.position, pad_id=s.pad_id)  # fmt: skip
-        from twinlm.backends import make_classifier_backend
+        from twinlm.training.backends import make_classifier_backend
 
         self.backend = make_classifier_backend(
             backend, self.cfg, self.options, s.seed, s.dtype, backbone, s.lr, s.weight_decay
@@ -219,7 +219,7 @@ class ClassifierTrainer:
     def masks(self, x: np.ndarray) -> dict:
         if self.cfg["drop_rate"] == 0:
             return {}
-        from twinlm.init import draw_gpt_dropout_masks
+        from twinlm.shared.init import draw_gpt_dropout_masks
 
         rng = np.random.default_rng([self.s.seed, 2, self.step])  # one generator per step
         return draw_gpt_dropout_masks(self.cfg, rng, *x.shape, dtype=np.dtype(self.s.dtype))
@@ -302,7 +302,7 @@ def run_classifier_training(trainer: ClassifierTrainer, out_dir: str | Path,
     accuracies at each epoch end; then the test confusion matrix, the curves and the checkpoint."""
     from tqdm import tqdm
 
-    from twinlm.plots import plot_confusion, plot_losses
+    from twinlm.report.plots import plot_confusion, plot_losses
 
     s, out_dir = trainer.s, Path(out_dir)
     per_epoch = len(trainer.train_ds) // s.batch_size
@@ -369,7 +369,7 @@ def load_classifier(path: str | Path, backend: str = "numpy"):
         raise ValueError(f"{path} is not a classifier checkpoint (kind {meta.get('kind')!r})")
     options = {k: meta[k] for k in ("num_classes", "trainable", "k", "position", "pad_id")}
     dtype = str(next(iter(tensors.values())).dtype)
-    from twinlm.backends import make_classifier_backend
+    from twinlm.training.backends import make_classifier_backend
 
     model = make_classifier_backend(backend, meta["cfg"], options, 0, dtype, backbone=tensors)
     model.load_params(tensors)
@@ -379,10 +379,10 @@ def load_classifier(path: str | Path, backend: str = "numpy"):
 def classify_texts(model, meta: dict, texts: Sequence[str], encode=None) -> list[tuple[str, float]]:
     """(label, probability of that label) per text. Each text is truncated and right-padded to the
     training length, as the book's classify_review does."""
-    from twinlm.spam import encode_dataset
+    from twinlm.data.spam import encode_dataset
 
     if encode is None:
-        from twinlm.tokenizer import encode
+        from twinlm.data.tokenizer import encode
     ds = encode_dataset([(0, t) for t in texts], meta["max_length"], meta["pad_id"], encode)
     probs = softmax_np(model.logits(ds.ids))  # (N, K)
     best = probs.argmax(axis=1)

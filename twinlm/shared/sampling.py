@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from twinlm.validate import require_int, require_ndim, require_token_batch
+from twinlm.shared.validate import require_int, require_ndim, require_token_batch
 
 
 def check_sampling_args(temperature, top_k, vocab_size: int, rng) -> None:

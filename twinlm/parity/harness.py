@@ -1,6 +1,6 @@
 """Run one op through NumPy, torch_impl and the torch built-in, and measure how far apart they are.
 
-An op is described by an `OpCase` (see `twinlm.opcases`): how to sample its inputs, and how each
+An op is described by an `OpCase` (see `twinlm.parity.opcases`): how to sample its inputs, and how each
 backend computes outputs and gradients. Everything here is generic over cases, so the parity tests
 and `twinlm check` share one definition of "agree".
 

@@ -1,4 +1,4 @@
-"""`twinlm bench`'s results as rows and tables (the entry point is twinlm/bench_report.py).
+"""`twinlm bench`'s results as rows and tables (the entry point is twinlm/report/bench.py).
 
 Reading the JSON into one `Row` per (component, mode, dtype, size) with every backend's best time;
 the backend and mode constants; formatting; the Markdown tables (per component, and the summary of
@@ -119,7 +119,7 @@ def _fmt(x: float | None, spec: str = ".2f", suffix: str = "") -> str:
 
 
 def peak_for(peak: dict, backend: str, dtype: str) -> float | None:
-    """The matmul peak a backend's GFLOP/s is measured against (see twinlm/bench_report.py)."""
+    """The matmul peak a backend's GFLOP/s is measured against (see twinlm/report/bench.py)."""
     ref = "numpy" if backend in CPU_BACKENDS else backend
     return (peak.get(ref) or {}).get(dtype)
 

@@ -1,0 +1,1 @@
+"""The ops parity registry and harness (`twinlm check`, parity_tests/)."""

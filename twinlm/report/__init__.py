@@ -1,0 +1,1 @@
+"""Reports: training plots, and the benchmark report (machine facts, tables, plots)."""
