@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from bench.harness import BACKENDS, describe, device_or_skip, synchronizer, time_call, to_tensors
 from bench.workloads import (
     ADAMW_FLOPS_PER_PARAM,
@@ -50,12 +50,12 @@ def _normal(rng: np.random.Generator, dtype: str, *shape: int) -> np.ndarray:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lstm_layer(benchmark, bench_time, threads, model_size, dtype, mode, backend):
     """numpy_impl.LSTM / torch_impl.LSTM, batch first, input = hidden = C, LSTM_LAYERS layers."""
-    require(N, "LSTM")
-    require(T, "LSTM")
+    require(numpy_impl, "LSTM")
+    require(torch_impl, "LSTM")
     device = device_or_skip(backend, dtype)
     T_, C = model_size
     rng = np.random.default_rng(0)
-    np_model = N.LSTM(C, C, LSTM_LAYERS, seed=0, dtype=np.dtype(dtype))
+    np_model = numpy_impl.LSTM(C, C, LSTM_LAYERS, seed=0, dtype=np.dtype(dtype))
     x, dout = _normal(rng, dtype, BATCH, T_, C), _normal(rng, dtype, BATCH, T_, C)
     backward = mode == "fwd+bwd"
     if backend == "numpy":
@@ -66,7 +66,7 @@ def test_lstm_layer(benchmark, bench_time, threads, model_size, dtype, mode, bac
                 np_model.backward(dout)
 
     else:
-        model = T.LSTM(C, C, LSTM_LAYERS, batch_first=True).to(TORCH_DTYPES[dtype])
+        model = torch_impl.LSTM(C, C, LSTM_LAYERS, batch_first=True).to(TORCH_DTYPES[dtype])
         model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.params.items()})
         model.to(device)
         fn = _torch_fwd_bwd(lambda x_: model(x_)[0], model, x, dout, device, backward)
@@ -112,7 +112,7 @@ def test_transformer_block(benchmark, bench_time, threads, model_size, dtype, mo
         from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
     except ImportError:
         pytest.skip("TODO: numpy_impl.transformer not written yet")
-    require(T, "TransformerBlock")
+    require(torch_impl, "TransformerBlock")
     from twinlm.shared.init import init_gpt_params
 
     device = device_or_skip(backend, dtype)
@@ -132,7 +132,7 @@ def test_transformer_block(benchmark, bench_time, threads, model_size, dtype, mo
                 transformer_block_backward(dy, cache)
 
     else:
-        block = T.TransformerBlock(cfg).to(TORCH_DTYPES[dtype]).eval()
+        block = torch_impl.TransformerBlock(cfg).to(TORCH_DTYPES[dtype]).eval()
         block.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
         block.to(device)
         fn = _torch_fwd_bwd(block, block, x, dy, device, backward)
@@ -151,8 +151,8 @@ def test_transformer_block(benchmark, bench_time, threads, model_size, dtype, mo
 def test_gpt_train_step(benchmark, bench_time, threads, gpt_size, dtype, backend):
     """Forward, cross entropy, backward and an AdamW update of every parameter (no dropout, no
     clipping). torch uses torch.optim.AdamW with its default implementation for the device."""
-    require(N, "GPTModel", "AdamW")
-    require(T, "GPTModel", "cross_entropy")
+    require(numpy_impl, "GPTModel", "AdamW")
+    require(torch_impl, "GPTModel", "cross_entropy")
     device = device_or_skip(backend, dtype)
     T_, C = gpt_size
     cfg = gpt_config(T_, C)
@@ -160,8 +160,8 @@ def test_gpt_train_step(benchmark, bench_time, threads, gpt_size, dtype, backend
     idx = rng.integers(0, VOCAB, (GPT_BATCH, T_))
     targets = rng.integers(0, VOCAB, (GPT_BATCH, T_))
     if backend == "numpy":
-        model = N.GPTModel(cfg, seed=0, dtype=np.dtype(dtype))
-        opt = N.AdamW(model.params, lr=1e-4, weight_decay=0.1)
+        model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.dtype(dtype))
+        opt = numpy_impl.AdamW(model.params, lr=1e-4, weight_decay=0.1)
 
         def fn():
             _, grads = model.loss_and_grads(idx, targets)
@@ -169,12 +169,12 @@ def test_gpt_train_step(benchmark, bench_time, threads, gpt_size, dtype, backend
 
     else:
         sync = synchronizer(device)
-        tmodel = T.GPTModel(cfg, seed=0, dtype=TORCH_DTYPES[dtype]).to(device).eval()
+        tmodel = torch_impl.GPTModel(cfg, seed=0, dtype=TORCH_DTYPES[dtype]).to(device).eval()
         topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-4, weight_decay=0.1)
         idx_t, targets_t = torch.from_numpy(idx).to(device), torch.from_numpy(targets).to(device)
 
         def fn():
-            loss = T.cross_entropy(tmodel(idx_t), targets_t)
+            loss = torch_impl.cross_entropy(tmodel(idx_t), targets_t)
             topt.zero_grad(set_to_none=True)
             loss.backward()
             topt.step()
@@ -190,7 +190,7 @@ def test_gpt_train_step(benchmark, bench_time, threads, gpt_size, dtype, backend
 
 
 def _param_shapes(cfg: dict):
-    from twinlm.shared.init import gpt_param_shapes
+    from twinlm.shared.naming import gpt_param_shapes
 
     return gpt_param_shapes(cfg).values()
 
@@ -204,27 +204,27 @@ def test_generate(benchmark, bench_time, threads, gen_size, kv_cache, backend):
     """Greedy generation (temperature 0, so both backends do identical work) of NEW_TOKENS tokens
     after a T-token prompt, float32: numpy_impl.generate / torch_impl.generate, use_cache off or on.
     """
-    require(N, "generate", "GPTModel")
-    require(T, "generate", "GPTModel")
+    require(numpy_impl, "generate", "GPTModel")
+    require(torch_impl, "generate", "GPTModel")
     dtype = "float32"
     device = device_or_skip(backend, dtype)
     T_, C = gen_size
     cfg = {**gpt_config(T_, C), "context_length": T_ + NEW_TOKENS}
     idx = np.random.default_rng(0).integers(0, VOCAB, (1, T_))
     if backend == "numpy":
-        model = N.GPTModel(cfg, seed=0, dtype=np.dtype(dtype))
+        model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.dtype(dtype))
 
         def fn():
-            N.generate(model, idx, NEW_TOKENS, use_cache=kv_cache)
+            numpy_impl.generate(model, idx, NEW_TOKENS, use_cache=kv_cache)
 
     else:
         sync = synchronizer(device)
-        tmodel = T.GPTModel(cfg, seed=0, dtype=TORCH_DTYPES[dtype]).to(device).eval()
+        tmodel = torch_impl.GPTModel(cfg, seed=0, dtype=TORCH_DTYPES[dtype]).to(device).eval()
         idx_t = torch.from_numpy(idx).to(device)
 
         def fn():
             with torch.no_grad():
-                T.generate(tmodel, idx_t, NEW_TOKENS, use_cache=kv_cache)
+                torch_impl.generate(tmodel, idx_t, NEW_TOKENS, use_cache=kv_cache)
             sync()
 
     name = "generate[kv_cache]" if kv_cache else "generate"

@@ -37,6 +37,7 @@ import numpy as np
 from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.softmax import softmax_backward, softmax_forward
+from twinlm.shared.naming import QKV_PROJECTIONS
 from twinlm.shared.validate import require_attention_inputs, require_mha_inputs
 
 
@@ -96,8 +97,6 @@ def attention_backward(dy: np.ndarray, cache):
 
 # ---- multi-head attention --------------------------------------------------------------------------
 
-_PROJECTIONS = ("W_query", "W_key", "W_value")
-
 
 def multihead_attention_forward(
     x: np.ndarray,
@@ -112,7 +111,7 @@ def multihead_attention_forward(
     B, T, _ = x.shape
     head_dim = d_out // num_heads
     heads, proj_caches = [], []
-    for name in _PROJECTIONS:
+    for name in QKV_PROJECTIONS:
         h, c = linear_forward(
             x, params[f"{name}.weight"], params.get(f"{name}.bias")
         )  # (B, T, d_out)
@@ -133,7 +132,7 @@ def multihead_attention_backward(dy: np.ndarray, cache):
     dctx = dctx.reshape(B, T, num_heads, d_out // num_heads).transpose(0, 2, 1, 3)  # (B, H, T, hd)
     dheads = attention_backward(dctx, att_cache)  # dq, dk, dv: (B, H, T, hd) each
     dx = None
-    for name, dh, c in zip(_PROJECTIONS, dheads, proj_caches):
+    for name, dh, c in zip(QKV_PROJECTIONS, dheads, proj_caches):
         dh = dh.transpose(0, 2, 1, 3).reshape(B, T, d_out)  # merge heads: (B, T, d_out)
         dx_part, grads[f"{name}.weight"], grads[f"{name}.bias"] = linear_backward(dh, c)
         if dx is None:

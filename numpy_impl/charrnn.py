@@ -27,54 +27,21 @@ LSTM.lua); None means no dropout (evaluation and sampling).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
-from numpy_impl.lstm import LSTM, lstm_param_shapes
-from twinlm.shared.init import numpy_state_dict
+from numpy_impl.lstm import LSTM
+from twinlm.shared.init import init_charrnn_params, numpy_state_dict
+from twinlm.shared.naming import charrnn_param_shapes
 from twinlm.shared.validate import (
     require_charrnn_config,
     require_charrnn_masks,
     require_shape,
     require_token_batch,
 )
-
-
-def charrnn_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
-    """Every parameter's name and shape, in the order of the torch module's state_dict."""
-    V, D, H, L = cfg["vocab_size"], cfg["emb_dim"], cfg["hidden_size"], cfg["num_layers"]
-    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (V, D)}
-    shapes |= {f"lstm.{k}": s for k, s in lstm_param_shapes(D, H, L).items()}
-    shapes["decoder.weight"] = (V, H)
-    shapes["decoder.bias"] = (V,)
-    return shapes
-
-
-def init_charrnn_params(cfg: dict, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
-    """The one seeded initializer for both backends, torch's default init for each module:
-        embedding.weight ~ N(0, 1)                      (nn.Embedding)
-        lstm.*           ~ U(-1/√H, 1/√H)               (nn.LSTM, both biases independently)
-        decoder.*        ~ U(-1/√H, 1/√H)               (nn.Linear: 1/√fan_in, fan_in = H)
-    drawn in float64 in key order and then cast, so the float32 init is the float64 init rounded."""
-    require_charrnn_config(cfg)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    rng = np.random.default_rng(seed)
-    bound = 1 / math.sqrt(cfg["hidden_size"])  # LSTM and decoder alike: fan_in = H
-    params = {}
-    for name, shape in charrnn_param_shapes(cfg).items():
-        if name == "embedding.weight":
-            value = rng.standard_normal(shape)
-        else:
-            value = rng.uniform(-bound, bound, shape)
-        params[name] = value.astype(dtype)
-    return params
 
 
 class CharRNN:

@@ -41,6 +41,7 @@ from numpy_impl.feedforward import feedforward_forward
 from numpy_impl.gpt import GPTModel
 from numpy_impl.layernorm import layernorm_forward
 from numpy_impl.linear import linear_forward
+from twinlm.shared.naming import QKV_PROJECTIONS, sub_dict
 from twinlm.shared.sampling import check_generate_args, next_tokens
 from twinlm.shared.validate import require_cache_room, require_token_batch
 
@@ -83,11 +84,6 @@ class KVCache:
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]  # (B, H, end, hd)
 
 
-def _sub(params: dict, prefix: str) -> dict:
-    """The entries of `params` under `prefix`, with the prefix removed."""
-    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
-
-
 def _attention_cached(x, p, n_heads: int, cache: KVCache, layer: int) -> np.ndarray:
     """Causal multi-head attention of x (B, T, C), the tokens at positions [cache.length,
     cache.length + T), over themselves and every cached position."""
@@ -97,7 +93,7 @@ def _attention_cached(x, p, n_heads: int, cache: KVCache, layer: int) -> np.ndar
         linear_forward(x, p[f"att.{name}.weight"], p.get(f"att.{name}.bias"))[0]
         .reshape(B, T, n_heads, hd)
         .transpose(0, 2, 1, 3)  # (B, H, T, hd)
-        for name in ("W_query", "W_key", "W_value")
+        for name in QKV_PROJECTIONS
     )
     k_all, v_all = cache.append(layer, k, v)  # (B, H, length + T, hd)
     # The T queries are the last T positions: attention_forward offsets the causal mask for Tq < Tk.
@@ -122,11 +118,11 @@ def forward_cached(
     tok, _ = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
     x = tok + P["pos_emb.weight"][start : start + T]  # (B, T, C) positions start .. start+T-1
     for layer in range(cfg["n_layers"]):
-        p = _sub(P, f"trf_blocks.{layer}.")  # this block's params, keyed like `norm1.scale`
+        p = sub_dict(P, f"trf_blocks.{layer}.")  # this block's params, keyed like `norm1.scale`
         n1, _ = layernorm_forward(x, p["norm1.scale"], p["norm1.shift"])  # (B, T, C)
         h = x + _attention_cached(n1, p, cfg["n_heads"], cache, layer)  # (B, T, C)
         n2, _ = layernorm_forward(h, p["norm2.scale"], p["norm2.shift"])  # (B, T, C)
-        x = h + feedforward_forward(n2, _sub(p, "ff."))[0]  # (B, T, C)
+        x = h + feedforward_forward(n2, sub_dict(p, "ff."))[0]  # (B, T, C)
     cache.tokens[:, start : start + T] = idx
     cache.length = start + T  # every layer has written positions [start, start + T)
 

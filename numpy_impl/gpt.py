@@ -28,19 +28,18 @@ from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.transformer import (
-    BLOCK_DROPOUT_NAMES,
     masked_dropout_backward,
     masked_dropout_forward,
     transformer_block_backward,
     transformer_block_forward,
 )
 from twinlm.shared.config import validate_config
-from twinlm.shared.init import (
-    draw_gpt_dropout_masks,
+from twinlm.shared.init import draw_dropout_masks, init_gpt_params, numpy_state_dict
+from twinlm.shared.naming import (
+    BLOCK_DROPOUT_NAMES,
     gpt_dropout_mask_shapes,
     gpt_param_shapes,
-    init_gpt_params,
-    numpy_state_dict,
+    sub_dict,
 )
 from twinlm.shared.validate import require_shape, require_token_batch
 
@@ -63,7 +62,7 @@ def body_forward(idx: np.ndarray, params: dict, cfg: dict, masks: dict, first_ca
     block_caches = {}
     for i in range(cfg["n_layers"]):
         prefix = f"trf_blocks.{i}."
-        block_params = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+        block_params = sub_dict(params, prefix)
         block_masks = {n: masks[prefix + n] for n in BLOCK_DROPOUT_NAMES if prefix + n in masks}
         x, c = transformer_block_forward(x, block_params, cfg, block_masks, p)  # (B, T, C)
         if i >= first_cached:
@@ -95,7 +94,9 @@ def select_dropout_masks(cfg: dict, B: int, T: int, dtype, dropout_rng, dropout_
     if dropout_rng is not None:
         if cfg["drop_rate"] == 0:
             return {}
-        return draw_gpt_dropout_masks(cfg, dropout_rng, B, T, dtype)
+        return draw_dropout_masks(
+            gpt_dropout_mask_shapes(cfg, B, T), dropout_rng, cfg["drop_rate"], dtype
+        )
     masks = dict(dropout_masks or {})
     shapes = gpt_dropout_mask_shapes(cfg, B, T)
     unknown = sorted(set(masks) - set(shapes))
@@ -135,13 +136,6 @@ class GPTModel:
         self.params.update(numpy_state_dict(state, gpt_param_shapes(self.cfg)))
 
     # ---- forward / backward --------------------------------------------------------------------
-
-    def dropout_mask_shapes(self, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
-        return gpt_dropout_mask_shapes(self.cfg, batch, seq)
-
-    def draw_dropout_masks(self, rng: np.random.Generator, batch: int, seq: int) -> dict:
-        """Every dropout mask for a (batch, seq) input: 1 (keep) with probability 1 - drop_rate."""
-        return draw_gpt_dropout_masks(self.cfg, rng, batch, seq, self.dtype)
 
     def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
         """Logits (B, T, V) for token ids idx (B, T). Stores what backward needs."""

@@ -34,11 +34,11 @@ BPTT runs t = T-1 … 0, carrying the state gradients backwards from the upstrea
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from numpy_impl.dropout import dropout_backward, dropout_forward
+from twinlm.shared.init import init_lstm_params
+from twinlm.shared.naming import lstm_param_shapes
 from twinlm.shared.validate import (
     require_float,
     require_int,
@@ -120,29 +120,6 @@ def lstm_cell_backward(dh_next: np.ndarray, dc_next: np.ndarray, cache):
 
 
 # ---- the multi-layer LSTM ------------------------------------------------------------------------
-
-
-def lstm_param_shapes(input_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple]:
-    """torch.nn.LSTM's state_dict keys and shapes, in its order."""
-    shapes = {}
-    for k in range(num_layers):
-        layer_in = input_size if k == 0 else hidden_size
-        shapes[f"weight_ih_l{k}"] = (4 * hidden_size, layer_in)
-        shapes[f"weight_hh_l{k}"] = (4 * hidden_size, hidden_size)
-        shapes[f"bias_ih_l{k}"] = (4 * hidden_size,)
-        shapes[f"bias_hh_l{k}"] = (4 * hidden_size,)
-    return shapes
-
-
-def init_lstm_params(
-    input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0, dtype=np.float32
-) -> dict[str, np.ndarray]:
-    """torch.nn.LSTM's init, U(-1/√H, 1/√H) for every parameter, drawn in float64 in key order and
-    then cast (so the float32 init is the float64 init rounded)."""
-    bound = 1 / math.sqrt(hidden_size)
-    rng = np.random.default_rng(seed)
-    shapes = lstm_param_shapes(input_size, hidden_size, num_layers)
-    return {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
 
 
 class LSTM:

@@ -28,13 +28,7 @@ from numpy_impl.attention import multihead_attention_backward, multihead_attenti
 from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
-
-BLOCK_DROPOUT_NAMES = ("att.dropout", "drop_shortcut.att", "drop_shortcut.ff")
-
-
-def _sub(d: dict, prefix: str) -> dict:
-    """The entries of `d` under `prefix`, with the prefix removed."""
-    return {k[len(prefix) :]: v for k, v in d.items() if k.startswith(prefix)}
+from twinlm.shared.naming import sub_dict
 
 
 def masked_dropout_forward(x: np.ndarray, mask: np.ndarray | None, p: float):
@@ -62,13 +56,17 @@ def transformer_block_forward(
 
     n1, norm1_cache = layernorm_forward(x, params["norm1.scale"], params["norm1.shift"])  # (B,T,C)
     a, att_cache = multihead_attention_forward(
-        n1, _sub(params, "att."), heads, dropout_mask=att_mask, p=p if att_mask is not None else 0.0
+        n1,
+        sub_dict(params, "att."),
+        heads,
+        dropout_mask=att_mask,
+        p=p if att_mask is not None else 0.0,
     )  # (B, T, C)
     a, drop_att_cache = masked_dropout_forward(a, masks.get("drop_shortcut.att"), p)  # (B, T, C)
     h = x + a  # (B, T, C)
 
     n2, norm2_cache = layernorm_forward(h, params["norm2.scale"], params["norm2.shift"])  # (B,T,C)
-    f, ff_cache = feedforward_forward(n2, _sub(params, "ff."))  # (B, T, C)
+    f, ff_cache = feedforward_forward(n2, sub_dict(params, "ff."))  # (B, T, C)
     f, drop_ff_cache = masked_dropout_forward(f, masks.get("drop_shortcut.ff"), p)  # (B, T, C)
     y = h + f  # (B, T, C)
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from helpers import BookMultiHeadAttention
 from torch import nn
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from twinlm.parity.harness import TOL_FLOAT64, compare_float64, random_douts, rel_error, run_numpy
 from twinlm.parity.opcases import CASES_BY_NAME
 
@@ -142,11 +142,11 @@ def test_kv_cache_layout_matches_last_rows_of_full_sequence(t_q, t_k, record_err
     dy_full[..., t_k - t_q :, :] = dy
 
     sdpa = F.scaled_dot_product_attention(_t(q_full), _t(k), _t(v), is_causal=True).numpy()
-    y_full, cache_full = N.attention_forward(q_full, k, v, causal=True)
-    dq_full, dk_full, dv_full = N.attention_backward(dy_full, cache_full)
+    y_full, cache_full = numpy_impl.attention_forward(q_full, k, v, causal=True)
+    dq_full, dk_full, dv_full = numpy_impl.attention_backward(dy_full, cache_full)
 
-    y, cache = N.attention_forward(q.copy(), k, v, causal=True)
-    dq, dk, dv = N.attention_backward(dy, cache)
+    y, cache = numpy_impl.attention_forward(q.copy(), k, v, causal=True)
+    dq, dk, dv = numpy_impl.attention_backward(dy, cache)
     record_error(
         "attention", "kv-cache fwd numpy/SDPA", rel_error(y, sdpa[..., -t_q:, :]), TOL_FLOAT64
     )
@@ -157,7 +157,7 @@ def test_kv_cache_layout_matches_last_rows_of_full_sequence(t_q, t_k, record_err
         record_error("attention", "kv-cache grad numpy", rel_error(got, want), TOL_FLOAT64)
 
     tq, tk, tv = (_t(a).requires_grad_(True) for a in (q, k, v))
-    y_t = T.attention(tq, tk, tv, causal=True)
+    y_t = torch_impl.attention(tq, tk, tv, causal=True)
     y_t.backward(_t(dy))
     record_error(
         "attention",
@@ -179,8 +179,8 @@ def test_non_causal_allows_more_queries_than_keys(record_error):
         rng.standard_normal((2, 3, 4)),
     )
     ref = F.scaled_dot_product_attention(_t(q), _t(k), _t(v)).numpy()
-    y, _ = N.attention_forward(q, k, v, causal=False)
-    y_t = T.attention(_t(q), _t(k), _t(v), causal=False).numpy()
+    y, _ = numpy_impl.attention_forward(q, k, v, causal=False)
+    y_t = torch_impl.attention(_t(q), _t(k), _t(v), causal=False).numpy()
     record_error(
         "attention[non-causal]",
         "Tq > Tk fwd",
@@ -208,12 +208,12 @@ def test_key_bias_gradient_is_zero_and_agrees(dtype, record_error):
         a = case.sample(rng, dtype, dims)
         params = {k: a[k] for k in MHA_BIAS_KEYS}
         heads = int(a["num_heads"])
-        y, cache = N.multihead_attention_forward(a["x"], params, heads)
+        y, cache = numpy_impl.multihead_attention_forward(a["x"], params, heads)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        _, grads_np = N.multihead_attention_backward(dy, cache)
+        _, grads_np = numpy_impl.multihead_attention_backward(dy, cache)
 
         torch_grads = {}
-        for label, fn in (("torch_impl", T.multihead_attention), ("torch", _mha_ref)):
+        for label, fn in (("torch_impl", torch_impl.multihead_attention), ("torch", _mha_ref)):
             p_t = {k: _t(v).requires_grad_(True) for k, v in params.items()}
             fn(_t(a["x"]), p_t, heads).backward(_t(dy))
             torch_grads[label] = {k: v.grad.numpy() for k, v in p_t.items()}
@@ -248,7 +248,7 @@ def test_multihead_attention_module_matches_book_functional_and_numpy(qkv_bias, 
     torch.manual_seed(0)
     d_in, d_out, heads, ctx_len = 6, 8, 2, 10
     book = BookMultiHeadAttention(d_in, d_out, ctx_len, 0.1, heads, qkv_bias).double().eval()
-    ours = T.MultiHeadAttention(d_in, d_out, ctx_len, 0.1, heads, qkv_bias).double().eval()
+    ours = torch_impl.MultiHeadAttention(d_in, d_out, ctx_len, 0.1, heads, qkv_bias).double().eval()
 
     expected_keys = MHA_BIAS_KEYS if qkv_bias else MHA_KEYS
     assert sorted(ours.state_dict()) == sorted(expected_keys)  # exactly the book's, and no mask
@@ -259,7 +259,7 @@ def test_multihead_attention_module_matches_book_functional_and_numpy(qkv_bias, 
     params = {k: v.detach() for k, v in ours.named_parameters()}
     y_book = book(x).detach()
     y_ours = ours(x)
-    y_fn = T.multihead_attention(x, params, heads).detach()
+    y_fn = torch_impl.multihead_attention(x, params, heads).detach()
     y_ref = _mha_ref(x, params, heads)
     record_error(
         "MultiHeadAttention",
@@ -279,8 +279,8 @@ def test_multihead_attention_module_matches_book_functional_and_numpy(qkv_bias, 
     dy = torch.randn_like(y_ours)
     y_ours.backward(dy)
     params_np = {k: v.numpy() for k, v in params.items()}
-    y_np, cache = N.multihead_attention_forward(x.numpy(), params_np, heads)
-    _, grads_np = N.multihead_attention_backward(dy.numpy(), cache)
+    y_np, cache = numpy_impl.multihead_attention_forward(x.numpy(), params_np, heads)
+    _, grads_np = numpy_impl.multihead_attention_backward(dy.numpy(), cache)
     record_error(
         "MultiHeadAttention", "module vs numpy fwd", rel_error(y_np, y_ref.numpy()), TOL_FLOAT64
     )
@@ -296,13 +296,13 @@ def test_multihead_attention_module_dropout(record_error):
     softmax ⊙ mask / (1 - p) reference; without one, training mode draws its own mask."""
     torch.manual_seed(1)
     d_in, d_out, heads, p = 4, 6, 3, 0.25
-    module = T.MultiHeadAttention(d_in, d_out, 8, p, heads).double().train()
+    module = torch_impl.MultiHeadAttention(d_in, d_out, 8, p, heads).double().train()
     x = torch.randn(2, 5, d_in, dtype=torch.float64)
     keep = (torch.rand(2, heads, 5, 5) >= p).double()
     params = {k: v.detach() for k, v in module.named_parameters()}
     y = module(x, dropout_mask=keep).detach()
     y_ref = _mha_ref(x, params, heads, keep=keep, p=p)
-    y_np, _ = N.multihead_attention_forward(
+    y_np, _ = numpy_impl.multihead_attention_forward(
         x.numpy(), {k: v.numpy() for k, v in params.items()}, heads, dropout_mask=keep.numpy(), p=p
     )
     record_error(
@@ -314,7 +314,9 @@ def test_multihead_attention_module_dropout(record_error):
     record_error(
         "MultiHeadAttention", "dropout replay numpy", rel_error(y_np, y_ref.numpy()), TOL_FLOAT64
     )
-    assert torch.equal(y, T.multihead_attention(x, params, heads, dropout_mask=keep, p=p).detach())
+    assert torch.equal(
+        y, torch_impl.multihead_attention(x, params, heads, dropout_mask=keep, p=p).detach()
+    )
 
     y_eval = module.eval()(x).detach()
     assert not torch.allclose(y, y_eval)  # the mask did something
@@ -324,7 +326,7 @@ def test_multihead_attention_module_dropout(record_error):
     assert torch.equal(y_drawn, module(x).detach())  # torch's generator drives the drawn mask
     assert not torch.allclose(y_drawn, y_eval)
 
-    no_dropout = T.MultiHeadAttention(d_in, d_out, 8, 0.0, heads).double()
+    no_dropout = torch_impl.MultiHeadAttention(d_in, d_out, 8, 0.0, heads).double()
     assert torch.equal(no_dropout.train()(x), no_dropout.eval()(x))  # p = 0: nothing is drawn
 
 
@@ -332,7 +334,7 @@ def test_multihead_attention_state_dict_with_mask_loads_nested():
     """A model's state_dict holds `<prefix>.mask` for each block; the prefix is respected, other
     unexpected keys still fail under strict loading, and the caller's dict is left intact."""
     book = nn.ModuleDict({"att": BookMultiHeadAttention(4, 4, 6, 0.0, 2, qkv_bias=True)})
-    ours = nn.ModuleDict({"att": T.MultiHeadAttention(4, 4, 6, 0.0, 2, qkv_bias=True)})
+    ours = nn.ModuleDict({"att": torch_impl.MultiHeadAttention(4, 4, 6, 0.0, 2, qkv_bias=True)})
     state = book.state_dict()
     assert "att.mask" in state
     ours.load_state_dict(state)
@@ -347,10 +349,10 @@ def test_feedforward_module_matches_book_functional_and_numpy(record_error):
     torch.manual_seed(0)
     cfg = {"emb_dim": 6}
     book = BookFeedForward(cfg).double()
-    ours = T.FeedForward(cfg).double()
+    ours = torch_impl.FeedForward(cfg).double()
     assert sorted(ours.state_dict()) == sorted(FFN_KEYS)
     assert sorted(book.state_dict()) == sorted(FFN_KEYS)
-    assert isinstance(ours.layers[1], T.GELU)
+    assert isinstance(ours.layers[1], torch_impl.GELU)
     assert ours.layers[0].weight.shape == (24, 6)  # hidden = 4 · emb_dim
     ours.load_state_dict(book.state_dict())
 
@@ -363,12 +365,14 @@ def test_feedforward_module_matches_book_functional_and_numpy(record_error):
         rel_error(y.detach().numpy(), book(x).detach().numpy()),
         TOL_FLOAT64,
     )
-    assert torch.equal(y.detach(), T.feedforward(x, params))
+    assert torch.equal(y.detach(), torch_impl.feedforward(x, params))
 
     dy = torch.randn_like(y)
     y.backward(dy)
-    y_np, cache = N.feedforward_forward(x.numpy(), {k: v.numpy() for k, v in params.items()})
-    _, grads_np = N.feedforward_backward(dy.numpy(), cache)
+    y_np, cache = numpy_impl.feedforward_forward(
+        x.numpy(), {k: v.numpy() for k, v in params.items()}
+    )
+    _, grads_np = numpy_impl.feedforward_backward(dy.numpy(), cache)
     record_error(
         "FeedForward", "module vs numpy fwd", rel_error(y_np, y.detach().numpy()), TOL_FLOAT64
     )
@@ -401,8 +405,8 @@ def test_feedforward_hidden_size_comes_from_the_weights(record_error):
         _t(params["layers.2.weight"]),
         _t(params["layers.2.bias"]),
     ).numpy()
-    y, _ = N.feedforward_forward(x, params)
-    y_t = T.feedforward(_t(x), {k: _t(v) for k, v in params.items()}).numpy()
+    y, _ = numpy_impl.feedforward_forward(x, params)
+    y_t = torch_impl.feedforward(_t(x), {k: _t(v) for k, v in params.items()}).numpy()
     record_error(
         "feedforward", "hidden ≠ 4·D fwd", max(rel_error(y, ref), rel_error(y_t, ref)), TOL_FLOAT64
     )
@@ -424,8 +428,8 @@ def _backend_call(backend: str, fn_name: str, *args, **kwargs):
     args = [conv(a) for a in args]
     kwargs = {k: conv(v) for k, v in kwargs.items()}
     if backend == "numpy":
-        return getattr(N, f"{fn_name}_forward")(*args, **kwargs)
-    return getattr(T, fn_name)(*args, **kwargs)
+        return getattr(numpy_impl, f"{fn_name}_forward")(*args, **kwargs)
+    return getattr(torch_impl, fn_name)(*args, **kwargs)
 
 
 def _qkv(q_shape=(2, 3, 4, 8), kv_shape=(2, 3, 4, 8)):
@@ -535,10 +539,10 @@ def test_feedforward_rejects_bad_input(backend):
 
 def test_modules_reject_bad_input():
     with pytest.raises(ValueError, match=r"d_out \(6\) must be divisible by num_heads \(4\)"):
-        T.MultiHeadAttention(4, 6, 8, 0.0, 4)
+        torch_impl.MultiHeadAttention(4, 6, 8, 0.0, 4)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
-        T.MultiHeadAttention(4, 8, 8, 1.0, 4)
-    module = T.MultiHeadAttention(4, 8, context_length=3, dropout=0.0, num_heads=2)
+        torch_impl.MultiHeadAttention(4, 8, 8, 1.0, 4)
+    module = torch_impl.MultiHeadAttention(4, 8, context_length=3, dropout=0.0, num_heads=2)
     with pytest.raises(ValueError, match=r"x has 4 tokens, more than context_length 3"):
         module(torch.randn(1, 4, 4))
     with pytest.raises(ValueError, match=r"x must have shape \(\*, \*, 4\), got \(1, 3, 5\)"):
@@ -546,4 +550,4 @@ def test_modules_reject_bad_input():
     with pytest.raises(ValueError, match=r"x must have 3 dimensions"):
         module(torch.randn(3, 4))
     with pytest.raises(ValueError, match=r"x must have last dimension 6"):
-        T.FeedForward({"emb_dim": 6})(torch.randn(2, 3, 5))
+        torch_impl.FeedForward({"emb_dim": 6})(torch.randn(2, 3, 5))

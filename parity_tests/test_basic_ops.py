@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
@@ -68,10 +68,10 @@ def test_gelu_saturated_is_finite_without_warnings(approximate, dtype):
     dy = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
     with np.errstate(all="raise"), warnings.catch_warnings():
         warnings.simplefilter("error")
-        y, cache = N.gelu_forward(x, approximate)
-        dx = N.gelu_backward(dy, cache)
+        y, cache = numpy_impl.gelu_forward(x, approximate)
+        dx = numpy_impl.gelu_backward(dy, cache)
         xt = _t(x, grad=True)
-        yt = T.gelu(xt, approximate)
+        yt = torch_impl.gelu(xt, approximate)
         yt.backward(_t(dy))
     for name, a in [
         ("numpy y", y),
@@ -105,10 +105,10 @@ def test_gelu_left_tail_keeps_relative_precision(approximate):
     x = np.linspace(-5.0, -3.0, 201).astype(np.float32)
     dy = np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
     ref_y = F.gelu(_t(x.astype(np.float64), grad=True), approximate=approximate)
-    y, cache = N.gelu_forward(x, approximate)
-    dx = N.gelu_backward(dy, cache)
+    y, cache = numpy_impl.gelu_forward(x, approximate)
+    dx = numpy_impl.gelu_backward(dy, cache)
     xt = _t(x, grad=True)
-    yt = T.gelu(xt, approximate)
+    yt = torch_impl.gelu(xt, approximate)
     yt.backward(_t(dy))
     xr = _t(x.astype(np.float64), grad=True)
     F.gelu(xr, approximate=approximate).backward(_t(dy.astype(np.float64)))
@@ -121,10 +121,10 @@ def test_gelu_left_tail_keeps_relative_precision(approximate):
 def test_gelu_module():
     x = torch.randn(2, 3, 8, dtype=torch.float64)
     for approximate in ("tanh", "none"):
-        m = T.GELU(approximate)
+        m = torch_impl.GELU(approximate)
         assert list(m.state_dict()) == []
         assert rel_error(m(x).numpy(), F.gelu(x, approximate=approximate).numpy()) <= TOL_FLOAT64
-    assert T.GELU().approximate == "tanh"
+    assert torch_impl.GELU().approximate == "tanh"
 
 
 # ---- LayerNorm: constant rows and the degenerate widths ----------------------------------------
@@ -147,9 +147,9 @@ def test_layernorm_constant_rows_give_shift(emb, dtype):
     a = _layernorm_inputs(rng, dtype, rows=6, emb=emb, constant=True)
     dy = rng.standard_normal(a["x"].shape).astype(dtype)
     with np.errstate(all="raise"):
-        y, cache = N.layernorm_forward(a["x"], a["scale"], a["shift"])
-        grads = N.layernorm_backward(dy, cache)
-    yt = T.layernorm(_t(a["x"]), _t(a["scale"]), _t(a["shift"]))
+        y, cache = numpy_impl.layernorm_forward(a["x"], a["scale"], a["shift"])
+        grads = numpy_impl.layernorm_backward(dy, cache)
+    yt = torch_impl.layernorm(_t(a["x"]), _t(a["scale"]), _t(a["shift"]))
     want = np.broadcast_to(a["shift"], a["x"].shape)
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(yt.numpy(), want)
@@ -215,7 +215,7 @@ def test_layernorm_narrow_rows(emb, record_error):
 
 
 def test_layernorm_module():
-    m = T.LayerNorm(8)
+    m = torch_impl.LayerNorm(8)
     assert set(m.state_dict()) == {"scale", "shift"}
     assert torch.equal(m.scale, torch.ones(8)) and torch.equal(m.shift, torch.zeros(8))
     with torch.no_grad():
@@ -224,7 +224,7 @@ def test_layernorm_module():
     x = torch.randn(2, 3, 8)
     ref = F.layer_norm(x, (8,), m.scale, m.shift, 1e-5)
     assert rel_error(m(x).detach().numpy(), ref.detach().numpy()) <= 1e-6
-    assert T.LayerNorm(4, eps=1e-6).eps == 1e-6
+    assert torch_impl.LayerNorm(4, eps=1e-6).eps == 1e-6
 
 
 # ---- Embedding: accumulation and small shapes --------------------------------------------------
@@ -251,9 +251,9 @@ def test_embedding_rows_are_sums_of_their_ids(dtype):
     rng = np.random.default_rng(41)
     ids = _repeated_ids(rng, vocab=7)
     weight = rng.standard_normal((7, 5)).astype(dtype)
-    y, cache = N.embedding_forward(ids, weight)
+    y, cache = numpy_impl.embedding_forward(ids, weight)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dweight = N.embedding_backward(dy, cache)
+    dweight = numpy_impl.embedding_backward(dy, cache)
     assert y.dtype == dweight.dtype == dtype
     np.testing.assert_array_equal(y, np.stack([weight[i] for i in ids.ravel()]).reshape(y.shape))
     np.testing.assert_array_equal(dweight[5:], 0.0)
@@ -273,13 +273,13 @@ def test_embedding_small_shapes(ids_shape, vocab, emb, ids_dtype, record_error):
     ids = rng.integers(0, vocab, ids_shape).astype(ids_dtype)
     weight = rng.standard_normal((vocab, emb))
     dy = rng.standard_normal((*ids_shape, emb))
-    y, cache = N.embedding_forward(ids, weight)
-    dweight = N.embedding_backward(dy, cache)
+    y, cache = numpy_impl.embedding_forward(ids, weight)
+    dweight = numpy_impl.embedding_backward(dy, cache)
     w = _t(weight, grad=True)
     yt = F.embedding(_t(ids.astype(np.int64)), w)
     yt.backward(_t(dy))
     wi = _t(weight, grad=True)
-    yi = T.embedding(_t(ids), wi)
+    yi = torch_impl.embedding(_t(ids), wi)
     yi.backward(_t(dy))
     assert y.shape == yi.shape == (*ids_shape, emb)
     assert dweight.shape == (vocab, emb)
@@ -304,10 +304,10 @@ def test_dropout_p0_is_identity(dtype):
     x = rng.standard_normal((3, 4, 5)).astype(dtype)
     dy = rng.standard_normal(x.shape).astype(dtype)
     mask = np.ones(x.shape, dtype=bool)
-    y, cache = N.dropout_forward(x, mask, 0.0)
+    y, cache = numpy_impl.dropout_forward(x, mask, 0.0)
     np.testing.assert_array_equal(y, x)
-    np.testing.assert_array_equal(N.dropout_backward(dy, cache), dy)
-    np.testing.assert_array_equal(T.dropout(_t(x), _t(mask), 0.0).numpy(), x)
+    np.testing.assert_array_equal(numpy_impl.dropout_backward(dy, cache), dy)
+    np.testing.assert_array_equal(torch_impl.dropout(_t(x), _t(mask), 0.0).numpy(), x)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -321,10 +321,10 @@ def test_dropout_applies_the_mask_exactly(dtype, mask_shape):
     if mask.size > 1:
         mask.flat[:2] = [False, True]  # at least one dropped and one kept
     keep = np.broadcast_to(mask, x.shape)
-    y, cache = N.dropout_forward(x, mask, p)
-    dx = N.dropout_backward(dy, cache)
+    y, cache = numpy_impl.dropout_forward(x, mask, p)
+    dx = numpy_impl.dropout_backward(dy, cache)
     xt = _t(x, grad=True)
-    yt = T.dropout(xt, _t(mask), p)
+    yt = torch_impl.dropout(xt, _t(mask), p)
     yt.backward(_t(dy))
     ref = _t(x) * _t(mask) / (1 - p)  # the reference written out: torch has no mask-taking dropout
     for out, grad in [(y, dx), (yt.detach().numpy(), xt.grad.numpy())]:
@@ -342,10 +342,10 @@ def test_dropout_float32_stays_float32(mask_dtype):
     x = rng.standard_normal((4, 6)).astype(np.float32)
     mask = (rng.random(x.shape) >= 0.5).astype(mask_dtype)
     p = np.float64(0.5)
-    y, cache = N.dropout_forward(x, mask, p)
-    dx = N.dropout_backward(rng.standard_normal(y.shape).astype(np.float32), cache)
+    y, cache = numpy_impl.dropout_forward(x, mask, p)
+    dx = numpy_impl.dropout_backward(rng.standard_normal(y.shape).astype(np.float32), cache)
     assert y.dtype == dx.dtype == np.float32
-    assert T.dropout(_t(x), _t(mask), p).dtype == torch.float32
+    assert torch_impl.dropout(_t(x), _t(mask), p).dtype == torch.float32
 
 
 # ---- dtype in = dtype out, all four ops, both backends -----------------------------------------
@@ -414,8 +414,8 @@ _BAD_INPUT = {
 @pytest.mark.parametrize("key", list(_BAD_INPUT))
 def test_bad_input(key):
     fn, args, exc, arg_name = _BAD_INPUT[key]
-    numpy_fn = getattr(N, f"{fn}_forward")
-    torch_fn = getattr(T, fn)
+    numpy_fn = getattr(numpy_impl, f"{fn}_forward")
+    torch_fn = getattr(torch_impl, fn)
     torch_args = tuple(_t(a) if isinstance(a, np.ndarray) else a for a in args)
     pattern = rf"\b{arg_name}\b"
     with pytest.raises(exc, match=pattern) as from_numpy:
@@ -428,4 +428,4 @@ def test_bad_input(key):
 
 def test_gelu_module_rejects_unknown_approximation():
     with pytest.raises(ValueError, match=r"\bapproximate\b"):
-        T.GELU("erf")
+        torch_impl.GELU("erf")

@@ -19,9 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-import numpy_impl as N
-import torch_impl as T
-from numpy_impl.charrnn import charrnn_param_shapes, init_charrnn_params
+import numpy_impl
+import torch_impl
 from twinlm.cli import main
 from twinlm.parity.harness import (
     FLOAT32_FLOOR,
@@ -36,6 +35,8 @@ from twinlm.parity.harness import (
     run_numpy,
     run_torch,
 )
+from twinlm.shared.init import init_charrnn_params
+from twinlm.shared.naming import charrnn_param_shapes
 from twinlm.training.charrnn import (
     ByteVocab,
     CharRNNSettings,
@@ -129,7 +130,7 @@ def charrnn_case(num_layers: int, p: float = 0.0) -> OpCase:
         return {k: a[k] for k in charrnn_param_shapes(cfg_of(a))}
 
     def np_forward(a):
-        model = N.CharRNN(cfg_of(a))
+        model = numpy_impl.CharRNN(cfg_of(a))
         model.load_state_dict(params(a))
         logits, (h_n, c_n) = model.forward(a["x"], (a["h0"], a["c0"]), masks(a))
         return (logits, h_n, c_n), model
@@ -140,8 +141,8 @@ def charrnn_case(num_layers: int, p: float = 0.0) -> OpCase:
         dh0, dc0 = model.dstate0
         return {"h0": dh0, "c0": dc0, **grads}
 
-    def torch_impl(a):
-        model = T.CharRNN(cfg_of(a), dtype=a["h0"].dtype)
+    def torch_forward(a):
+        model = torch_impl.CharRNN(cfg_of(a), dtype=a["h0"].dtype)
         logits, (h_n, c_n) = functional_call(
             model, params(a), (a["x"], (a["h0"], a["c0"]), masks(a))
         )
@@ -153,7 +154,7 @@ def charrnn_case(num_layers: int, p: float = 0.0) -> OpCase:
         sample,
         np_forward,
         np_backward,
-        torch_impl=torch_impl,
+        torch_impl=torch_forward,
         torch_ref=lambda a: _builtin_forward(a, cfg_of(a), masks(a)),
         grad_inputs=("h0", "c0", *charrnn_param_shapes(_cfg(dims, L, p))),
         dims=dims,
@@ -226,7 +227,7 @@ def test_loss_and_grads_against_builtin_cross_entropy(num_layers, p, record_erro
     case = charrnn_case(num_layers, p)
     arrays, _, rng = _inputs(case, seed=7)
     targets = rng.integers(0, case.dims["vocab"], arrays["x"].shape)
-    model = case.np_forward(arrays)[1]  # N.CharRNN holding the sampled parameters
+    model = case.np_forward(arrays)[1]  # numpy_impl.CharRNN holding the sampled parameters
     loss, grads, (h_n, _) = model.loss_and_grads(
         arrays["x"], targets, (arrays["h0"], arrays["c0"]), model_masks(arrays, num_layers, p)
     )
@@ -281,10 +282,10 @@ def test_state_dict_keys_are_torch_modules_keys():
     cfg = {"vocab_size": 9, "emb_dim": 4, "hidden_size": 5, "num_layers": 2, "drop_rate": 0.0}
     builtin = _BuiltinCharRNN(cfg).double()
     ref_sd = builtin.state_dict()
-    ours = T.CharRNN(cfg, dtype=torch.float64)
+    ours = torch_impl.CharRNN(cfg, dtype=torch.float64)
     assert list(ours.state_dict()) == list(ref_sd) == list(charrnn_param_shapes(cfg))
     ours.load_state_dict(ref_sd)
-    numpy_model = N.CharRNN(cfg)
+    numpy_model = numpy_impl.CharRNN(cfg)
     numpy_model.load_state_dict(ref_sd)
     assert numpy_model.dtype == np.float64
     x = np.random.default_rng(0).integers(0, 9, (2, 4))
@@ -299,7 +300,7 @@ def test_shared_initializer():
     default init distributions (N(0, 1) embedding, U(±1/√H) elsewhere)."""
     cfg = {"vocab_size": 40, "emb_dim": 16, "hidden_size": 64, "num_layers": 2, "drop_rate": 0.0}
     p64 = init_charrnn_params(cfg, seed=3, dtype=np.float64)
-    p32 = N.CharRNN(cfg, seed=3).params
+    p32 = numpy_impl.CharRNN(cfg, seed=3).params
     adapter = make_charrnn_backend("torch", cfg, seed=3)
     for k, v in p64.items():
         assert np.array_equal(p32[k], v.astype(np.float32)), k
@@ -349,7 +350,7 @@ def test_carried_state_is_truncated_bptt(backend):
     S = t.s.seq_length
     (x0, y0), (x1, y1) = t.train.batch(0), t.train.batch(1)
     _, carry = t.backend.eval_loss(x0, y0, t.backend.zero_state(3))
-    model = N.CharRNN(t.cfg, seed=t.s.seed, dtype=np.float64)
+    model = numpy_impl.CharRNN(t.cfg, seed=t.s.seed, dtype=np.float64)
     both, _ = model.forward(np.concatenate([x0, x1], axis=1))
     second, _ = model.forward(x1, carry)
     assert rel_error(second, both[:, S:]) <= TOL_FLOAT64
@@ -532,7 +533,7 @@ def test_cli_train_sample_resume(tmp_path, capsys):
 
 def test_bad_input_is_named():
     cfg = {"vocab_size": 9, "emb_dim": 4, "hidden_size": 5, "num_layers": 2, "drop_rate": 0.1}
-    numpy_model, torch_model = N.CharRNN(cfg), T.CharRNN(cfg)
+    numpy_model, torch_model = numpy_impl.CharRNN(cfg), torch_impl.CharRNN(cfg)
     bad_ids = np.array([[1, 2, 9]])
     with pytest.raises(ValueError, match=r"x must lie in \[0, 9\), got 9"):
         numpy_model.forward(bad_ids)
@@ -545,11 +546,11 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"h0 must have shape \(2, 1, 5\)"):
         numpy_model.forward(np.array([[1, 2]]), (np.zeros((1, 1, 5), np.float32),) * 2)
     with pytest.raises(ValueError, match="cfg\\['hidden_size'\\] must be >= 1"):
-        N.CharRNN({**cfg, "hidden_size": 0})
+        numpy_impl.CharRNN({**cfg, "hidden_size": 0})
     with pytest.raises(ValueError, match="cfg must have keys"):
-        T.CharRNN({"vocab_size": 9})
+        torch_impl.CharRNN({"vocab_size": 9})
     with pytest.raises(ValueError, match="drop_rate"):
-        T.CharRNN({**cfg, "drop_rate": 1.0})
+        torch_impl.CharRNN({**cfg, "drop_rate": 1.0})
 
     with pytest.raises(ValueError, match="text must not be empty"):
         CharRNNTrainer("numpy", "", settings())

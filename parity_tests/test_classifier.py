@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 from helpers import builtin_gpt_hidden
 
-import numpy_impl as N
+import numpy_impl
 import numpy_impl.gpt as np_gpt  # its body_backward runs the block backwards of both models
-import torch_impl as T
+import torch_impl
 from twinlm.data.spam import encode_dataset, make_synthetic_spam, random_split
 from twinlm.parity.harness import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
 from twinlm.shared.config import get_config
-from twinlm.shared.init import draw_gpt_dropout_masks
+from twinlm.shared.init import draw_dropout_masks
+from twinlm.shared.naming import gpt_dropout_mask_shapes
 from twinlm.training.classify import (
     ClassifierTrainer,
     ClassifySettings,
@@ -53,7 +54,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 def _expected_trainable(trainable: str, cfg=CFG) -> set[str]:
     """Written out here, apart from twinlm.shared.classifier.trainable_keys."""
     k, blocks = OPTIONS[trainable]
-    names = set(N.GPTClassifier(cfg, K, trainable="all", pad_id=PAD).params)
+    names = set(numpy_impl.GPTClassifier(cfg, K, trainable="all", pad_id=PAD).params)
     if trainable == "all":
         return names
     keep = ("out_head.",) if trainable == "head" else ("out_head.", "final_norm.")
@@ -74,13 +75,13 @@ def _models(trainable, position, dtype=np.float64, seed=0, cfg=CFG):
     """A NumPy and a torch_impl classifier holding the same perturbed weights."""
     k = OPTIONS[trainable][0]
     opts = dict(trainable=trainable, k=k, position=position, pad_id=PAD)
-    np_model = N.GPTClassifier(cfg, K, **opts, seed=seed, dtype=dtype)
+    np_model = numpy_impl.GPTClassifier(cfg, K, **opts, seed=seed, dtype=dtype)
     rng = np.random.default_rng(seed + 100)
     np_model.load_state_dict(
         {n: v + 0.1 * rng.standard_normal(v.shape) for n, v in np_model.params.items()}
     )
     t_dtype = torch.float64 if dtype == np.float64 else torch.float32
-    t_model = T.GPTClassifier(cfg, K, **opts, dtype=t_dtype, backbone=np_model.params)
+    t_model = torch_impl.GPTClassifier(cfg, K, **opts, dtype=t_dtype, backbone=np_model.params)
     t_model.load_state_dict({n: torch.from_numpy(v.copy()) for n, v in np_model.params.items()})
     return np_model, t_model.eval()  # eval: no dropout unless masks are given
 
@@ -105,7 +106,14 @@ def test_classifier_numpy_matches_torch_float64(trainable, position, dropout, re
     idx, labels = _batch()
     B, L = idx.shape
     masks = (
-        draw_gpt_dropout_masks(CFG, np.random.default_rng(7), B, L, np.float64) if dropout else {}
+        draw_dropout_masks(
+            gpt_dropout_mask_shapes(CFG, B, L),
+            np.random.default_rng(7),
+            CFG["drop_rate"],
+            np.float64,
+        )
+        if dropout
+        else {}
     )
     t_masks = {n: torch.from_numpy(m) for n, m in masks.items()}
 
@@ -192,8 +200,8 @@ def test_classifier_float32_no_worse_than_torch(record_error):
 
 
 def test_both_backends_start_identical_and_keep_the_book_keys():
-    np_model = N.GPTClassifier(CFG, 2, seed=5, pad_id=PAD)
-    t_model = T.GPTClassifier(CFG, 2, seed=5, pad_id=PAD)
+    np_model = numpy_impl.GPTClassifier(CFG, 2, seed=5, pad_id=PAD)
+    t_model = torch_impl.GPTClassifier(CFG, 2, seed=5, pad_id=PAD)
     state = t_model.state_dict()
     assert list(state) == list(np_model.params)  # the book's keys, in its order
     assert all(np.array_equal(state[n].numpy(), v) for n, v in np_model.params.items())
@@ -202,8 +210,8 @@ def test_both_backends_start_identical_and_keep_the_book_keys():
     bound = 1 / np.sqrt(CFG["emb_dim"])  # torch.nn.Linear's default init range
     assert np.abs(W).max() <= bound and np.abs(b).max() <= bound and np.abs(b).min() > 0
     # A given backbone is copied: training the classifier never moves the caller's GPT.
-    gpt = N.GPTModel(CFG, seed=3, dtype=np.float64)
-    clf = N.GPTClassifier(CFG, 2, backbone=gpt.params, dtype=np.float64, pad_id=PAD)
+    gpt = numpy_impl.GPTModel(CFG, seed=3, dtype=np.float64)
+    clf = numpy_impl.GPTClassifier(CFG, 2, backbone=gpt.params, dtype=np.float64, pad_id=PAD)
     assert np.array_equal(clf.params["tok_emb.weight"], gpt.params["tok_emb.weight"])
     clf.params["tok_emb.weight"] += 1.0
     assert not np.array_equal(clf.params["tok_emb.weight"], gpt.params["tok_emb.weight"])
@@ -240,9 +248,12 @@ def test_last_non_pad_picks_the_last_real_token():
     idx, _ = _batch()
     idx[0, 4] = PAD  # a pad id inside a text does not end it
     want = LENGTHS - 1  # built by hand from the lengths the batch was made with
-    assert np.array_equal(N.token_positions(idx, "last-non-pad", PAD), want)
-    assert T.token_positions(torch.from_numpy(idx), "last-non-pad", PAD).tolist() == want.tolist()
-    assert N.token_positions(idx, "last", PAD).tolist() == [9] * 4
+    assert np.array_equal(numpy_impl.token_positions(idx, "last-non-pad", PAD), want)
+    assert (
+        torch_impl.token_positions(torch.from_numpy(idx), "last-non-pad", PAD).tolist()
+        == want.tolist()
+    )
+    assert numpy_impl.token_positions(idx, "last", PAD).tolist() == [9] * 4
 
     # Classifying the padded batch at the last non-pad token = classifying each text alone, unpadded.
     np_model, t_model = _models("last-block", "last-non-pad")
@@ -267,7 +278,7 @@ def _train_pair(trainable, steps, seed=0):
     cfg = {**CFG, "qkv_bias": False}  # key-bias grads are rounding noise; see test_gpt_training.py
     np_model, t_model = _models(trainable, "last-non-pad", cfg=cfg, seed=seed)
     init = np_model.state_dict()
-    np_opt = N.AdamW({n: np_model.params[n] for n in np_model.trainable_keys}, lr=3e-3,
+    np_opt = numpy_impl.AdamW({n: np_model.params[n] for n in np_model.trainable_keys}, lr=3e-3,
                      weight_decay=0.1)  # fmt: skip
     t_opt = torch.optim.AdamW([p for p in t_model.parameters() if p.requires_grad], lr=3e-3,
                               weight_decay=0.1, foreach=False)  # fmt: skip
@@ -278,7 +289,9 @@ def _train_pair(trainable, steps, seed=0):
         idx = rng.integers(0, PAD, (6, 12))
         idx[np.arange(12) >= lengths[:, None]] = PAD
         labels = idx[:, 0] % K  # learnable: the first token decides
-        masks = draw_gpt_dropout_masks(cfg, rng, 6, 12, np.float64)
+        masks = draw_dropout_masks(
+            gpt_dropout_mask_shapes(cfg, 6, 12), rng, cfg["drop_rate"], np.float64
+        )
         loss, grads = np_model.loss_and_grads(idx, labels, dropout_masks=masks)
         np_opt.step(grads)
         losses.append(loss)
@@ -395,7 +408,9 @@ def test_cli_train_and_predict(tmp_path, capsys):
 # ---- bad input ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_cls", [N.GPTClassifier, T.GPTClassifier], ids=["numpy", "torch"])
+@pytest.mark.parametrize(
+    "model_cls", [numpy_impl.GPTClassifier, torch_impl.GPTClassifier], ids=["numpy", "torch"]
+)
 def test_bad_options(model_cls):
     with pytest.raises(ValueError, match=r"trainable must be one of .*got 'last-two'"):
         model_cls(CFG, 2, trainable="last-two")

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.stats import chi2
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from twinlm.cli import main as cli_main
 from twinlm.generation import generate_ids, generate_text, load_model
 from twinlm.parity.harness import FLOAT32_FLOOR, rel_error
@@ -57,9 +57,9 @@ def _models(dtype="float64", cfg=CFG, seed=0):
     so generate has to switch dropout off itself)."""
     np_dtype, t_dtype = DTYPES[dtype]
     params = _params(cfg, seed)
-    np_model = N.GPTModel(cfg, dtype=np_dtype)
+    np_model = numpy_impl.GPTModel(cfg, dtype=np_dtype)
     np_model.load_state_dict({k: v.astype(np_dtype) for k, v in params.items()})
-    t_model = T.GPTModel(cfg, dtype=t_dtype)
+    t_model = torch_impl.GPTModel(cfg, dtype=t_dtype)
     t_model.load_state_dict({k: torch.from_numpy(v.astype(np_dtype)) for k, v in params.items()})
     t_model.train()
     return np_model, t_model
@@ -402,7 +402,7 @@ def _save_training_checkpoint(path, cfg, params):
 def test_load_model_from_checkpoint_and_weights(tmp_path, dtype):
     params = _params()
     ckpt = _save_training_checkpoint(tmp_path / "ckpt.safetensors", CFG, params)
-    t_model = T.GPTModel(CFG, dtype=torch.float64)
+    t_model = torch_impl.GPTModel(CFG, dtype=torch.float64)
     t_model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     torch.save(t_model.state_dict(), tmp_path / "book.pth")  # the book's own state_dict format
 
@@ -412,7 +412,7 @@ def test_load_model_from_checkpoint_and_weights(tmp_path, dtype):
         for b in ("numpy", "torch")
     ]
     for m in models:
-        state = m.params if isinstance(m, N.GPTModel) else m.state_dict()
+        state = m.params if isinstance(m, numpy_impl.GPTModel) else m.state_dict()
         for k, v in params.items():
             a = np.asarray(state[k].detach() if hasattr(state[k], "detach") else state[k])
             assert a.dtype == np.dtype(dtype)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from helpers import BookMultiHeadAttention, builtin_gpt_hidden
 from torch import nn
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from numpy_impl.loss import cross_entropy_forward
 from twinlm.parity.harness import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
 from twinlm.shared.config import get_config
@@ -51,10 +51,10 @@ def _batch(cfg, seed=0, batch=B, seq=SEQ, ignore=True):
 
 
 def _models(params, cfg=CFG, np_dtype=np.float64):
-    np_model = N.GPTModel(cfg, dtype=np_dtype)
+    np_model = numpy_impl.GPTModel(cfg, dtype=np_dtype)
     np_model.load_state_dict({k: v.astype(np_dtype) for k, v in params.items()})
     t_dtype = torch.float64 if np_dtype == np.float64 else torch.float32
-    t_model = T.GPTModel(cfg, dtype=t_dtype)
+    t_model = torch_impl.GPTModel(cfg, dtype=t_dtype)
     t_model.load_state_dict({k: torch.from_numpy(v.astype(np_dtype)) for k, v in params.items()})
     return np_model, t_model
 
@@ -255,9 +255,9 @@ def test_book_state_dict_loads_into_both_backends(record_error):
     with torch.no_grad():
         want = book(torch.from_numpy(idx)).numpy()
 
-    t_model = T.GPTModel(CFG, dtype=torch.float64).eval()
+    t_model = torch_impl.GPTModel(CFG, dtype=torch.float64).eval()
     t_model.load_state_dict(state)  # strict
-    np_model = N.GPTModel(CFG)
+    np_model = numpy_impl.GPTModel(CFG)
     np_model.load_state_dict(state)  # torch tensors accepted; dtype follows them
     assert np_model.dtype == np.float64
     with torch.no_grad():
@@ -271,18 +271,18 @@ def test_book_state_dict_loads_into_both_backends(record_error):
 
 def test_state_dict_round_trip_numpy_torch_numpy_is_exact():
     for dtype, t_dtype in ((np.float32, torch.float32), (np.float64, torch.float64)):
-        np_model = N.GPTModel(CFG, seed=3, dtype=dtype)
-        t_model = T.GPTModel(CFG, dtype=t_dtype)
+        np_model = numpy_impl.GPTModel(CFG, seed=3, dtype=dtype)
+        t_model = torch_impl.GPTModel(CFG, dtype=t_dtype)
         t_model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.state_dict().items()})
-        back = N.GPTModel(CFG, seed=99, dtype=dtype)
+        back = numpy_impl.GPTModel(CFG, seed=99, dtype=dtype)
         back.load_state_dict({k: v.numpy() for k, v in t_model.state_dict().items()})
         for k, v in np_model.params.items():
             assert back.params[k].dtype == dtype
             np.testing.assert_array_equal(back.params[k], v)
     # seeded torch model == seeded NumPy model, exactly
-    t_seeded = T.GPTModel(CFG, seed=3)
+    t_seeded = torch_impl.GPTModel(CFG, seed=3)
     for k, v in t_seeded.state_dict().items():
-        np.testing.assert_array_equal(v.numpy(), N.GPTModel(CFG, seed=3).params[k])
+        np.testing.assert_array_equal(v.numpy(), numpy_impl.GPTModel(CFG, seed=3).params[k])
 
 
 # ---- finite differences of the NumPy backward --------------------------------------------------------
@@ -305,7 +305,7 @@ FD_TOL = 1e-7  # central difference: truncation ~eps² ≈ 1e-12, rounding ~1e-1
 )
 def test_gpt_backward_matches_finite_differences(direction, record_error):
     """⟨grad, t⟩ from the NumPy backward vs (L(θ + εt) - L(θ - εt)) / 2ε, dropout masks fixed."""
-    model = N.GPTModel(CFG, dtype=np.float64)
+    model = numpy_impl.GPTModel(CFG, dtype=np.float64)
     model.load_state_dict(_perturbed_params(CFG, seed=1))
     idx, targets = _batch(CFG, seed=1, batch=2, seq=6)
     model.forward(idx, dropout_rng=np.random.default_rng(5))
@@ -340,9 +340,9 @@ def test_untrained_loss_is_about_log_vocab(preset):
     """GPT-2's small init gives near-uniform predictions: loss ≈ ln V (within 1 %), both backends."""
     cfg = get_config(preset)
     idx, targets = _batch(cfg, batch=2, seq=8, ignore=False)
-    np_model = N.GPTModel(cfg, seed=0)
+    np_model = numpy_impl.GPTModel(cfg, seed=0)
     loss, _ = cross_entropy_forward(np_model.forward(idx), targets)
-    t_model = T.GPTModel(cfg, seed=0).eval()
+    t_model = torch_impl.GPTModel(cfg, seed=0).eval()
     with torch.no_grad():
         t_loss = F.cross_entropy(
             t_model(torch.from_numpy(idx)).flatten(0, 1), torch.from_numpy(targets).flatten()
@@ -377,13 +377,13 @@ def _bad_inputs(cfg):
 def test_gpt_forward_rejects_bad_idx(case):
     idx, exc, match = _bad_inputs(CFG)[case]
     with pytest.raises(exc, match=match):
-        N.GPTModel(CFG).forward(idx)
+        numpy_impl.GPTModel(CFG).forward(idx)
     with pytest.raises(exc, match=match):
-        T.GPTModel(CFG)(torch.from_numpy(idx))
+        torch_impl.GPTModel(CFG)(torch.from_numpy(idx))
 
 
 def test_gpt_rejects_bad_state_masks_and_config():
-    model = N.GPTModel(CFG)
+    model = numpy_impl.GPTModel(CFG)
     state = model.state_dict()
     with pytest.raises(ValueError, match=r"missing \['out_head.weight'\], unexpected \['head'\]"):
         model.load_state_dict(
@@ -404,7 +404,9 @@ def test_gpt_rejects_bad_state_masks_and_config():
     with pytest.raises(ValueError, match=r"dropout_masks has unknown names \['drop_out'\]"):
         model.forward(idx, dropout_masks={"drop_out": np.ones((2, 4, 16))})
     with pytest.raises(ValueError, match=r"dropout_masks has unknown names \['drop_out'\]"):
-        T.GPTModel(CFG)(torch.from_numpy(idx), dropout_masks={"drop_out": torch.ones(2, 4, 16)})
+        torch_impl.GPTModel(CFG)(
+            torch.from_numpy(idx), dropout_masks={"drop_out": torch.ones(2, 4, 16)}
+        )
     with pytest.raises(
         ValueError, match=r"dropout_masks\['drop_emb'\] must have shape \(2, 4, 16\)"
     ):
@@ -412,7 +414,7 @@ def test_gpt_rejects_bad_state_masks_and_config():
     with pytest.raises(ValueError, match="targets must have shape"):
         model.loss_and_grads(idx, targets[:, :3])
     with pytest.raises(RuntimeError, match="backward needs a forward first"):
-        N.GPTModel(CFG).backward(np.zeros((2, 4, 67), np.float32))
+        numpy_impl.GPTModel(CFG).backward(np.zeros((2, 4, 67), np.float32))
     with pytest.raises(ValueError, match="preset name must be one of"):
         get_config("gpt5")
     with pytest.raises(

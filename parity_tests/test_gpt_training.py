@@ -16,8 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from twinlm.parity.harness import rel_error
 from twinlm.shared.config import get_config
 from twinlm.training.schedule import lr_at
@@ -53,12 +53,12 @@ def _batches(seed: int = 0):
 
 
 def _train_numpy(batches, dtype):
-    model = N.GPTModel(CFG, seed=0, dtype=dtype)
-    opt = N.AdamW(model.params, lr=0.0, weight_decay=WEIGHT_DECAY)
+    model = numpy_impl.GPTModel(CFG, seed=0, dtype=dtype)
+    opt = numpy_impl.AdamW(model.params, lr=0.0, weight_decay=WEIGHT_DECAY)
     losses, norms = [], []
     for step, (x, y) in enumerate(batches):
         loss, grads = model.loss_and_grads(x, y)
-        norms.append(N.clip_grad_norm(grads, MAX_NORM))
+        norms.append(numpy_impl.clip_grad_norm(grads, MAX_NORM))
         opt.lr = lr_at(step, **SCHEDULE)
         opt.step(grads)
         losses.append(loss)
@@ -66,7 +66,7 @@ def _train_numpy(batches, dtype):
 
 
 def _train_torch(batches, dtype):
-    model = T.GPTModel(CFG, seed=0, dtype=dtype).eval()  # eval: dropout off
+    model = torch_impl.GPTModel(CFG, seed=0, dtype=dtype).eval()  # eval: dropout off
     opt = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=WEIGHT_DECAY, foreach=False)
     losses, norms = [], []
     for step, (x, y) in enumerate(batches):
@@ -102,7 +102,7 @@ def test_training_trajectory_float64(batches, record_error):
     assert (norms > MAX_NORM).sum() >= 10
     assert losses[0] == pytest.approx(math.log(CFG["vocab_size"]), rel=0.01)
     assert losses[-10:].mean() < 0.5 * losses[0]
-    init = N.GPTModel(CFG, seed=0, dtype=np.float64).params
+    init = numpy_impl.GPTModel(CFG, seed=0, dtype=np.float64).params
     assert max(rel_error(params[k], init[k]) for k in init) > 0.1
 
     loss_gap = float(np.max(np.abs(losses - t_losses) / np.abs(t_losses)))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from twinlm.parity.harness import (
     TOL_FLOAT64,
     grads_error,
@@ -44,14 +44,14 @@ def test_op_on_gpu_matches_numpy_float64(case, device, record_error):
 @pytest.mark.parametrize("device", DEVICES)
 def test_gpt_on_gpu_matches_numpy_float64(device, record_error):
     cfg = get_config("test", drop_rate=0.0)
-    np_model = N.GPTModel(cfg, seed=3, dtype=np.float64)
-    t_model = T.GPTModel(cfg, seed=3, dtype=torch.float64).to(device).eval()
+    np_model = numpy_impl.GPTModel(cfg, seed=3, dtype=np.float64)
+    t_model = torch_impl.GPTModel(cfg, seed=3, dtype=torch.float64).to(device).eval()
     rng = np.random.default_rng(1)
     idx = rng.integers(0, cfg["vocab_size"], (2, cfg["context_length"]))
     targets = rng.integers(0, cfg["vocab_size"], idx.shape)
     loss, grads = np_model.loss_and_grads(idx, targets)
     logits = t_model(torch.from_numpy(idx).to(device))
-    t_loss = T.cross_entropy(logits, torch.from_numpy(targets).to(device))
+    t_loss = torch_impl.cross_entropy(logits, torch.from_numpy(targets).to(device))
     t_loss.backward()
     t_grads = {k: p.grad.cpu().numpy() for k, p in t_model.named_parameters()}
     record_error(

@@ -1,21 +1,123 @@
-"""The design's layering: numpy_impl never imports torch, torch_impl never imports numpy_impl."""
+"""The design's layering, read off every import statement in the tree (lazy ones included).
+
+    __main__, cli, demo            the entry points, each above the next
+    generation                     generation bookkeeping (KV cache, loop) over either backend
+    training, parity               the one training loop; the op registry and harness
+    data, weights, report          downloads and tokenizers; pretrained weights; plots and tables
+    numpy_impl, torch_impl         the two backends
+    twinlm.shared                  what both backends import
+
+A module may import its own layer's package and anything below it, never above: so no module
+calls back up into the layer that calls it. numpy_impl never imports torch; torch_impl never
+imports numpy_impl; twinlm.shared imports neither backend nor torch.
+"""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
+LAYERS = [
+    {"twinlm.shared"},
+    {"numpy_impl", "torch_impl"},
+    {"twinlm.data", "twinlm.weights", "twinlm.report"},
+    {"twinlm.training", "twinlm.parity"},
+    {"twinlm.generation"},
+    {"twinlm.demo"},
+    {"twinlm.cli"},
+    {"twinlm.__main__", "twinlm"},
+]
+# Within one layer, packages that may import each other (the arrows go one way only).
+SIDEWAYS = {"twinlm.weights": {"twinlm.data"}}  # a weights folder may carry its tokenizer
+FORBIDDEN = {"numpy_impl": {"torch", "torch_impl"}, "torch_impl": {"numpy_impl"},
+             "twinlm.shared": {"torch"}}  # fmt: skip
+
+
+def unit_of(module: str) -> str | None:
+    """The layering unit a dotted module name belongs to (its package, or twinlm's top module)."""
+    parts = module.split(".")
+    if parts[0] in ("numpy_impl", "torch_impl"):
+        return parts[0]
+    if parts[0] != "twinlm":
+        return None
+    return "twinlm" if len(parts) == 1 else f"twinlm.{parts[1]}"
+
+
+def layer_of(unit: str) -> int:
+    return next(i for i, units in enumerate(LAYERS) if unit in units)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) for every import in a file, relative imports resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            found += [(node.lineno, f"{base}.{a.name}" if base == "twinlm" else base)
+                      for a in node.names]  # fmt: skip
+    return found
+
+
+def source_files() -> list[Path]:
+    return sorted(
+        p for pkg in ("twinlm", "numpy_impl", "torch_impl") for p in (ROOT / pkg).rglob("*.py")
+    )
+
+
+def test_every_unit_has_a_layer():
+    for path in source_files():
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        unit = unit_of(module)
+        assert any(unit in units for units in LAYERS), f"{path} is in no layer ({unit})"
+
+
+@pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_point_down(path):
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    here = unit_of(module)
+    bad = []
+    for line, name in imports(path):
+        top = name.split(".")[0]
+        if any(top == f or name.startswith(f + ".") or name == f for f in FORBIDDEN.get(here, ())):
+            bad.append(f"line {line}: {name} (forbidden in {here})")
+            continue
+        there = unit_of(name)
+        if there is None or there == here:
+            continue
+        if layer_of(there) > layer_of(here) or (
+            layer_of(there) == layer_of(here) and there not in SIDEWAYS.get(here, set())
+        ):
+            bad.append(f"line {line}: {name} ({there} is not below {here})")
+    assert not bad, f"{path.relative_to(ROOT)} imports upwards or sideways:\n" + "\n".join(bad)
+
+
+def test_at_most_five_top_level_modules():
+    top = sorted(p.name for p in (ROOT / "twinlm").glob("*.py"))
+    assert len(top) <= 5, f"twinlm/ has {len(top)} top-level modules: {top}"
+
 
 @pytest.mark.parametrize(
-    ("package", "forbidden"), [("numpy_impl", "torch"), ("torch_impl", "numpy_impl")]
+    ("package", "forbidden"),
+    [("numpy_impl", "torch"), ("torch_impl", "numpy_impl"), ("twinlm.shared", "torch")],
 )
-def test_backend_does_not_import_the_other(package, forbidden):
+def test_importing_a_package_loads_nothing_forbidden(package, forbidden):
     code = (
         f"import sys, {package}; "
         f"bad = sorted(m for m in sys.modules if m == {forbidden!r} or m.startswith({forbidden!r} + '.')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, f"importing {package} loaded {done.stdout.strip()}"

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from twinlm.parity.harness import (
     TOL_FLOAT64,
     grads_error,
@@ -39,10 +39,10 @@ def _t(a: np.ndarray, grad: bool = False) -> torch.Tensor:
 
 def _cross_entropy_three_ways(logits: np.ndarray, targets: np.ndarray, dloss: float):
     """(loss, dlogits) from NumPy, torch_impl and F.cross_entropy, in that order."""
-    loss_np, cache = N.cross_entropy_forward(logits, targets)
-    results = [(loss_np, N.cross_entropy_backward(np.asarray(dloss, logits.dtype), cache))]
+    loss_np, cache = numpy_impl.cross_entropy_forward(logits, targets)
+    results = [(loss_np, numpy_impl.cross_entropy_backward(np.asarray(dloss, logits.dtype), cache))]
     for fn in (
-        lambda z, y: T.cross_entropy(z, y),
+        lambda z, y: torch_impl.cross_entropy(z, y),
         lambda z, y: F.cross_entropy(z.reshape(-1, z.shape[-1]), y.reshape(-1), ignore_index=-100),
     ):
         z = _t(logits, grad=True)
@@ -71,8 +71,8 @@ def test_cross_entropy_extreme_logits_finite_and_match_torch(record_error):
     _assert_cross_entropy_matches(logits, targets, record_error, "cross_entropy ±1e4")
     # float32 too: finite, no overflow in exp.
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        loss, cache = N.cross_entropy_forward(logits.astype(np.float32), targets)
-        dlogits = N.cross_entropy_backward(np.float32(1.0), cache)
+        loss, cache = numpy_impl.cross_entropy_forward(logits.astype(np.float32), targets)
+        dlogits = numpy_impl.cross_entropy_backward(np.float32(1.0), cache)
     assert np.isfinite(loss) and np.all(np.isfinite(dlogits)) and dlogits.dtype == np.float32
 
 
@@ -85,7 +85,7 @@ def test_cross_entropy_single_row(shape, record_error):
     _assert_cross_entropy_matches(logits, targets, record_error, "cross_entropy one row")
     # One row: loss = log Σ exp(z) - z[y] (computed here without max subtraction; |z| is small).
     z, y = logits.reshape(V), int(targets.reshape(()))
-    loss, _ = N.cross_entropy_forward(logits, targets)
+    loss, _ = numpy_impl.cross_entropy_forward(logits, targets)
     assert rel_error(loss, math.log(np.exp(z).sum()) - z[y]) <= TOL_FLOAT64
 
 
@@ -96,8 +96,8 @@ def test_cross_entropy_all_but_one_target_ignored(record_error):
     targets = np.full((B, S), -100)
     targets[1, 2] = 4
     _assert_cross_entropy_matches(logits, targets, record_error, "cross_entropy all-but-one")
-    loss, cache = N.cross_entropy_forward(logits, targets)
-    dlogits = N.cross_entropy_backward(np.asarray(0.7), cache)
+    loss, cache = numpy_impl.cross_entropy_forward(logits, targets)
+    dlogits = numpy_impl.cross_entropy_backward(np.asarray(0.7), cache)
     kept_row = logits[1, 2]
     expected = -(kept_row[4] - math.log(np.exp(kept_row).sum()))
     assert rel_error(loss, expected) <= TOL_FLOAT64
@@ -122,8 +122,8 @@ def test_cross_entropy_custom_ignore_index(record_error):
     rng = np.random.default_rng(4)
     logits = rng.standard_normal((4, 6))
     targets = np.array([1, 5, 0, 5])
-    loss_np, _ = N.cross_entropy_forward(logits, targets, ignore_index=5)
-    loss_ti = T.cross_entropy(_t(logits), _t(targets), ignore_index=5)
+    loss_np, _ = numpy_impl.cross_entropy_forward(logits, targets, ignore_index=5)
+    loss_ti = torch_impl.cross_entropy(_t(logits), _t(targets), ignore_index=5)
     ref = F.cross_entropy(_t(logits), _t(targets), ignore_index=5)
     record_error(
         "cross_entropy ignore=5",
@@ -144,29 +144,31 @@ def test_cross_entropy_custom_ignore_index(record_error):
 def test_uniform_logits_give_ln_v_and_perplexity_v(dtype, V):
     logits = np.full((2, 3, V), 0.37, dtype)  # any constant row is uniform after the max shift
     targets = np.random.default_rng(5).integers(0, V, (2, 3))
-    loss, _ = N.cross_entropy_forward(logits, targets)
+    loss, _ = numpy_impl.cross_entropy_forward(logits, targets)
     assert loss.dtype == dtype
     assert loss == dtype(math.log(V))  # ln V, exactly (in the logits' precision)
-    loss_t = T.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets))
+    loss_t = torch_impl.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets))
     assert loss_t.item() == dtype(math.log(V))
     ppl_tol = (math.log(V) + 2) * np.finfo(dtype).eps * V  # exp amplifies ln V's rounding by ln V
-    assert abs(float(N.perplexity(loss)) - V) <= ppl_tol
-    assert abs(float(T.perplexity(loss_t)) - V) <= ppl_tol
+    assert abs(float(numpy_impl.perplexity(loss)) - V) <= ppl_tol
+    assert abs(float(torch_impl.perplexity(loss_t)) - V) <= ppl_tol
 
 
 def test_perplexity_is_exp_of_loss():
     for loss in (0.0, 0.5, 2.302585092994046, 10.8):
-        assert N.perplexity(np.asarray(loss)) == math.exp(loss)
-        assert T.perplexity(torch.tensor(loss, dtype=torch.float64)).item() == math.exp(loss)
+        assert numpy_impl.perplexity(np.asarray(loss)) == math.exp(loss)
+        assert torch_impl.perplexity(torch.tensor(loss, dtype=torch.float64)).item() == math.exp(
+            loss
+        )
     loss32 = np.asarray(1.5, np.float32)
-    assert N.perplexity(loss32).dtype == np.float32
-    assert T.perplexity(torch.tensor(1.5)).dtype == torch.float32
+    assert numpy_impl.perplexity(loss32).dtype == np.float32
+    assert torch_impl.perplexity(torch.tensor(1.5)).dtype == torch.float32
 
 
 def _both_cross_entropy(logits, targets):
     return [
-        lambda: N.cross_entropy_forward(logits, targets),
-        lambda: T.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets)),
+        lambda: numpy_impl.cross_entropy_forward(logits, targets),
+        lambda: torch_impl.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets)),
     ]
 
 
@@ -261,16 +263,16 @@ def test_lstm_cell_saturated_gates_finite_and_match_torch(scale, record_error):
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         _cell_three_way(arrays, rng, record_error, "lstm_cell saturated")
         arrays32 = {k: a.astype(np.float32) for k, a in arrays.items()}
-        (h, c), cache = N.lstm_cell_forward(*(arrays32[k] for k in LSTM_CELL.grad_inputs))
-        grads = N.lstm_cell_backward(np.ones_like(h), np.ones_like(c), cache)
+        (h, c), cache = numpy_impl.lstm_cell_forward(*(arrays32[k] for k in LSTM_CELL.grad_inputs))
+        grads = numpy_impl.lstm_cell_backward(np.ones_like(h), np.ones_like(c), cache)
     assert h.dtype == c.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
     assert np.all(np.isfinite(h)) and all(np.all(np.isfinite(g)) for g in grads)
 
 
 def test_lstm_cell_float32_stays_float32():
     arrays = _cell_inputs(np.random.default_rng(7), dtype=np.float32)
-    (h, c), cache = N.lstm_cell_forward(*(arrays[k] for k in LSTM_CELL.grad_inputs))
-    grads = N.lstm_cell_backward(h, c, cache)
+    (h, c), cache = numpy_impl.lstm_cell_forward(*(arrays[k] for k in LSTM_CELL.grad_inputs))
+    grads = numpy_impl.lstm_cell_backward(h, c, cache)
     assert h.dtype == c.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
 
 
@@ -293,7 +295,7 @@ def test_lstm_cell_module_matches_torch_and_shares_its_state_dict(record_error):
     torch.manual_seed(0)
     I, H = 4, 6
     ref = torch.nn.LSTMCell(I, H, dtype=torch.float64)
-    ours = T.LSTMCell(I, H).double()
+    ours = torch_impl.LSTMCell(I, H).double()
     assert list(ours.state_dict()) == list(ref.state_dict()) == list(CELL_PARAMS)
     bound = 1 / math.sqrt(H)
     assert all(p.abs().max() <= bound for p in ours.parameters())
@@ -314,8 +316,8 @@ def test_lstm_cell_module_matches_torch_and_shares_its_state_dict(record_error):
 def _both_cells(arrays):
     args = [arrays[k] for k in LSTM_CELL.grad_inputs]
     return [
-        lambda: N.lstm_cell_forward(*args),
-        lambda: T.lstm_cell(*(torch.from_numpy(a) for a in args)),
+        lambda: numpy_impl.lstm_cell_forward(*args),
+        lambda: torch_impl.lstm_cell(*(torch.from_numpy(a) for a in args)),
     ]
 
 

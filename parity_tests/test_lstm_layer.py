@@ -16,9 +16,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import numpy_impl as N
-import torch_impl as T
-from numpy_impl.lstm import lstm_param_shapes
+import numpy_impl
+import torch_impl
 from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
@@ -34,6 +33,7 @@ from twinlm.parity.harness import (
     run_numpy,
     run_torch,
 )
+from twinlm.shared.naming import lstm_param_shapes
 
 TOL_FD = 1e-7  # as in test_parity_ops.py: central differences, eps 1e-6, float64
 
@@ -73,7 +73,7 @@ def lstm_case(num_layers: int, dropout_p: float = 0.0) -> OpCase:
 
     def np_forward(a):
         I, H = a["x"].shape[-1], a["h0"].shape[-1]
-        model = N.LSTM(I, H, L)
+        model = numpy_impl.LSTM(I, H, L)
         model.load_state_dict({k: a[k] for k in params})
         out, (h_n, c_n) = model.forward(a["x"], (a["h0"], a["c0"]), masks(a), dropout_p)
         return (out, h_n, c_n), model
@@ -97,7 +97,7 @@ def lstm_case(num_layers: int, dropout_p: float = 0.0) -> OpCase:
         sample,
         np_forward,
         np_backward,
-        torch_impl=lambda a: torch_run(T.LSTM, a),
+        torch_impl=lambda a: torch_run(torch_impl.LSTM, a),
         torch_ref=(lambda a: torch_run(torch.nn.LSTM, a)) if dropout_p == 0 else None,
         grad_inputs=("x", "h0", "c0", *params),
         dims={"batch": 3, "seq": 6, "d_in": 5, "hidden": 4},
@@ -206,7 +206,7 @@ def test_dropout_between_layers_numpy_matches_torch_impl(record_error):
     plain = lstm_case(3)
     plain_arrays = {k: v for k, v in arrays.items() if not k.startswith("mask")}
     assert outs_error(run_numpy(plain, plain_arrays)[0], outs_np) > 1e-2
-    model = N.LSTM(5, 4, 3)
+    model = numpy_impl.LSTM(5, 4, 3)
     model.load_state_dict({k: arrays[k] for k in _param_names(3)})
     ones = [np.ones((3, 6, 4), bool)] * 2
     out_ones = model.forward(arrays["x"], (arrays["h0"], arrays["c0"]), ones, 0.0)[0]
@@ -245,7 +245,7 @@ def _numpy_chunks(params, x, h0, c0, dout, dstate, chunk):
     S = x.shape[1]
     models, outs, state = [], [], (h0, c0)
     for start in range(0, S, chunk):
-        model = N.LSTM(x.shape[-1], h0.shape[-1], h0.shape[0])
+        model = numpy_impl.LSTM(x.shape[-1], h0.shape[-1], h0.shape[0])
         model.load_state_dict(params)
         out, state = model.forward(x[:, start : start + chunk], state)
         models.append(model)
@@ -261,7 +261,7 @@ def _numpy_chunks(params, x, h0, c0, dout, dstate, chunk):
 
 def _torch_chunks(params, x, h0, c0, dout, dstate, chunk):
     S = x.shape[1]
-    model = T.LSTM(x.shape[-1], h0.shape[-1], h0.shape[0]).double()
+    model = torch_impl.LSTM(x.shape[-1], h0.shape[-1], h0.shape[0]).double()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     x, h0, c0 = (torch.from_numpy(a).requires_grad_() for a in (x, h0, c0))
     outs, state = [], (h0, c0)
@@ -280,9 +280,11 @@ def _torch_chunks(params, x, h0, c0, dout, dstate, chunk):
 
 def test_numpy_lstm_init_and_state_dict_match_torch_layout():
     I, H, L = 3, 8, 2
-    model = N.LSTM(I, H, L, seed=0)
+    model = numpy_impl.LSTM(I, H, L, seed=0)
     ref = torch.nn.LSTM(I, H, L, batch_first=True)
-    assert list(model.params) == list(ref.state_dict()) == list(T.LSTM(I, H, L).state_dict())
+    assert (
+        list(model.params) == list(ref.state_dict()) == list(torch_impl.LSTM(I, H, L).state_dict())
+    )
     for k, v in ref.state_dict().items():
         assert model.params[k].shape == tuple(v.shape) and model.params[k].dtype == np.float32
     bound = 1 / math.sqrt(H)
@@ -290,20 +292,20 @@ def test_numpy_lstm_init_and_state_dict_match_torch_layout():
         assert np.abs(a).max() <= bound and a.std() > bound / 4
     assert all(
         np.array_equal(a, b)
-        for a, b in zip(model.params.values(), N.LSTM(I, H, L, seed=0).params.values())
+        for a, b in zip(model.params.values(), numpy_impl.LSTM(I, H, L, seed=0).params.values())
     )
     assert not np.array_equal(
-        model.params["weight_ih_l0"], N.LSTM(I, H, L, seed=1).params["weight_ih_l0"]
+        model.params["weight_ih_l0"], numpy_impl.LSTM(I, H, L, seed=1).params["weight_ih_l0"]
     )
     # float64 init is the same draw before rounding.
-    model64 = N.LSTM(I, H, L, seed=0, dtype=np.float64)
+    model64 = numpy_impl.LSTM(I, H, L, seed=0, dtype=np.float64)
     assert all(
         np.array_equal(a.astype(np.float32), b)
         for a, b in zip(model64.params.values(), model.params.values())
     )
     # Our params load into torch.nn.LSTM and torch_impl.LSTM; theirs into ours.
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
-    ours_t = T.LSTM(I, H, L)
+    ours_t = torch_impl.LSTM(I, H, L)
     ours_t.load_state_dict(ref.state_dict())
     ref.load_state_dict(ours_t.state_dict())
     model.load_state_dict(torch.nn.LSTM(I, H, L).double().state_dict())
@@ -311,7 +313,7 @@ def test_numpy_lstm_init_and_state_dict_match_torch_layout():
 
 
 def test_numpy_lstm_float32_forward_backward_stay_float32():
-    model = N.LSTM(3, 4, 2, seed=0)
+    model = numpy_impl.LSTM(3, 4, 2, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     out, (h_n, c_n) = model.forward(x)
     dx, (dh0, dc0), grads = model.backward(np.ones_like(out), (h_n, c_n))
@@ -324,7 +326,7 @@ def test_numpy_lstm_float32_forward_backward_stay_float32():
 def test_torch_impl_lstm_time_major_layout_matches_torch(record_error):
     torch.manual_seed(0)
     ref = torch.nn.LSTM(3, 4, 2, batch_first=False, dtype=torch.float64)
-    ours = T.LSTM(3, 4, 2, batch_first=False).double()
+    ours = torch_impl.LSTM(3, 4, 2, batch_first=False).double()
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(6, 2, 3, dtype=torch.float64)  # (T, B, I)
     for a, b in zip((ours(x)[0], *ours(x)[1]), (ref(x)[0], *ref(x)[1]), strict=True):
@@ -344,8 +346,8 @@ def _forward_both(x, state=None, **kwargs):
         for k, v in kwargs.items()
     }
     return [
-        lambda: N.LSTM(3, 4, 2, dtype=np.float64).forward(x, state, **kwargs),
-        lambda: T.LSTM(3, 4, 2).double()(torch.from_numpy(x), torch_state, **torch_kwargs),
+        lambda: numpy_impl.LSTM(3, 4, 2, dtype=np.float64).forward(x, state, **kwargs),
+        lambda: torch_impl.LSTM(3, 4, 2).double()(torch.from_numpy(x), torch_state, **torch_kwargs),
     ]
 
 
@@ -439,7 +441,7 @@ def test_forward_bad_input(x, state, kwargs, error, match):
 
 
 def test_numpy_load_state_dict_bad_keys_and_shapes():
-    model = N.LSTM(3, 4, 2)
+    model = numpy_impl.LSTM(3, 4, 2)
     good = model.state_dict()
     missing = {k: v for k, v in good.items() if k != "bias_hh_l1"}
     with pytest.raises(ValueError, match=r"state_dict must have keys .*missing \['bias_hh_l1'\]"):
@@ -464,7 +466,7 @@ def test_numpy_load_state_dict_bad_keys_and_shapes():
 
 
 def test_torch_impl_load_state_dict_bad_keys_and_shapes():
-    model = T.LSTM(3, 4, 2)
+    model = torch_impl.LSTM(3, 4, 2)
     good = model.state_dict()
     with pytest.raises(RuntimeError, match='Missing key.*"bias_hh_l1"'):
         model.load_state_dict({k: v for k, v in good.items() if k != "bias_hh_l1"})
@@ -473,7 +475,7 @@ def test_torch_impl_load_state_dict_bad_keys_and_shapes():
 
 
 def test_backward_needs_forward_and_checks_shapes():
-    model = N.LSTM(3, 4, 2)
+    model = numpy_impl.LSTM(3, 4, 2)
     with pytest.raises(RuntimeError, match="needs a forward call first"):
         model.backward(np.zeros((2, 5, 4), np.float32))
     out, _ = model.forward(np.zeros((2, 5, 3), np.float32))
@@ -483,7 +485,7 @@ def test_backward_needs_forward_and_checks_shapes():
         model.backward(out, (np.zeros((2, 2, 4), np.float32), np.zeros((2, 4), np.float32)))
 
 
-@pytest.mark.parametrize("cls", [N.LSTM, T.LSTM])
+@pytest.mark.parametrize("cls", [numpy_impl.LSTM, torch_impl.LSTM])
 @pytest.mark.parametrize(
     "bad, error, match",
     [

@@ -20,6 +20,7 @@ from torch import nn
 from torch_impl.dropout import dropout
 from torch_impl.linear import linear
 from torch_impl.softmax import softmax
+from twinlm.shared.naming import QKV_PROJECTIONS
 from twinlm.shared.validate import (
     require_attention_inputs,
     require_divisible,
@@ -59,8 +60,6 @@ def attention(
 
 # ---- multi-head attention --------------------------------------------------------------------------
 
-_PROJECTIONS = ("W_query", "W_key", "W_value")
-
 
 def multihead_attention(
     x: torch.Tensor,
@@ -78,7 +77,7 @@ def multihead_attention(
         linear(x, params[f"{name}.weight"], params.get(f"{name}.bias"))  # (B, T, d_out)
         .view(B, T, num_heads, head_dim)
         .transpose(1, 2)  # (B, H, T, hd)
-        for name in _PROJECTIONS
+        for name in QKV_PROJECTIONS
     )
     ctx = attention(q, k, v, causal=True, dropout_mask=dropout_mask, p=p)  # (B, H, T, hd)
     ctx = ctx.transpose(1, 2).contiguous().view(B, T, d_out)  # merge heads: (B, T, d_out)

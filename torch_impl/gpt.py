@@ -24,7 +24,8 @@ from torch_impl.layernorm import LayerNorm
 from torch_impl.linear import linear
 from torch_impl.transformer import TransformerBlock
 from twinlm.shared.config import validate_config
-from twinlm.shared.init import gpt_dropout_mask_shapes, init_gpt_params
+from twinlm.shared.init import init_gpt_params
+from twinlm.shared.naming import gpt_dropout_mask_shapes
 from twinlm.shared.validate import require_token_batch
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}

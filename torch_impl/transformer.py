@@ -19,8 +19,6 @@ from torch_impl.dropout import dropout
 from torch_impl.feedforward import FeedForward
 from torch_impl.layernorm import LayerNorm
 
-BLOCK_DROPOUT_NAMES = ("att.dropout", "drop_shortcut.att", "drop_shortcut.ff")
-
 
 class TransformerBlock(nn.Module):
     """The book's TransformerBlock: submodules att, ff, norm1, norm2, drop_shortcut."""

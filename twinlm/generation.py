@@ -20,7 +20,7 @@ import numpy as np
 
 import numpy_impl
 from twinlm.shared.config import validate_config
-from twinlm.shared.init import gpt_param_shapes
+from twinlm.shared.naming import gpt_param_shapes, sub_dict
 from twinlm.shared.validate import require_choice, require_shape
 
 BACKENDS = ("numpy", "torch")
@@ -140,7 +140,7 @@ def load_model(
     if device is not None and backend == "numpy":
         raise ValueError(f"device is for the torch backend only, got device={device!r} for numpy")
     if checkpoint is not None:
-        from twinlm.training.checkpoint import load_checkpoint, split_prefix
+        from twinlm.training.checkpoint import load_checkpoint
 
         tensors, meta = load_checkpoint(checkpoint)
         if meta.get("kind") != "gpt" or "cfg" not in meta:
@@ -148,7 +148,7 @@ def load_model(
                 f"checkpoint {checkpoint} is not a GPT training checkpoint "
                 f"(meta kind {meta.get('kind')!r}, expected 'gpt' with a cfg)"
             )
-        cfg, params = meta["cfg"], split_prefix(tensors, "model.")
+        cfg, params = meta["cfg"], sub_dict(tensors, "model.")
     else:
         from twinlm.weights import load_gpt2
 

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import numpy_impl as N
-import torch_impl as T
+import numpy_impl
+import torch_impl
 from twinlm.parity.harness import OpCase, np_pair
+from twinlm.shared.naming import QKV_PROJECTIONS
 
 
 def _normal(rng: np.random.Generator, dtype, *shape: int, scale: float = 1.0) -> np.ndarray:
@@ -36,9 +37,12 @@ def _linear_case(bias: bool) -> OpCase:
         "linear" if bias else "linear[no bias]",
         sample,
         *np_pair(
-            N.linear_forward, N.linear_backward, ("x", "weight", "bias"), ("x", "weight", "bias")
+            numpy_impl.linear_forward,
+            numpy_impl.linear_backward,
+            ("x", "weight", "bias"),
+            ("x", "weight", "bias"),
         ),
-        torch_impl=lambda t: (T.linear(t["x"], t["weight"], t["bias"]),),
+        torch_impl=lambda t: (torch_impl.linear(t["x"], t["weight"], t["bias"]),),
         torch_ref=lambda t: (F.linear(t["x"], t["weight"], t["bias"]),),
         grad_inputs=("x", "weight", "bias") if bias else ("x", "weight"),
         dims={"batch": 4, "seq": 16, "d_in": 32, "d_out": 24},
@@ -49,8 +53,8 @@ def _linear_case(bias: bool) -> OpCase:
 SOFTMAX = OpCase(
     "softmax",
     lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["rows"], d["n"], scale=3.0)},
-    *np_pair(N.softmax_forward, N.softmax_backward, ("x",), ("x",)),
-    torch_impl=lambda t: (T.softmax(t["x"]),),
+    *np_pair(numpy_impl.softmax_forward, numpy_impl.softmax_backward, ("x",), ("x",)),
+    torch_impl=lambda t: (torch_impl.softmax(t["x"]),),
     torch_ref=lambda t: (torch.softmax(t["x"], dim=-1),),
     grad_inputs=("x",),
     dims={"batch": 4, "rows": 16, "n": 50},
@@ -67,8 +71,10 @@ EMBEDDING = OpCase(
         "ids": rng.integers(0, d["vocab"], (d["batch"], d["seq"])),
         "weight": _normal(rng, dtype, d["vocab"], d["emb"]),
     },
-    *np_pair(N.embedding_forward, N.embedding_backward, ("ids", "weight"), ("weight",)),
-    torch_impl=lambda t: (T.embedding(t["ids"], t["weight"]),),
+    *np_pair(
+        numpy_impl.embedding_forward, numpy_impl.embedding_backward, ("ids", "weight"), ("weight",)
+    ),
+    torch_impl=lambda t: (torch_impl.embedding(t["ids"], t["weight"]),),
     torch_ref=lambda t: (F.embedding(t["ids"], t["weight"]),),
     grad_inputs=("weight",),
     dims={"batch": 4, "seq": 16, "vocab": 8, "emb": 12},
@@ -85,8 +91,10 @@ DROPOUT = OpCase(
         "x": _normal(rng, dtype, d["batch"], d["seq"], d["d"]),
         "mask": rng.random((d["batch"], d["seq"], d["d"])) >= _DROPOUT_P,
     },
-    *np_pair(N.dropout_forward, N.dropout_backward, ("x", "mask"), ("x",), p=_DROPOUT_P),
-    torch_impl=lambda t: (T.dropout(t["x"], t["mask"], _DROPOUT_P),),
+    *np_pair(
+        numpy_impl.dropout_forward, numpy_impl.dropout_backward, ("x", "mask"), ("x",), p=_DROPOUT_P
+    ),
+    torch_impl=lambda t: (torch_impl.dropout(t["x"], t["mask"], _DROPOUT_P),),
     torch_ref=lambda t: (t["x"] * t["mask"] / (1 - _DROPOUT_P),),
     grad_inputs=("x",),
     dims={"batch": 4, "seq": 16, "d": 32},
@@ -104,8 +112,14 @@ def _gelu_case(approximate: str) -> OpCase:
     return OpCase(
         f"gelu[{approximate}]",
         lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["seq"], d["d"], scale=2.0)},
-        *np_pair(N.gelu_forward, N.gelu_backward, ("x",), ("x",), approximate=approximate),
-        torch_impl=lambda t: (T.gelu(t["x"], approximate),),
+        *np_pair(
+            numpy_impl.gelu_forward,
+            numpy_impl.gelu_backward,
+            ("x",),
+            ("x",),
+            approximate=approximate,
+        ),
+        torch_impl=lambda t: (torch_impl.gelu(t["x"], approximate),),
         torch_ref=lambda t: (F.gelu(t["x"], approximate=approximate),),
         grad_inputs=("x",),
         dims={"batch": 4, "seq": 16, "d": 32},
@@ -124,9 +138,12 @@ LAYERNORM = OpCase(
         "shift": _normal(rng, dtype, d["emb"]),
     },
     *np_pair(
-        N.layernorm_forward, N.layernorm_backward, ("x", "scale", "shift"), ("x", "scale", "shift")
+        numpy_impl.layernorm_forward,
+        numpy_impl.layernorm_backward,
+        ("x", "scale", "shift"),
+        ("x", "scale", "shift"),
     ),
-    torch_impl=lambda t: (T.layernorm(t["x"], t["scale"], t["shift"]),),
+    torch_impl=lambda t: (torch_impl.layernorm(t["x"], t["scale"], t["shift"]),),
     torch_ref=lambda t: (F.layer_norm(t["x"], t["x"].shape[-1:], t["scale"], t["shift"], 1e-5),),
     grad_inputs=("x", "scale", "shift"),
     dims={"batch": 4, "seq": 16, "emb": 32},
@@ -189,13 +206,17 @@ def _attention_case(name: str, causal: bool, p: float) -> OpCase:
         name,
         sample,
         *np_pair(
-            lambda q, k, v, m: N.attention_forward(q, k, v, causal=causal, dropout_mask=m, p=p),
-            N.attention_backward,
+            lambda q, k, v, m: numpy_impl.attention_forward(
+                q, k, v, causal=causal, dropout_mask=m, p=p
+            ),
+            numpy_impl.attention_backward,
             ("q", "k", "v", "dropout_mask"),
             ("q", "k", "v"),
         ),
         torch_impl=lambda t: (
-            T.attention(t["q"], t["k"], t["v"], causal=causal, dropout_mask=t["dropout_mask"], p=p),
+            torch_impl.attention(
+                t["q"], t["k"], t["v"], causal=causal, dropout_mask=t["dropout_mask"], p=p
+            ),
         ),
         torch_ref=ref,
         grad_inputs=("q", "k", "v"),
@@ -205,15 +226,12 @@ def _attention_case(name: str, causal: bool, p: float) -> OpCase:
     )
 
 
-_MHA_QKV = ("W_query", "W_key", "W_value")
-
-
 def _mha_case(qkv_bias: bool) -> OpCase:
     # d_out = heads · head_dim, so heads always divides it. num_heads rides along as a 0-d int
     # array because the forward sees only the arrays.
     keys = (
-        *(f"{n}.weight" for n in _MHA_QKV),
-        *((f"{n}.bias" for n in _MHA_QKV) if qkv_bias else ()),
+        *(f"{n}.weight" for n in QKV_PROJECTIONS),
+        *((f"{n}.bias" for n in QKV_PROJECTIONS) if qkv_bias else ()),
         "out_proj.weight",
         "out_proj.bias",
     )
@@ -224,7 +242,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
             "x": _normal(rng, dtype, d["batch"], d["seq"], d_in),
             "num_heads": np.array(d["heads"]),
         }
-        for n in _MHA_QKV:
+        for n in QKV_PROJECTIONS:
             a[f"{n}.weight"] = _normal(rng, dtype, d_out, d_in, scale=d_in**-0.5)
             if qkv_bias:
                 a[f"{n}.bias"] = _normal(rng, dtype, d_out)
@@ -234,11 +252,11 @@ def _mha_case(qkv_bias: bool) -> OpCase:
 
     def np_forward(a):
         params = {k: a[k] for k in keys}
-        y, cache = N.multihead_attention_forward(a["x"], params, int(a["num_heads"]))
+        y, cache = numpy_impl.multihead_attention_forward(a["x"], params, int(a["num_heads"]))
         return (y,), cache
 
     def np_backward(douts, cache):
-        dx, dparams = N.multihead_attention_backward(*douts, cache)
+        dx, dparams = numpy_impl.multihead_attention_backward(*douts, cache)
         return {"x": dx, **dparams}
 
     def ref(t):
@@ -249,7 +267,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
             h = F.linear(x, t[f"{n}.weight"], t.get(f"{n}.bias"))
             return h.view(B, T_, num_heads, -1).transpose(1, 2)
 
-        ctx = F.scaled_dot_product_attention(*(heads(n) for n in _MHA_QKV), is_causal=True)
+        ctx = F.scaled_dot_product_attention(*(heads(n) for n in QKV_PROJECTIONS), is_causal=True)
         ctx = ctx.transpose(1, 2).reshape(B, T_, -1)
         return (F.linear(ctx, t["out_proj.weight"], t["out_proj.bias"]),)
 
@@ -259,7 +277,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
         np_forward,
         np_backward,
         torch_impl=lambda t: (
-            T.multihead_attention(t["x"], {k: t[k] for k in keys}, int(t["num_heads"])),
+            torch_impl.multihead_attention(t["x"], {k: t[k] for k in keys}, int(t["num_heads"])),
         ),
         torch_ref=ref,
         # W_key.bias is left out: its gradient is 0 in exact arithmetic (a constant added to every
@@ -287,12 +305,12 @@ def _feedforward_sample(rng, dtype, d):
 
 
 def _feedforward_np_forward(a):
-    y, cache = N.feedforward_forward(a["x"], {k: a[k] for k in _FFN_KEYS})
+    y, cache = numpy_impl.feedforward_forward(a["x"], {k: a[k] for k in _FFN_KEYS})
     return (y,), cache
 
 
 def _feedforward_np_backward(douts, cache):
-    dx, dparams = N.feedforward_backward(*douts, cache)
+    dx, dparams = numpy_impl.feedforward_backward(*douts, cache)
     return {"x": dx, **dparams}
 
 
@@ -306,7 +324,7 @@ FEEDFORWARD = OpCase(
     _feedforward_sample,
     _feedforward_np_forward,
     _feedforward_np_backward,
-    torch_impl=lambda t: (T.feedforward(t["x"], {k: t[k] for k in _FFN_KEYS}),),
+    torch_impl=lambda t: (torch_impl.feedforward(t["x"], {k: t[k] for k in _FFN_KEYS}),),
     torch_ref=_feedforward_ref,
     grad_inputs=("x", *_FFN_KEYS),
     dims={"batch": 2, "seq": 8, "emb": 12, "hidden": 48},
@@ -318,8 +336,8 @@ FEEDFORWARD = OpCase(
 
 
 def _block_keys(qkv_bias: bool) -> tuple[str, ...]:
-    att = [f"att.{n}.weight" for n in _MHA_QKV] + (
-        [f"att.{n}.bias" for n in _MHA_QKV] if qkv_bias else []
+    att = [f"att.{n}.weight" for n in QKV_PROJECTIONS] + (
+        [f"att.{n}.bias" for n in QKV_PROJECTIONS] if qkv_bias else []
     )
     return (
         *att, "att.out_proj.weight", "att.out_proj.bias",
@@ -346,12 +364,12 @@ def _block_sample(rng, dtype, d):
 
 def _block_np_forward(a):
     params = {k: a[k] for k in _block_keys(qkv_bias=True)}
-    y, cache = N.transformer_block_forward(a["x"], params, int(a["num_heads"]))
+    y, cache = numpy_impl.transformer_block_forward(a["x"], params, int(a["num_heads"]))
     return (y,), cache
 
 
 def _block_np_backward(douts, cache):
-    dx, dparams = N.transformer_block_backward(*douts, cache)
+    dx, dparams = numpy_impl.transformer_block_backward(*douts, cache)
     return {"x": dx, **dparams}
 
 
@@ -360,7 +378,7 @@ def _block_torch_impl(t):
     C = x.shape[-1]
     cfg = {"emb_dim": C, "n_heads": heads, "context_length": x.shape[1], "drop_rate": 0.0,
            "qkv_bias": True}  # fmt: skip
-    block = T.TransformerBlock(cfg).eval()
+    block = torch_impl.TransformerBlock(cfg).eval()
     params = {k: t[k] for k in _block_keys(qkv_bias=True)}
     return (torch.func.functional_call(block, params, (x,)),)
 
@@ -372,7 +390,7 @@ def _block_ref(t):
     n1 = F.layer_norm(x, (C,), t["norm1.scale"], t["norm1.shift"], eps=1e-5)
     q, k, v = (
         F.linear(n1, t[f"att.{n}.weight"], t[f"att.{n}.bias"]).view(B, T_, H, -1).transpose(1, 2)
-        for n in _MHA_QKV
+        for n in QKV_PROJECTIONS
     )
     ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T_, C)
     h = x + F.linear(ctx, t["att.out_proj.weight"], t["att.out_proj.bias"])
@@ -418,9 +436,12 @@ def _cross_entropy_case(ignore: bool) -> OpCase:
         "cross_entropy[ignore_index]" if ignore else "cross_entropy",
         sample,
         *np_pair(
-            N.cross_entropy_forward, N.cross_entropy_backward, ("logits", "targets"), ("logits",)
+            numpy_impl.cross_entropy_forward,
+            numpy_impl.cross_entropy_backward,
+            ("logits", "targets"),
+            ("logits",),
         ),
-        torch_impl=lambda t: (T.cross_entropy(t["logits"], t["targets"]),),
+        torch_impl=lambda t: (torch_impl.cross_entropy(t["logits"], t["targets"]),),
         torch_ref=reference,
         grad_inputs=("logits",),
         dims={"batch": 4, "seq": 16, "vocab": 50},
@@ -456,8 +477,8 @@ def _torch_lstm_cell(t):
 LSTM_CELL = OpCase(
     "lstm_cell",
     _lstm_cell_sample,
-    *np_pair(N.lstm_cell_forward, N.lstm_cell_backward, _LSTM_ARGS, _LSTM_ARGS),
-    torch_impl=lambda t: T.lstm_cell(*(t[k] for k in _LSTM_ARGS)),
+    *np_pair(numpy_impl.lstm_cell_forward, numpy_impl.lstm_cell_backward, _LSTM_ARGS, _LSTM_ARGS),
+    torch_impl=lambda t: torch_impl.lstm_cell(*(t[k] for k in _LSTM_ARGS)),
     torch_ref=_torch_lstm_cell,
     grad_inputs=_LSTM_ARGS,
     dims={"batch": 4, "d_in": 16, "hidden": 12},

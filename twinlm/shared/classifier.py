@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from twinlm.shared.config import validate_config
-from twinlm.shared.init import gpt_param_shapes
+from twinlm.shared.naming import gpt_param_shapes
 from twinlm.shared.validate import require_choice, require_exact_keys, require_int
 
 PAD_ID = 50256  # GPT-2's <|endoftext|> (twinlm.data.tokenizer.EOT_ID), which the book pads with

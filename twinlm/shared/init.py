@@ -1,4 +1,6 @@
-"""The one seeded initializer for GPT parameters, shared by both backends.
+"""Every seeded initializer both backends start from: GPT-2, the LSTM, the char-RNN, and dropout masks.
+
+GPT-2.
 
 `init_gpt_params(cfg, seed)` returns a dict whose keys are exactly the book's GPTModel state_dict
 keys (without the `att.mask` buffers), so the NumPy model uses it directly and the torch model
@@ -25,34 +27,10 @@ import math
 import numpy as np
 
 from twinlm.shared.config import validate_config
-from twinlm.shared.validate import require_exact_keys, require_shape
+from twinlm.shared.naming import charrnn_param_shapes, gpt_param_shapes, lstm_param_shapes
+from twinlm.shared.validate import require_charrnn_config, require_exact_keys, require_shape
 
 INIT_STD = 0.02
-
-
-def gpt_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
-    """Every parameter's name and shape, in the order of the book's state_dict."""
-    V, T, C = cfg["vocab_size"], cfg["context_length"], cfg["emb_dim"]
-    shapes: dict[str, tuple[int, ...]] = {"tok_emb.weight": (V, C), "pos_emb.weight": (T, C)}
-    for i in range(cfg["n_layers"]):
-        b = f"trf_blocks.{i}."
-        for proj in ("W_query", "W_key", "W_value"):
-            shapes[f"{b}att.{proj}.weight"] = (C, C)
-            if cfg["qkv_bias"]:
-                shapes[f"{b}att.{proj}.bias"] = (C,)
-        shapes[f"{b}att.out_proj.weight"] = (C, C)
-        shapes[f"{b}att.out_proj.bias"] = (C,)
-        shapes[f"{b}ff.layers.0.weight"] = (4 * C, C)
-        shapes[f"{b}ff.layers.0.bias"] = (4 * C,)
-        shapes[f"{b}ff.layers.2.weight"] = (C, 4 * C)
-        shapes[f"{b}ff.layers.2.bias"] = (C,)
-        for norm in ("norm1", "norm2"):
-            shapes[f"{b}{norm}.scale"] = (C,)
-            shapes[f"{b}{norm}.shift"] = (C,)
-    shapes["final_norm.scale"] = (C,)
-    shapes["final_norm.shift"] = (C,)
-    shapes["out_head.weight"] = (V, C)
-    return shapes
 
 
 def init_gpt_params(cfg: dict, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
@@ -77,26 +55,45 @@ def init_gpt_params(cfg: dict, seed: int = 0, dtype=np.float32) -> dict[str, np.
     return params
 
 
-def gpt_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
-    """Every dropout mask of one forward pass, by name (see numpy_impl/gpt.py for where each acts)."""
-    C, H = cfg["emb_dim"], cfg["n_heads"]
-    shapes = {"drop_emb": (batch, seq, C)}
-    for i in range(cfg["n_layers"]):
-        shapes[f"trf_blocks.{i}.att.dropout"] = (batch, H, seq, seq)
-        shapes[f"trf_blocks.{i}.drop_shortcut.att"] = (batch, seq, C)
-        shapes[f"trf_blocks.{i}.drop_shortcut.ff"] = (batch, seq, C)
-    return shapes
-
-
-def draw_gpt_dropout_masks(
-    cfg: dict, rng: np.random.Generator, batch: int, seq: int, dtype=np.float32
+def draw_dropout_masks(
+    shapes: dict[str, tuple[int, ...]], rng: np.random.Generator, p: float, dtype=np.float32
 ) -> dict[str, np.ndarray]:
-    """0/1 masks, 1 (keep) with probability 1 - drop_rate, for both backends to apply."""
-    p = cfg["drop_rate"]
-    return {
-        name: (rng.random(shape) >= p).astype(dtype)
-        for name, shape in gpt_dropout_mask_shapes(cfg, batch, seq).items()
-    }
+    """0/1 keep-masks by name (1 with probability 1 - p), drawn from `rng` in the order of `shapes`
+    (naming.gpt_dropout_mask_shapes, naming.charrnn_dropout_mask_shapes), for both backends."""
+    return {name: (rng.random(shape) >= p).astype(dtype) for name, shape in shapes.items()}
+
+
+def init_lstm_params(
+    input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0, dtype=np.float32
+) -> dict[str, np.ndarray]:
+    """torch.nn.LSTM's init, U(-1/√H, 1/√H) for every parameter, drawn in float64 in key order and
+    then cast (so the float32 init is the float64 init rounded)."""
+    bound = 1 / math.sqrt(hidden_size)
+    rng = np.random.default_rng(seed)
+    shapes = lstm_param_shapes(input_size, hidden_size, num_layers)
+    return {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
+
+
+def init_charrnn_params(cfg: dict, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
+    """The one seeded char-RNN initializer for both backends, torch's default init for each module:
+        embedding.weight ~ N(0, 1)                      (nn.Embedding)
+        lstm.*           ~ U(-1/√H, 1/√H)               (nn.LSTM, both biases independently)
+        decoder.*        ~ U(-1/√H, 1/√H)               (nn.Linear: 1/√fan_in, fan_in = H)
+    drawn in float64 in key order and then cast, so the float32 init is the float64 init rounded."""
+    require_charrnn_config(cfg)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    rng = np.random.default_rng(seed)
+    bound = 1 / math.sqrt(cfg["hidden_size"])  # LSTM and decoder alike: fan_in = H
+    params = {}
+    for name, shape in charrnn_param_shapes(cfg).items():
+        if name == "embedding.weight":
+            value = rng.standard_normal(shape)
+        else:
+            value = rng.uniform(-bound, bound, shape)
+        params[name] = value.astype(dtype)
+    return params
 
 
 def numpy_state_dict(state: dict, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Sequence
 
+from twinlm.shared.naming import QKV_PROJECTIONS
+
 
 def _shape(a) -> tuple[int, ...]:
     return tuple(int(s) for s in a.shape)
@@ -219,7 +221,6 @@ def require_attention_inputs(q, k, v, causal: bool, dropout_mask, p: float) -> N
         raise ValueError(f"p = {p} needs a dropout_mask (drawn by the caller), got None")
 
 
-MHA_PROJECTIONS = ("W_query", "W_key", "W_value")
 MHA_KEYS = ("W_query.weight", "W_key.weight", "W_value.weight", "out_proj.weight", "out_proj.bias")
 MHA_QKV_BIAS_KEYS = ("W_query.bias", "W_key.bias", "W_value.bias")  # present when qkv_bias=True
 
@@ -233,7 +234,7 @@ def require_mha_inputs(x, params, num_heads: int) -> int:
     require_divisible("d_out", d_out, "num_heads", num_heads)
     require_float("x", x)
     require_shape("x", x, (None, None, d_in))
-    for name in MHA_PROJECTIONS:
+    for name in QKV_PROJECTIONS:
         require_shape(f"{name}.weight", params[f"{name}.weight"], (d_out, d_in))
         if params.get(f"{name}.bias") is not None:
             require_shape(f"{name}.bias", params[f"{name}.bias"], (d_out,))

@@ -16,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import numpy_impl as N
-import torch_impl as T
-from numpy_impl.charrnn import init_charrnn_params
+import numpy_impl
+import torch_impl
+from twinlm.shared.init import init_charrnn_params
+from twinlm.shared.naming import sub_dict as split_prefix
+from twinlm.shared.naming import with_prefix
 from twinlm.shared.validate import require_charrnn_config, require_choice
-from twinlm.training.checkpoint import split_prefix, with_prefix
 
 BACKENDS = ("numpy", "torch")
 DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
@@ -32,7 +33,7 @@ def _torch_backward(model, opt, x: np.ndarray, y: np.ndarray, masks: dict) -> to
     model.train()
     tmasks = {k: torch.from_numpy(m) for k, m in masks.items()}
     logits = model(torch.from_numpy(x), dropout_masks=tmasks)
-    loss = T.cross_entropy(logits, torch.from_numpy(y))
+    loss = torch_impl.cross_entropy(logits, torch.from_numpy(y))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     return loss
@@ -42,19 +43,19 @@ class NumpyGPT:
     name = "numpy"
 
     def __init__(self, cfg: dict, seed: int, dtype: str, weight_decay: float, clip: float):
-        self.model = N.GPTModel(cfg, seed=seed, dtype=DTYPES[dtype][0])
-        self.opt = N.AdamW(self.model.params, lr=0.0, weight_decay=weight_decay)
+        self.model = numpy_impl.GPTModel(cfg, seed=seed, dtype=DTYPES[dtype][0])
+        self.opt = numpy_impl.AdamW(self.model.params, lr=0.0, weight_decay=weight_decay)
         self.clip = clip
 
     def train_step(self, x: np.ndarray, y: np.ndarray, lr: float, masks: dict) -> float:
         loss, grads = self.model.loss_and_grads(x, y, dropout_masks=masks)
-        N.clip_grad_norm(grads, self.clip)
+        numpy_impl.clip_grad_norm(grads, self.clip)
         self.opt.lr = lr
         self.opt.step(grads)
         return loss
 
     def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss, _ = N.cross_entropy_forward(self.model.forward(x), y)
+        loss, _ = numpy_impl.cross_entropy_forward(self.model.forward(x), y)
         return float(loss)
 
     def params(self) -> dict[str, np.ndarray]:
@@ -85,7 +86,7 @@ class TorchGPT:
     name = "torch"
 
     def __init__(self, cfg: dict, seed: int, dtype: str, weight_decay: float, clip: float):
-        self.model = T.GPTModel(cfg, seed=seed, dtype=DTYPES[dtype][1])
+        self.model = torch_impl.GPTModel(cfg, seed=seed, dtype=DTYPES[dtype][1])
         self.names = [n for n, _ in self.model.named_parameters()]
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=0.0, weight_decay=weight_decay, foreach=False
@@ -104,7 +105,7 @@ class TorchGPT:
     def eval_loss(self, x: np.ndarray, y: np.ndarray) -> float:
         self.model.eval()
         logits = self.model(torch.from_numpy(x))
-        return float(T.cross_entropy(logits, torch.from_numpy(y)))
+        return float(torch_impl.cross_entropy(logits, torch.from_numpy(y)))
 
     def params(self) -> dict[str, np.ndarray]:
         return {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
@@ -155,8 +156,8 @@ class NumpyCharRNN(NumpyGPT):
     name = "numpy"
 
     def __init__(self, cfg: dict, seed: int, dtype: str, weight_decay: float, clip: float):
-        self.model = N.CharRNN(cfg, seed=seed, dtype=DTYPES[dtype][0])
-        self.opt = N.AdamW(self.model.params, lr=0.0, weight_decay=weight_decay)
+        self.model = numpy_impl.CharRNN(cfg, seed=seed, dtype=DTYPES[dtype][0])
+        self.opt = numpy_impl.AdamW(self.model.params, lr=0.0, weight_decay=weight_decay)
         self.clip = clip
 
     def zero_state(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,14 +165,14 @@ class NumpyCharRNN(NumpyGPT):
 
     def train_step(self, x, y, state, lr: float, masks) -> tuple[float, tuple]:
         loss, grads, state = self.model.loss_and_grads(x, y, state, masks)
-        N.clip_grad_norm(grads, self.clip)
+        numpy_impl.clip_grad_norm(grads, self.clip)
         self.opt.lr = lr
         self.opt.step(grads)
         return loss, state  # the new state is a plain array: nothing flows back through it
 
     def eval_loss(self, x, y, state) -> tuple[float, tuple]:
         logits, state = self.model.forward(x, state)
-        loss, _ = N.cross_entropy_forward(logits, y)
+        loss, _ = numpy_impl.cross_entropy_forward(logits, y)
         return float(loss), state
 
     def predict(self, x, state) -> tuple[np.ndarray, tuple]:
@@ -185,7 +186,7 @@ class TorchCharRNN(TorchGPT):
 
     def __init__(self, cfg: dict, seed: int, dtype: str, weight_decay: float, clip: float):
         np_dtype, torch_dtype = DTYPES[dtype]
-        self.model = T.CharRNN(cfg, dtype=torch_dtype)
+        self.model = torch_impl.CharRNN(cfg, dtype=torch_dtype)
         init = init_charrnn_params(cfg, seed, np_dtype)  # the shared initializer
         self.model.load_state_dict({k: torch.from_numpy(v) for k, v in init.items()})
         self.names = [n for n, _ in self.model.named_parameters()]
@@ -202,7 +203,7 @@ class TorchCharRNN(TorchGPT):
         h0, c0 = (torch.from_numpy(s) for s in state)
         tmasks = None if masks is None else [torch.from_numpy(m) for m in masks]
         logits, (h_n, c_n) = self.model(torch.from_numpy(x), (h0, c0), tmasks)
-        loss = T.cross_entropy(logits, torch.from_numpy(y))
+        loss = torch_impl.cross_entropy(logits, torch.from_numpy(y))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip, foreach=False)
@@ -214,7 +215,10 @@ class TorchCharRNN(TorchGPT):
     @torch.no_grad()
     def eval_loss(self, x, y, state) -> tuple[float, tuple]:
         logits, (h_n, c_n) = self.model(torch.from_numpy(x), tuple(map(torch.from_numpy, state)))
-        return float(T.cross_entropy(logits, torch.from_numpy(y))), (h_n.numpy(), c_n.numpy())
+        return float(torch_impl.cross_entropy(logits, torch.from_numpy(y))), (
+            h_n.numpy(),
+            c_n.numpy(),
+        )
 
     @torch.no_grad()
     def predict(self, x, state) -> tuple[np.ndarray, tuple]:
@@ -241,11 +245,11 @@ class NumpyClassifier:
 
     def __init__(self, cfg: dict, options: dict, seed: int, dtype: str, backbone, lr: float,
                  weight_decay: float):  # fmt: skip
-        self.model = N.GPTClassifier(
+        self.model = numpy_impl.GPTClassifier(
             cfg, **options, seed=seed, dtype=DTYPES[dtype][0], backbone=backbone
         )
         trainable = {k: self.model.params[k] for k in self.model.trainable_keys}
-        self.opt = N.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+        self.opt = numpy_impl.AdamW(trainable, lr=lr, weight_decay=weight_decay)
 
     def train_step(self, x: np.ndarray, y: np.ndarray, masks: dict) -> float:
         loss, grads = self.model.loss_and_grads(x, y, dropout_masks=masks)
@@ -269,7 +273,7 @@ class TorchClassifier:
 
     def __init__(self, cfg: dict, options: dict, seed: int, dtype: str, backbone, lr: float,
                  weight_decay: float):  # fmt: skip
-        self.model = T.GPTClassifier(
+        self.model = torch_impl.GPTClassifier(
             cfg, **options, seed=seed, dtype=DTYPES[dtype][1], backbone=backbone
         )
         trainable = [p for p in self.model.parameters() if p.requires_grad]

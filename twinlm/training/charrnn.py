@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm.shared.naming import sub_dict
 from twinlm.shared.sampling import check_sampling_args, next_tokens
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.backends import BACKENDS, DTYPES, make_charrnn_backend
-from twinlm.training.checkpoint import load_checkpoint, save_checkpoint, split_prefix
+from twinlm.training.checkpoint import load_checkpoint, save_checkpoint
 from twinlm.training.lm import restore_run, run_steps
 
 LN2 = math.log(2.0)
@@ -354,7 +355,7 @@ def load_for_sampling(path: str | Path, backend: str | None = None):
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != "charrnn":
         raise ValueError(f"{path} is not a char-RNN checkpoint (kind {meta.get('kind')!r})")
-    model = split_prefix(tensors, "model.")
+    model = sub_dict(tensors, "model.")
     dtype = str(model["embedding.weight"].dtype)
     adapter = make_charrnn_backend(backend or meta["backend"], meta["cfg"], 0, dtype)
     adapter.load_params(model)

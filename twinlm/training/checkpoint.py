@@ -51,12 +51,3 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     if META_KEY not in header:
         raise ValueError(f"{path} has no twinlm metadata; was it written by `save_checkpoint`?")
     return tensors, json.loads(header[META_KEY])
-
-
-def split_prefix(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    """The tensors whose names start with `prefix`, with the prefix removed."""
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def with_prefix(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {prefix + k: v for k, v in tensors.items()}

@@ -219,10 +219,12 @@ class ClassifierTrainer:
     def masks(self, x: np.ndarray) -> dict:
         if self.cfg["drop_rate"] == 0:
             return {}
-        from twinlm.shared.init import draw_gpt_dropout_masks
+        from twinlm.shared.init import draw_dropout_masks
+        from twinlm.shared.naming import gpt_dropout_mask_shapes
 
         rng = np.random.default_rng([self.s.seed, 2, self.step])  # one generator per step
-        return draw_gpt_dropout_masks(self.cfg, rng, *x.shape, dtype=np.dtype(self.s.dtype))
+        shapes = gpt_dropout_mask_shapes(self.cfg, *x.shape)
+        return draw_dropout_masks(shapes, rng, self.cfg["drop_rate"], np.dtype(self.s.dtype))
 
     def epoch_batches(self, epoch: int):
         """The book's training DataLoader: shuffled (seeded per epoch), last partial batch dropped."""

@@ -19,7 +19,8 @@ import numpy as np
 
 from twinlm.data import windows as dataset
 from twinlm.shared.config import get_config
-from twinlm.shared.init import draw_gpt_dropout_masks
+from twinlm.shared.init import draw_dropout_masks
+from twinlm.shared.naming import gpt_dropout_mask_shapes
 from twinlm.training.backends import make_backend
 from twinlm.training.checkpoint import load_checkpoint, save_checkpoint
 from twinlm.training.schedule import lr_at
@@ -118,7 +119,8 @@ class Trainer:
         if self.cfg["drop_rate"] == 0:
             return {}
         rng = np.random.default_rng([self.s.seed, 1, step])  # one generator per step: resumable
-        return draw_gpt_dropout_masks(self.cfg, rng, *x.shape, dtype=self.s.dtype)
+        shapes = gpt_dropout_mask_shapes(self.cfg, *x.shape)
+        return draw_dropout_masks(shapes, rng, self.cfg["drop_rate"], self.s.dtype)
 
     def train_step(self) -> float:
         x, y = self.data.batch(self.step)

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from twinlm.shared.config import validate_config
-from twinlm.shared.init import gpt_param_shapes
+from twinlm.shared.naming import gpt_param_shapes
 
 # GPT-2 releases: width -> attention heads (small, medium, large, xl).
 GPT2_HEADS_BY_WIDTH = {768: 12, 1024: 16, 1280: 20, 1600: 25}

@@ -1,0 +1,102 @@
+"""Names both backends agree on: parameter keys and shapes (torch state_dict keys), dropout-mask
+names and shapes, and the helpers that move between a model's flat dict and a block's view of it.
+
+Parameters. GPT-2 uses the book's keys (`trf_blocks.{i}.att.W_query.weight`, …), the LSTM
+torch.nn.LSTM's (`weight_ih_l{k}`, …), the char-RNN its module tree's (`embedding.weight`,
+`lstm.weight_ih_l0`, `decoder.weight`, …). Each `*_param_shapes` lists them in state_dict order.
+
+Dropout masks are named by where they act, so NumPy can draw them and torch replay them:
+    GPT      drop_emb (B, T, C); per block i, under `trf_blocks.{i}.`: att.dropout (B, H, T, T),
+             drop_shortcut.att (B, T, C), drop_shortcut.ff (B, T, C)
+    char-RNN lstm.dropout.{k} (B, T, H) after LSTM layer k < L-1; dropout (B, T, H) before the decoder
+"""
+
+from __future__ import annotations
+
+BACKENDS = ("numpy", "torch")
+DTYPES = ("float32", "float64")
+
+QKV_PROJECTIONS = ("W_query", "W_key", "W_value")  # MultiHeadAttention's input projections
+BLOCK_DROPOUT_NAMES = ("att.dropout", "drop_shortcut.att", "drop_shortcut.ff")
+
+
+def sub_dict(d: dict, prefix: str) -> dict:
+    """The entries of `d` under `prefix`, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in d.items() if k.startswith(prefix)}
+
+
+def with_prefix(d: dict, prefix: str) -> dict:
+    """The entries of `d` with `prefix` put in front of every key."""
+    return {prefix + k: v for k, v in d.items()}
+
+
+# ---- GPT-2 -------------------------------------------------------------------------------------
+
+
+def gpt_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, in the order of the book's state_dict."""
+    V, T, C = cfg["vocab_size"], cfg["context_length"], cfg["emb_dim"]
+    shapes: dict[str, tuple[int, ...]] = {"tok_emb.weight": (V, C), "pos_emb.weight": (T, C)}
+    for i in range(cfg["n_layers"]):
+        b = f"trf_blocks.{i}."
+        for proj in QKV_PROJECTIONS:
+            shapes[f"{b}att.{proj}.weight"] = (C, C)
+            if cfg["qkv_bias"]:
+                shapes[f"{b}att.{proj}.bias"] = (C,)
+        shapes[f"{b}att.out_proj.weight"] = (C, C)
+        shapes[f"{b}att.out_proj.bias"] = (C,)
+        shapes[f"{b}ff.layers.0.weight"] = (4 * C, C)
+        shapes[f"{b}ff.layers.0.bias"] = (4 * C,)
+        shapes[f"{b}ff.layers.2.weight"] = (C, 4 * C)
+        shapes[f"{b}ff.layers.2.bias"] = (C,)
+        for norm in ("norm1", "norm2"):
+            shapes[f"{b}{norm}.scale"] = (C,)
+            shapes[f"{b}{norm}.shift"] = (C,)
+    shapes["final_norm.scale"] = (C,)
+    shapes["final_norm.shift"] = (C,)
+    shapes["out_head.weight"] = (V, C)
+    return shapes
+
+
+def gpt_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
+    """Every dropout mask of one GPT forward pass, by name, in the order the book's modules run."""
+    C, H = cfg["emb_dim"], cfg["n_heads"]
+    shapes = {"drop_emb": (batch, seq, C)}
+    for i in range(cfg["n_layers"]):
+        shapes[f"trf_blocks.{i}.att.dropout"] = (batch, H, seq, seq)
+        shapes[f"trf_blocks.{i}.drop_shortcut.att"] = (batch, seq, C)
+        shapes[f"trf_blocks.{i}.drop_shortcut.ff"] = (batch, seq, C)
+    return shapes
+
+
+# ---- LSTM and char-RNN -------------------------------------------------------------------------
+
+
+def lstm_param_shapes(input_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple]:
+    """torch.nn.LSTM's state_dict keys and shapes, in its order."""
+    shapes = {}
+    for k in range(num_layers):
+        layer_in = input_size if k == 0 else hidden_size
+        shapes[f"weight_ih_l{k}"] = (4 * hidden_size, layer_in)
+        shapes[f"weight_hh_l{k}"] = (4 * hidden_size, hidden_size)
+        shapes[f"bias_ih_l{k}"] = (4 * hidden_size,)
+        shapes[f"bias_hh_l{k}"] = (4 * hidden_size,)
+    return shapes
+
+
+def charrnn_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Every char-RNN parameter's name and shape, in the order of the torch module's state_dict."""
+    V, D, H, L = cfg["vocab_size"], cfg["emb_dim"], cfg["hidden_size"], cfg["num_layers"]
+    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (V, D)}
+    shapes |= with_prefix(lstm_param_shapes(D, H, L), "lstm.")
+    shapes["decoder.weight"] = (V, H)
+    shapes["decoder.bias"] = (V,)
+    return shapes
+
+
+def charrnn_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
+    """Every dropout mask of one char-RNN forward pass, by name, in the order they act."""
+    shape = (batch, seq, cfg["hidden_size"])
+    shapes = {f"lstm.dropout.{k}": shape for k in range(cfg["num_layers"] - 1)}
+    shapes["dropout"] = shape
+    return shapes
