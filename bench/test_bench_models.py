@@ -202,10 +202,10 @@ def _param_shapes(cfg: dict):
 @pytest.mark.parametrize("kv_cache", [False, True], ids=["no-cache", "kv-cache"])
 def test_generate(benchmark, bench_time, threads, gen_size, kv_cache, backend):
     """Greedy generation (temperature 0, so both backends do identical work) of NEW_TOKENS tokens
-    after a T-token prompt, float32: numpy_impl.generate / torch_impl.generate, use_cache off or on.
+    after a T-token prompt, float32: twinlm.generation.generate over either backend's model,
+    use_cache off or on (the loop is shared; each backend runs its own forward and forward_cached).
     """
-    require(numpy_impl, "generate", "GPTModel")
-    require(torch_impl, "generate", "GPTModel")
+    from twinlm.generation import generate
     dtype = "float32"
     device = device_or_skip(backend, dtype)
     T_, C = gen_size
@@ -215,16 +215,14 @@ def test_generate(benchmark, bench_time, threads, gen_size, kv_cache, backend):
         model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.dtype(dtype))
 
         def fn():
-            numpy_impl.generate(model, idx, NEW_TOKENS, use_cache=kv_cache)
+            generate(model, idx, NEW_TOKENS, use_cache=kv_cache)
 
     else:
         sync = synchronizer(device)
         tmodel = torch_impl.GPTModel(cfg, seed=0, dtype=TORCH_DTYPES[dtype]).to(device).eval()
-        idx_t = torch.from_numpy(idx).to(device)
 
         def fn():
-            with torch.no_grad():
-                torch_impl.generate(tmodel, idx_t, NEW_TOKENS, use_cache=kv_cache)
+            generate(tmodel, idx, NEW_TOKENS, use_cache=kv_cache)
             sync()
 
     name = "generate[kv_cache]" if kv_cache else "generate"

@@ -12,7 +12,7 @@ from numpy_impl.dropout import dropout_backward, dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.gelu import gelu_backward, gelu_forward
-from numpy_impl.generate import KVCache, generate
+from numpy_impl.generate import forward_cached
 from numpy_impl.gpt import GPTModel
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
@@ -27,7 +27,6 @@ __all__ = [
     "CharRNN",
     "GPTClassifier",
     "GPTModel",
-    "KVCache",
     "LSTM",
     "attention_backward",
     "attention_forward",
@@ -42,7 +41,7 @@ __all__ = [
     "feedforward_forward",
     "gelu_backward",
     "gelu_forward",
-    "generate",
+    "forward_cached",
     "layernorm_backward",
     "layernorm_forward",
     "linear_backward",

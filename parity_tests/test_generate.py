@@ -12,8 +12,6 @@ Weights are the shared init plus noise, so biases and LayerNorm parameters are n
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
@@ -24,17 +22,15 @@ from scipy.stats import chi2
 
 import numpy_impl
 import torch_impl
+from twinlm import generation
 from twinlm.cli import main as cli_main
-from twinlm.generation import generate_ids, generate_text, load_model
+from twinlm.generation import KVCache, StepLogits, generate, generate_ids, generate_text, load_model
 from twinlm.parity.harness import FLOAT32_FLOOR, rel_error
 from twinlm.shared.config import get_config
 from twinlm.shared.init import init_gpt_params
 from twinlm.shared.sampling import next_tokens
+from twinlm.shared.validate import require_cache_room
 from twinlm.training.checkpoint import save_checkpoint
-
-# The modules (the packages' `generate` attribute is the function, which shadows the module name).
-NG = importlib.import_module("numpy_impl.generate")
-TG = importlib.import_module("torch_impl.generate")
 
 CFG = get_config("test")  # vocab 67, context 12, emb 16, 2 heads, 2 layers, qkv_bias, dropout 0.1
 V, CTX = CFG["vocab_size"], CFG["context_length"]
@@ -74,11 +70,9 @@ def _run(backend, model, idx, n, mode, use_cache, seed=5, **kw) -> np.ndarray:
     temperature, top_k = MODES[mode]
     rng = np.random.default_rng(seed)
     opts = dict(temperature=temperature, top_k=top_k, rng=rng, use_cache=use_cache, **kw)
-    if backend == "numpy":
-        return NG.generate(model, idx, n, **opts)
-    out = TG.generate(model, torch.from_numpy(idx), n, **opts)
-    assert out.dtype == torch.long
-    return out.numpy()
+    out = generate(model, idx, n, **opts)
+    assert out.dtype == np.int64
+    return out
 
 
 # ---- KV cache: cached == uncached, numpy == torch -------------------------------------------------
@@ -121,26 +115,23 @@ def test_prompt_longer_than_context_is_cropped(backend):
 
 
 def _cached_logits_steps(backend, model, seq, t0, monkeypatch):
-    """For L = t0 .. seq.shape[1]: (CachedLogits(idx[:, :L]), last_logits(idx[:, :L])) as float64
-    NumPy, and how many tokens each cached forward ran."""
-    mod = NG if backend == "numpy" else TG
-    widths, forward_cached = [], mod.forward_cached
+    """For L = t0 .. seq.shape[1]: (StepLogits with a cache, StepLogits without) on idx[:, :L],
+    float64 logits, and how many tokens each cached forward ran."""
+    lm = generation.language_model(model)
+    widths, cached_logits = [], lm.cached_logits
 
-    def counting_forward_cached(model, idx, cache, last_only=True):
+    def counting_cached_logits(idx, cache):
         widths.append(idx.shape[1])
-        return forward_cached(model, idx, cache, last_only)
+        return cached_logits(idx, cache)
 
     if backend == "torch":
         model.eval()
-        seq = torch.from_numpy(seq)
-    stepper = mod.CachedLogits(model, seq.shape[0], CTX)
+    cached, uncached = (StepLogits(lm, seq.shape[0], CTX, use_cache) for use_cache in (True, False))
     out = []
-    with torch.no_grad(), monkeypatch.context() as patch:
-        patch.setattr(mod, "forward_cached", counting_forward_cached)
+    with monkeypatch.context() as patch:
+        patch.setattr(lm, "cached_logits", counting_cached_logits)
         for L in range(t0, seq.shape[1] + 1):
-            cached = stepper(seq[:, :L])
-            uncached = mod.last_logits(model, seq[:, :L], CTX)
-            out.append(tuple(np.asarray(a, dtype=np.float64) for a in (cached, uncached)))
+            out.append((cached(seq[:, :L]), uncached(seq[:, :L])))
     return out, widths
 
 
@@ -174,38 +165,41 @@ def test_forward_cached_in_chunks_equals_forward(backend, record_error):
     offset causal mask is exercised): every position's logits equal GPTModel.forward's."""
     np_model, t_model = _models("float64")
     idx = _prompt(length=10)
+    chunks = ((0, 5), (5, 6), (6, 10))
     if backend == "numpy":
         full = np_model.forward(idx)
-        cache = NG.KVCache.for_model(np_model, 3)
-        parts = [
-            NG.forward_cached(np_model, idx[:, a:b], cache, last_only=False)
-            for a, b in ((0, 5), (5, 6), (6, 10))
-        ]
+        cache = KVCache(CFG["n_layers"], 3, CTX, generation.NumpyLM.empty)
+        parts = []
+        for a, b in chunks:
+            parts.append(numpy_impl.forward_cached(np_model, idx[:, a:b], cache, last_only=False))
+            cache.advance(idx[:, a:b])
     else:
         t_model.eval()
+        cache = KVCache(CFG["n_layers"], 3, CTX, generation.TorchLM.empty)
         with torch.no_grad():
             full = t_model(torch.from_numpy(idx)).numpy()
-            cache = TG.KVCache.for_model(t_model, 3)
-            parts = [
-                TG.forward_cached(t_model, torch.from_numpy(idx[:, a:b]), cache, False).numpy()
-                for a, b in ((0, 5), (5, 6), (6, 10))
-            ]
-    assert cache.length == 10 and np.array_equal(np.asarray(cache.tokens[:, :10]), idx)
+            parts = []
+            for a, b in chunks:
+                chunk = torch.from_numpy(idx[:, a:b])
+                parts.append(torch_impl.forward_cached(t_model, chunk, cache, False).numpy())
+                cache.advance(idx[:, a:b])
+    assert cache.length == 10 and np.array_equal(cache.tokens[:, :10], idx)
     err = rel_error(np.concatenate(parts, axis=1), full)
     record_error(f"generate.kv_cache.{backend}", "chunked prefill f64", err, 1e-12)
 
 
 def test_kv_cache_is_preallocated_and_appends_in_place():
     np_model, _ = _models("float32")
-    cache = NG.KVCache.for_model(np_model, 2, max_len=8)
+    step = StepLogits(generation.NumpyLM(np_model), 2, 8)
+    cache = step.cache
+    step(_prompt(batch=2, length=3))
     keys0 = cache.keys[0]
     assert keys0.shape == (2, CFG["n_heads"], 8, CFG["emb_dim"] // CFG["n_heads"])
     assert keys0.dtype == np.float32
-    NG.forward_cached(np_model, _prompt(batch=2, length=3), cache)
-    NG.forward_cached(np_model, _prompt(batch=2, length=1), cache)
+    step(np.concatenate([cache.tokens[:, :3], _prompt(batch=2, length=1)], axis=1))
     assert cache.keys[0] is keys0 and cache.length == 4  # written in place, never reallocated
-    with pytest.raises(ValueError, match="does not fit the cache"):
-        NG.forward_cached(np_model, _prompt(batch=2, length=5), cache)
+    with pytest.raises(ValueError, match="does not fit the cache"):  # 4 used + 5 new > 8
+        require_cache_room(_prompt(batch=2, length=5), batch=2, length=cache.length, max_len=8)
 
 
 # ---- eos --------------------------------------------------------------------------------------------
@@ -492,22 +486,18 @@ def test_generate_rejects_bad_input(backend, kwargs, error, match):
     idx = kwargs.pop("idx", _prompt(batch=1))
     n = kwargs.pop("max_new_tokens", 3)
     with pytest.raises(error, match=match):
-        if backend == "numpy":
-            NG.generate(np_model, idx, n, **kwargs)
-        else:
-            TG.generate(t_model, torch.from_numpy(idx), n, **kwargs)
+        generate(np_model if backend == "numpy" else t_model, idx, n, **kwargs)
 
 
 def test_generate_wrong_container_and_untouched_input():
     np_model, t_model = _models("float32")
     idx = _prompt(batch=1)
-    with pytest.raises(TypeError, match="idx must be a NumPy integer array"):
-        NG.generate(np_model, torch.from_numpy(idx), 2)
-    with pytest.raises(TypeError, match="idx must be a torch integer tensor"):
-        TG.generate(t_model, idx, 2)
+    for model in (np_model, t_model):
+        with pytest.raises(TypeError, match="idx must be a NumPy integer array"):
+            generate(model, torch.from_numpy(idx), 2)
     kept = idx.copy()
-    assert NG.generate(np_model, idx, 0).shape == (1, 4)  # zero new tokens: the prompt back
-    NG.generate(np_model, idx, 3)
+    assert generate(np_model, idx, 0).shape == (1, 4)  # zero new tokens: the prompt back
+    generate(np_model, idx, 3)
     np.testing.assert_array_equal(idx, kept)
 
 

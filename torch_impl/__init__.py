@@ -7,7 +7,7 @@ from torch_impl.dropout import dropout
 from torch_impl.embedding import embedding
 from torch_impl.feedforward import FeedForward, feedforward
 from torch_impl.gelu import GELU, gelu
-from torch_impl.generate import KVCache, generate
+from torch_impl.generate import forward_cached
 from torch_impl.gpt import GPTModel
 from torch_impl.layernorm import LayerNorm, layernorm
 from torch_impl.linear import linear
@@ -22,7 +22,6 @@ __all__ = [
     "GELU",
     "GPTClassifier",
     "GPTModel",
-    "KVCache",
     "LSTM",
     "LSTMCell",
     "LayerNorm",
@@ -34,7 +33,7 @@ __all__ = [
     "embedding",
     "feedforward",
     "gelu",
-    "generate",
+    "forward_cached",
     "layernorm",
     "linear",
     "lstm_cell",

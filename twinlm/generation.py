@@ -1,13 +1,27 @@
-"""Backend-neutral text generation: load a GPT into either backend, turn a prompt into text.
+"""Text generation with a GPT of either backend (book chapter 5 `generate`), with and without a
+KV cache. The bookkeeping lives here once; each backend supplies only the math
+(`forward_cached` in numpy_impl/generate.py and torch_impl/generate.py, which derive it).
 
-    load_model(backend, checkpoint=... | weights=...)   a numpy_impl or torch_impl GPTModel
-    generate_ids(model, ids, max_new_tokens, ...)       token ids in, prompt + new ids out
+    generate(model, idx, max_new_tokens, ...)           NumPy ids (B, T) in, (B, T + n) out
+    generate_ids(model, ids, max_new_tokens, ...)       one sequence: a list of ids in and out
     generate_text(model, prompt, encode, decode, ...)   the prompt and its continuation, as text
+    load_model(backend, checkpoint=... | weights=...)   a numpy_impl or torch_impl GPTModel
 
-generate_text returns the WHOLE text (prompt followed by the new tokens), as the book's
-`token_ids_to_text(generate(...))` prints it. Both dispatch on the model's type to
-numpy_impl.generate or torch_impl.generate, which share the sampler (twinlm/shared/sampling.py): the same
-seed gives the same text in both backends. `main_generate` is `twinlm generate`.
+The loop, the book's: at every step take the logits of the last position of the last
+`context_size` tokens, pick a token (twinlm.shared.sampling.next_tokens, one sampler for both
+backends, so the same seed gives the same tokens), append it. Ids stay NumPy throughout; a torch
+model gets them with torch.from_numpy and hands back float64 logits.
+
+The cache (`KVCache`, `StepLogits`). Keys and values of every layer are kept for the positions
+already run; a step then runs only the new tokens. GPT-2's position embeddings are absolute: once
+the sequence is longer than `context_size`, the book crops it to the last `context_size` tokens, so
+every token of the window moves to a new position and every cached key and value is stale. To give
+exactly the tokens of uncached generation the cache is then rebuilt from the cropped window at
+every step: past the context it saves only the output head on the other positions.
+
+eos_id: the book's rule for one sequence: stop when eos_id is drawn, without appending it. In a
+batch, a row that has drawn eos_id is padded with eos_id from then on, and generation stops at the
+step where every row has drawn it (that step appends nothing). `main_generate` is `twinlm generate`.
 """
 
 from __future__ import annotations
@@ -15,24 +29,196 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 import numpy_impl
 from twinlm.shared.config import validate_config
-from twinlm.shared.naming import gpt_param_shapes, sub_dict
-from twinlm.shared.validate import require_choice, require_shape
-
-BACKENDS = ("numpy", "torch")
-DTYPES = ("float32", "float64")
+from twinlm.shared.naming import BACKENDS, DTYPES, gpt_param_shapes, sub_dict
+from twinlm.shared.sampling import check_generate_args, next_tokens
+from twinlm.shared.validate import require_cache_room, require_choice, require_shape
 
 
-def _is_torch_model(model) -> bool:
-    if "torch" not in sys.modules:  # no torch model can exist without torch imported
-        return False
-    import torch
+class KVCache:
+    """Keys and values of every layer for the first `length` positions of a batch of sequences.
 
-    return isinstance(model, torch.nn.Module)
+    keys[l], values[l]: (B, H, max_len, hd), allocated at the layer's first append with
+    `empty(shape, like)` (a buffer of `like`'s kind, dtype and device), then written in place.
+    tokens: (B, max_len) the ids those positions hold, so a caller can check the cache still
+    matches its sequence. A backend's forward_cached reads `length` as the first new position and
+    calls `append` once per layer; the caller then calls `advance` with the ids it ran.
+    """
+
+    def __init__(self, n_layers: int, batch: int, max_len: int, empty: Callable):
+        self.keys: list = [None] * n_layers
+        self.values: list = [None] * n_layers
+        self.tokens = np.zeros((batch, max_len), dtype=np.int64)
+        self.length = 0
+        self._empty = empty
+
+    @property
+    def max_len(self) -> int:
+        return self.tokens.shape[1]
+
+    def append(self, layer: int, k, v):
+        """Write k, v (B, H, T, hd) at positions [length, length + T) of `layer`; return that
+        layer's keys and values for positions [0, length + T) (views, no copy)."""
+        if self.keys[layer] is None:
+            shape = (*k.shape[:2], self.max_len, k.shape[3])
+            self.keys[layer], self.values[layer] = self._empty(shape, k), self._empty(shape, v)
+        end = self.length + k.shape[2]
+        self.keys[layer][:, :, self.length : end] = k  # O(T) slice write, no reallocation
+        self.values[layer][:, :, self.length : end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def advance(self, idx: np.ndarray) -> None:
+        """Record that the ids idx (B, T) now fill positions [length, length + T)."""
+        end = self.length + idx.shape[1]
+        self.tokens[:, self.length : end] = idx
+        self.length = end
+
+
+# ---- each backend's part: the last position's logits, with and without the cache ---------------
+
+
+class NumpyLM:
+    """A numpy_impl GPTModel as generation sees it: float64 logits (B, V) of the last position."""
+
+    def __init__(self, model):
+        self.model, self.n_layers = model, model.cfg["n_layers"]
+
+    def last_logits(self, idx: np.ndarray) -> np.ndarray:
+        return self.model.forward(idx)[:, -1].astype(np.float64)  # no rng: no dropout
+
+    def cached_logits(self, idx: np.ndarray, cache: KVCache) -> np.ndarray:
+        return numpy_impl.forward_cached(self.model, idx, cache)[:, -1].astype(np.float64)
+
+    @staticmethod
+    def empty(shape: tuple, like: np.ndarray) -> np.ndarray:
+        return np.empty(shape, dtype=like.dtype)
+
+
+class TorchLM:
+    """A torch_impl GPTModel as generation sees it (run under no_grad, in eval mode)."""
+
+    def __init__(self, model):
+        import torch
+
+        import torch_impl
+
+        self.torch, self.forward_cached = torch, torch_impl.forward_cached
+        self.model, self.n_layers = model, model.cfg["n_layers"]
+        self.device = next(model.parameters()).device
+
+    def _ids(self, idx: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(idx)).to(self.device)
+
+    def last_logits(self, idx: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self.model(self._ids(idx))[:, -1].double().cpu().numpy()
+
+    def cached_logits(self, idx: np.ndarray, cache: KVCache) -> np.ndarray:
+        with self.torch.no_grad():
+            logits = self.forward_cached(self.model, self._ids(idx), cache)
+        return logits[:, -1].double().cpu().numpy()
+
+    @staticmethod
+    def empty(shape: tuple, like):
+        return like.new_empty(shape)
+
+
+def language_model(model) -> NumpyLM | TorchLM:
+    """The generation adapter for a numpy_impl or torch_impl GPTModel."""
+    if isinstance(model, numpy_impl.GPTModel):
+        return NumpyLM(model)
+    if "torch_impl" in sys.modules and isinstance(model, sys.modules["torch_impl"].GPTModel):
+        return TorchLM(model)
+    raise TypeError(
+        f"model must be a numpy_impl.GPTModel or a torch_impl.GPTModel, got {type(model).__name__}"
+    )
+
+
+class StepLogits:
+    """Called with a growing idx (B, L), returns the float64 logits (B, V) of the last position of
+    idx[:, -context_size:], the book's step. With a cache, keys and values of earlier calls are
+    reused: while L ≤ context_size and the cache holds a prefix of idx, only the tokens after it
+    run; otherwise (the first call, another sequence, or a window that has moved) the cache is
+    rebuilt from idx[:, -context_size:]."""
+
+    def __init__(self, lm, batch: int, context_size: int, use_cache: bool = True):
+        self.lm, self.context_size = lm, context_size
+        self.cache = KVCache(lm.n_layers, batch, context_size, lm.empty) if use_cache else None
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        cache = self.cache
+        if cache is None:
+            return self.lm.last_logits(idx[:, -self.context_size :])
+        n = cache.length
+        reusable = n < idx.shape[1] <= cache.max_len and np.array_equal(
+            cache.tokens[:, :n], idx[:, :n]
+        )
+        if not reusable:
+            cache.length = 0  # rebuild: prefill the (cropped) window at positions 0 ..
+            n, idx = 0, idx[:, -cache.max_len :]
+        new = idx[:, n:]
+        require_cache_room(new, batch=cache.tokens.shape[0], length=n, max_len=cache.max_len)
+        logits = self.lm.cached_logits(new, cache)  # (B, V)
+        cache.advance(new)
+        return logits
+
+
+def generate(
+    model,
+    idx: np.ndarray,
+    max_new_tokens: int,
+    *,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    eos_id: int | None = None,
+    rng: np.random.Generator | None = None,
+    use_cache: bool = True,
+    context_size: int | None = None,
+) -> np.ndarray:
+    """Extend the NumPy token ids idx (B, T) by up to max_new_tokens tokens with a numpy_impl or
+    torch_impl GPTModel; returns int64 (B, T + n). temperature 0 is greedy, > 0 samples with `rng`
+    (one draw per row and step); top_k keeps the k largest logits; the model sees at most the last
+    context_size tokens (default: its context_length); use_cache=False runs the book's loop, True
+    gives the same tokens, faster. eos_id as in the module docstring."""
+    lm = language_model(model)
+    if not isinstance(idx, np.ndarray):
+        raise TypeError(f"idx must be a NumPy integer array (B, T), got {type(idx).__name__}")
+    cfg = model.cfg
+    context_size = check_generate_args(
+        idx,
+        max_new_tokens,
+        vocab_size=cfg["vocab_size"],
+        context_length=cfg["context_length"],
+        temperature=temperature,
+        top_k=top_k,
+        eos_id=eos_id,
+        rng=rng,
+        context_size=context_size,
+    )
+    idx = np.array(idx, dtype=np.int64)  # a copy: the caller's array is never written
+    step_logits = StepLogits(lm, idx.shape[0], context_size, use_cache)
+    done = np.zeros(idx.shape[0], dtype=bool)  # rows that have drawn eos_id
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()  # torch: no dropout while generating
+    try:
+        for _ in range(max_new_tokens):
+            token = next_tokens(step_logits(idx), temperature, top_k, rng)  # (B,)
+            if eos_id is not None:
+                token[done] = eos_id  # finished rows are padded with eos_id
+                done |= token == eos_id
+                if done.all():
+                    break
+            idx = np.concatenate([idx, token[:, None]], axis=1)  # (B, L + 1)
+    finally:
+        if was_training:
+            model.train()
+    return idx
 
 
 def generate_ids(
@@ -45,27 +231,19 @@ def generate_ids(
     eos_id: int | None = None,
     use_cache: bool = True,
 ) -> list[int]:
-    """Generate after the token ids `ids` with a numpy_impl or torch_impl GPTModel; returns ids
-    followed by the new ids (eos_id is not appended, as in the book). Arguments as
-    numpy_impl.generate.generate."""
-    options = dict(
-        temperature=temperature, top_k=top_k, eos_id=eos_id, rng=rng, use_cache=use_cache
+    """One sequence: the token ids `ids` followed by the new ids (eos_id is not appended, as in
+    the book). Arguments as `generate`."""
+    out = generate(
+        model,
+        np.array([ids], dtype=np.int64),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        eos_id=eos_id,
+        rng=rng,
+        use_cache=use_cache,
     )
-    if isinstance(model, numpy_impl.GPTModel):
-        from numpy_impl.generate import generate
-
-        out = generate(model, np.array([ids], dtype=np.int64), max_new_tokens, **options)
-        return out[0].tolist()
-    if _is_torch_model(model) and hasattr(model, "cfg"):
-        import torch
-
-        from torch_impl.generate import generate
-
-        out = generate(model, torch.tensor([ids], dtype=torch.long), max_new_tokens, **options)
-        return out[0].tolist()
-    raise TypeError(
-        f"model must be a numpy_impl.GPTModel or a torch_impl.GPTModel, got {type(model).__name__}"
-    )
+    return out[0].tolist()
 
 
 def generate_text(
@@ -80,13 +258,24 @@ def generate_text(
     eos_id: int | None = None,
     use_cache: bool = True,
 ) -> str:
-    """The prompt followed by up to max_new_tokens generated tokens, decoded (the whole text)."""
+    """The prompt followed by up to max_new_tokens generated tokens, decoded (the whole text, as
+    the book's `token_ids_to_text(generate(...))` prints it)."""
+    language_model(model)  # a wrong model is named before the prompt is looked at
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     ids = list(encode(prompt))
     if not ids:
         raise ValueError(f"prompt must encode to at least one token, got {prompt!r}")
-    out = generate_ids(model, ids, max_new_tokens, temperature, top_k, rng, eos_id, use_cache)
+    out = generate_ids(
+        model,
+        ids,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        rng=rng,
+        eos_id=eos_id,
+        use_cache=use_cache,
+    )
     return decode(out)
 
 
@@ -191,15 +380,28 @@ def main_generate(
     from twinlm.data.tokenizer import decode, encode
 
     try:
-        model = load_model(backend, checkpoint, weights, dtype, device, n_heads)
+        model = load_model(
+            backend,
+            checkpoint=checkpoint,
+            weights=weights,
+            dtype=dtype,
+            device=device,
+            n_heads=n_heads,
+        )
         ids = encode(prompt)
         if not ids:
             raise ValueError(f"--prompt must encode to at least one token, got {prompt!r}")
         start = time.perf_counter()
         out = generate_ids(
-            model, ids, max_new_tokens, temperature, top_k, np.random.default_rng(seed), eos_id,
-            use_cache,
-        )  # fmt: skip
+            model,
+            ids,
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            rng=np.random.default_rng(seed),
+            eos_id=eos_id,
+            use_cache=use_cache,
+        )
         seconds = time.perf_counter() - start
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"twinlm generate: {e}", file=sys.stderr)

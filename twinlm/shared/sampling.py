@@ -96,9 +96,17 @@ def next_tokens(
 
 
 def check_generate_args(
-    idx, max_new_tokens, vocab_size: int, context_length: int, temperature, top_k, eos_id, rng,
+    idx,
+    max_new_tokens,
+    *,
+    vocab_size: int,
+    context_length: int,
+    temperature,
+    top_k,
+    eos_id,
+    rng,
     context_size,
-) -> int:  # fmt: skip
+) -> int:
     """Validate the arguments both backends' `generate` share; returns the context size to use
     (context_size, or the model's context_length when it is None). idx may be NumPy or torch."""
     require_token_batch("idx", idx, vocab_size)  # any length: longer prompts are cropped
