@@ -127,7 +127,7 @@ def test_transformer_block(benchmark, bench_time, threads, model_size, dtype, mo
     if backend == "numpy":
 
         def fn():
-            y, cache = transformer_block_forward(x, params, cfg)
+            y, cache = transformer_block_forward(x, params, cfg["n_heads"])
             if backward:
                 transformer_block_backward(dy, cache)
 
