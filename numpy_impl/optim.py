@@ -108,9 +108,16 @@ class AdamW:
         self.eps = state["eps"]
         self.weight_decay = state["weight_decay"]
         self.steps = {k: int(t) for k, t in state["steps"].items()}
-        dtypes = {k: p.dtype for k, p in self.params.items()}
-        self.exp_avg = {k: np.array(a, dtype=dtypes[k]) for k, a in state["exp_avg"].items()}
-        self.exp_avg_sq = {k: np.array(a, dtype=dtypes[k]) for k, a in state["exp_avg_sq"].items()}
+        like = self.params
+        self.exp_avg = {k: _copy_like(a, like[k]) for k, a in state["exp_avg"].items()}
+        self.exp_avg_sq = {k: _copy_like(a, like[k]) for k, a in state["exp_avg_sq"].items()}
+
+
+def _copy_like(a, p: np.ndarray) -> np.ndarray:
+    """A NumPy array or CPU torch tensor copied into p's dtype."""
+    if hasattr(a, "detach"):  # a torch tensor, read without importing torch
+        a = a.detach().cpu().numpy()
+    return np.array(a, dtype=p.dtype)
 
 
 def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:

@@ -11,8 +11,9 @@ and `decoder` (nn.Linear), so its state_dict keys are those of the same model bu
 own modules, and the NumPy model's params load with `load_state_dict`. Both backends start from
 twinlm.shared.init.init_charrnn_params (the one seeded initializer), loaded by the caller.
 Dropout masks are named (twinlm.shared.naming.charrnn_dropout_mask_shapes) and resolved by
-torch_impl/dropout.py's rule: given, or drawn in training mode when drop_rate > 0 (the LSTM's as
-torch.nn.LSTM(dropout=p) draws them, then the decoder's as nn.Dropout would), or none.
+torch_impl/dropout.py's rule: given, or drawn in training mode when drop_rate > 0 (as
+torch.nn.LSTM(dropout=p, batch_first=True) followed by nn.Dropout draws them: each on a time-major
+(T, B, H) tensor), or none.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class CharRNN(nn.Module):
         cfg = self.cfg
         require_token_batch("x", x, cfg["vocab_size"])
         shapes = charrnn_dropout_mask_shapes(cfg, *x.shape)
-        lstm_masks = [f"lstm.dropout.{k}" for k in range(cfg["num_layers"] - 1)]
         w, p = self.decoder.weight, cfg["drop_rate"]
-        masks = resolve_dropout_masks(dropout_masks, shapes, p, self.training, w, lstm_masks)
+        # Every mask acts on a time-major (T, B, H) tensor in torch.nn.LSTM(batch_first=True)
+        # followed by nn.Dropout, so each is drawn in that layout.
+        masks = resolve_dropout_masks(dropout_masks, shapes, p, self.training, w, shapes)
         return charrnn(x, dict(self.named_parameters()), cfg, state, masks)

@@ -49,8 +49,10 @@ def draw_dropout_masks(
 ) -> dict[str, torch.Tensor]:
     """0/1 keep-masks by name (1 with probability 1 - p), drawn with torch's global generator in
     the order of `shapes`, each as nn.Dropout draws its noise on the CPU. A name in `time_major`
-    (shape (B, T, …)) is drawn as (T, B, …) and handed back transposed: torch.nn.LSTM applies its
-    dropout to its time-major output, so this is nn.LSTM(batch_first=True, dropout=p)'s draw."""
+    (shape (B, T, …)) is drawn as (T, B, …) and handed back transposed (a view): torch.nn.LSTM
+    applies its dropout to its time-major output, and its batch-first output is a transposed view
+    of that, which bernoulli_ fills in memory order; so these are the masks of
+    nn.LSTM(batch_first=True, dropout=p) and of an nn.Dropout right after it."""
     masks = {}
     for name, shape in shapes.items():
         if name in time_major:

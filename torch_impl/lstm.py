@@ -21,6 +21,7 @@ from twinlm.shared.validate import (
     require_lstm_cell_inputs,
     require_lstm_inputs,
     require_lstm_params,
+    require_ndim,
 )
 
 
@@ -151,7 +152,15 @@ class LSTM(nn.Module):
         zeros if None; dropout_masks: num_layers-1 keep-masks shaped like the output (replayed in
         either mode), or None: drawn in training mode when p > 0 (as torch.nn.LSTM(dropout=p)
         draws them), none in eval mode. Returns (out, (h_n, c_n))."""
-        if not self.batch_first:  # checked in this layout; lstm() sees the batch-first views
+        if dropout_masks is None and self.training and p > 0:
+            require_ndim("x", x, 3, 3)
+            B, T = x.shape[:2] if self.batch_first else x.shape[1::-1]
+            shapes = {k: (B, T, self.hidden_size) for k in range(self.num_layers - 1)}
+            drawn = draw_dropout_masks(shapes, p, x.dtype, x.device, time_major=shapes)
+            dropout_masks = [m if self.batch_first else m.transpose(0, 1) for m in drawn.values()]
+        elif dropout_masks is None:
+            p = 0.0  # eval mode (or p = 0): no dropout
+        if not self.batch_first:  # checked in this layout; lstm() gets batch-first views
             require_lstm_inputs(
                 x, state, dropout_masks, p, input_size=self.input_size,
                 hidden_size=self.hidden_size, num_layers=self.num_layers,
@@ -160,12 +169,5 @@ class LSTM(nn.Module):
             x = x.transpose(0, 1)  # (B, T, I)
             if dropout_masks is not None:
                 dropout_masks = [None if m is None else m.transpose(0, 1) for m in dropout_masks]
-        if dropout_masks is None and self.training and p > 0:
-            B, T = x.shape[:2]
-            shapes = {k: (B, T, self.hidden_size) for k in range(self.num_layers - 1)}
-            drawn = draw_dropout_masks(shapes, p, x.dtype, x.device, time_major=shapes)
-            dropout_masks = list(drawn.values())
-        if dropout_masks is None:
-            p = 0.0  # eval mode (or p = 0): no dropout
         out, state_n = lstm(x, dict(self.named_parameters()), state, dropout_masks, p)
         return (out if self.batch_first else out.transpose(0, 1)), state_n
