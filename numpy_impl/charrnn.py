@@ -81,8 +81,12 @@ def charrnn_backward(
     dh = maybe_dropout_backward(dy, drop_cache)  # y = drop(h): (B, T, H)
     de, dstate0, lstm_grads = lstm_backward(dh, dstate, lstm_cache)  # (B, T, D)
     dE = embedding_backward(de, emb_cache)  # e = E[x]: (V, D)
-    grads = {"embedding.weight": dE, **with_prefix(lstm_grads, "lstm."),
-             "decoder.weight": dW_dec, "decoder.bias": db_dec}  # fmt: skip
+    grads = {
+        "embedding.weight": dE,
+        **with_prefix(lstm_grads, "lstm."),
+        "decoder.weight": dW_dec,
+        "decoder.bias": db_dec,
+    }
     return grads, dstate0
 
 

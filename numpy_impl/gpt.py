@@ -94,12 +94,10 @@ def select_dropout_masks(cfg: dict, B: int, T: int, dtype, dropout_rng, dropout_
     if dropout_rng is not None and dropout_masks is not None:
         raise ValueError("pass dropout_rng or dropout_masks, not both")
     shapes = gpt_dropout_mask_shapes(cfg, B, T)
+    if dropout_rng is not None and cfg["drop_rate"] == 0:
+        return {}
     if dropout_rng is not None:
-        return (
-            {}
-            if cfg["drop_rate"] == 0
-            else draw_dropout_masks(shapes, dropout_rng, cfg["drop_rate"], dtype)
-        )
+        return draw_dropout_masks(shapes, dropout_rng, cfg["drop_rate"], dtype)
     masks = {} if dropout_masks is None else dropout_masks
     require_dropout_masks("dropout_masks", masks, shapes)
     return dict(masks)

@@ -139,8 +139,9 @@ def lstm_forward(
     Returns (out (B, T, H), (h_n, c_n), cache)."""
     I, H, L = require_lstm_params(params)
     dtype = params["weight_ih_l0"].dtype
-    require_lstm_inputs(x, state, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L,
-                        dtype=dtype)  # fmt: skip
+    require_lstm_inputs(
+        x, state, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
+    )
     B, T, _ = x.shape
     if state is None:
         state = (np.zeros((L, B, H), dtype), np.zeros((L, B, H), dtype))

@@ -546,8 +546,10 @@ def test_bad_input_is_named():
         numpy_model.forward(bad_ids)
     with pytest.raises(ValueError, match=r"x must lie in \[0, 9\), got 9"):
         torch_model(torch.from_numpy(bad_ids))
-    for forward, ones, ids in ((numpy_model.forward, np.ones, np.array([[1, 2]])),
-                               (torch_model, torch.ones, torch.tensor([[1, 2]]))):  # fmt: skip
+    for forward, ones, ids in (
+        (numpy_model.forward, np.ones, np.array([[1, 2]])),
+        (torch_model, torch.ones, torch.tensor([[1, 2]])),
+    ):
         with pytest.raises(TypeError, match="dropout_masks must be a dict of named keep-masks"):
             forward(ids, dropout_masks=[ones((1, 2, 5)), ones((1, 2, 5))])  # the old list form
         with pytest.raises(ValueError, match=r"unknown names \['lstm.dropout.1'\]"):

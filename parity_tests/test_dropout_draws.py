@@ -174,8 +174,13 @@ class _TorchCharRNN(nn.Module):
 @ONE_LAYER_DROPOUT
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 def test_charrnn_draws_what_torch_modules_draw(num_layers, record_error):
-    cfg = {"vocab_size": 11, "emb_dim": 4, "hidden_size": 6, "num_layers": num_layers,
-           "drop_rate": 0.35}  # fmt: skip
+    cfg = {
+        "vocab_size": 11,
+        "emb_dim": 4,
+        "hidden_size": 6,
+        "num_layers": num_layers,
+        "drop_rate": 0.35,
+    }
     torch.manual_seed(0)
     ref = _TorchCharRNN(cfg).double().train()
     ours = torch_impl.CharRNN(cfg, dtype=torch.float64).train()

@@ -60,8 +60,11 @@ def _masks(a: dict) -> dict:
 
 
 def _params(a: dict) -> dict:
-    return {k: v for k, v in a.items() if k not in ("x", "idx", "h0", "c0", "num_heads")
-            and not k.startswith("mask:")}  # fmt: skip
+    return {
+        k: v
+        for k, v in a.items()
+        if k not in ("x", "idx", "h0", "c0", "num_heads") and not k.startswith("mask:")
+    }
 
 
 def _drop(x, mask):
@@ -81,9 +84,14 @@ def _block_params(rng, dtype, C: int, prefix: str = "") -> dict:
     """Every block parameter (qkv biases on) ~ 1/√fan_in, biases and LayerNorms non-trivial."""
     shapes = {f"att.{n}.weight": (C, C) for n in QKV_PROJECTIONS}
     shapes |= {f"att.{n}.bias": (C,) for n in QKV_PROJECTIONS}
-    shapes |= {"att.out_proj.weight": (C, C), "att.out_proj.bias": (C,),
-               "ff.layers.0.weight": (4 * C, C), "ff.layers.0.bias": (4 * C,),
-               "ff.layers.2.weight": (C, 4 * C), "ff.layers.2.bias": (C,)}  # fmt: skip
+    shapes |= {
+        "att.out_proj.weight": (C, C),
+        "att.out_proj.bias": (C,),
+        "ff.layers.0.weight": (4 * C, C),
+        "ff.layers.0.bias": (4 * C,),
+        "ff.layers.2.weight": (C, 4 * C),
+        "ff.layers.2.bias": (C,),
+    }
     params = {}
     for k, s in shapes.items():
         scale = s[1] ** -0.5 if len(s) == 2 else 0.5
@@ -98,16 +106,19 @@ def _block_ref(x, p: dict, H: int, masks: dict):
     """The pre-LN block from torch built-ins (p: block-relative keys)."""
     B, T, C = x.shape
     n1 = F.layer_norm(x, (C,), p["norm1.scale"], p["norm1.shift"], eps=1e-5)
-    q, k, v = (F.linear(n1, p[f"att.{n}.weight"], p[f"att.{n}.bias"]).view(B, T, H, -1)
-               .transpose(1, 2) for n in QKV_PROJECTIONS)  # fmt: skip
+    q, k, v = (
+        F.linear(n1, p[f"att.{n}.weight"], p[f"att.{n}.bias"]).view(B, T, H, -1).transpose(1, 2)
+        for n in QKV_PROJECTIONS
+    )
     if "att.dropout" in masks:  # SDPA draws its own masks, so the weights are written out
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         scores = (q @ k.transpose(-2, -1) / math.sqrt(C // H)).masked_fill(~causal, -math.inf)
         ctx = _drop(torch.softmax(scores, dim=-1), masks["att.dropout"]) @ v
     else:
         ctx = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    a = F.linear(ctx.transpose(1, 2).reshape(B, T, C), p["att.out_proj.weight"],
-                 p["att.out_proj.bias"])  # fmt: skip
+    a = F.linear(
+        ctx.transpose(1, 2).reshape(B, T, C), p["att.out_proj.weight"], p["att.out_proj.bias"]
+    )
     h = x + _drop(a, masks.get("drop_shortcut.att"))
     n2 = F.layer_norm(h, (C,), p["norm2.scale"], p["norm2.shift"], eps=1e-5)
     f = F.gelu(F.linear(n2, p["ff.layers.0.weight"], p["ff.layers.0.bias"]), approximate="tanh")
@@ -192,15 +203,29 @@ def test_transformer_block_masks_act_and_adjoint(record_error):
 
 
 def _gpt_cfg(d: dict) -> dict:
-    return {"vocab_size": d["vocab"], "context_length": d["seq"], "emb_dim": 2 * d["heads"],
-            "n_heads": d["heads"], "n_layers": d["layers"], "drop_rate": P, "qkv_bias": True}  # fmt: skip
+    return {
+        "vocab_size": d["vocab"],
+        "context_length": d["seq"],
+        "emb_dim": 2 * d["heads"],
+        "n_heads": d["heads"],
+        "n_layers": d["layers"],
+        "drop_rate": P,
+        "qkv_bias": True,
+    }
 
 
 def _cfg_of(a: dict) -> dict:
     V, C = a["tok_emb.weight"].shape
     L = len({k.split(".")[1] for k in a if k.startswith("trf_blocks.")})
-    return {"vocab_size": int(V), "context_length": int(a["idx"].shape[1]), "emb_dim": int(C),
-            "n_heads": int(a["num_heads"]), "n_layers": L, "drop_rate": P, "qkv_bias": True}  # fmt: skip
+    return {
+        "vocab_size": int(V),
+        "context_length": int(a["idx"].shape[1]),
+        "emb_dim": int(C),
+        "n_heads": int(a["num_heads"]),
+        "n_layers": L,
+        "drop_rate": P,
+        "qkv_bias": True,
+    }
 
 
 def _gpt_body_ref(t: dict, cfg: dict):
@@ -278,9 +303,9 @@ def test_gpt_body_three_way_float64(first_trainable, mask_every, record_error):
     arrays, douts, _ = _inputs(case, seed=first_trainable + 10 * mask_every)
     _record(record_error, "gpt_body", compare_float64(case, arrays, douts))
     if first_trainable > 0:  # torch_impl: the frozen part has no graph at all
-        tensors = {k: torch.from_numpy(v).requires_grad_(k != "idx" and k != "num_heads"
-                                                        and not k.startswith("mask:"))
-                   for k, v in arrays.items()}  # fmt: skip
+        tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        for k in _params(tensors):  # every parameter asks for a gradient
+            tensors[k].requires_grad_(True)
         x = case.torch_impl(tensors)[0]
         torch.autograd.backward(x, torch.from_numpy(douts[0]))
         got = {k for k, t in tensors.items() if t.grad is not None}
@@ -332,8 +357,9 @@ def _lstm_ref(x, params: dict, state, masks: list | None):
     layer_in, hs, cs = x, [], []
     for k in range(L):
         lstm = torch.nn.LSTM(layer_in.shape[-1], H, 1, batch_first=True).to(x.dtype)
-        layer = {f"{w}_l0": params[f"{w}_l{k}"] for w in ("weight_ih", "weight_hh", "bias_ih",
-                                                           "bias_hh")}  # fmt: skip
+        layer = {
+            f"{w}_l0": params[f"{w}_l{k}"] for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        }
         out, (h_k, c_k) = functional_call(lstm, layer, (layer_in, (h0[k : k + 1], c0[k : k + 1])))
         hs.append(h_k)
         cs.append(c_k)
@@ -401,17 +427,25 @@ def lstm_case(num_layers: int, masks: str, with_state: bool) -> OpCase:
 
 
 @pytest.mark.parametrize("with_state", [True, False], ids=["state", "zero-state"])
-@pytest.mark.parametrize("num_layers, masks", [(1, "none"), (2, "none"), (2, "all"), (3, "some"),
-                                               (4, "all")])  # fmt: skip
+@pytest.mark.parametrize(
+    "num_layers, masks", [(1, "none"), (2, "none"), (2, "all"), (3, "some"), (4, "all")]
+)
 def test_lstm_three_way_float64(num_layers, masks, with_state, record_error):
     case = lstm_case(num_layers, masks, with_state)
     arrays, douts, _ = _inputs(case, seed=num_layers, seq=7)
     _record(record_error, "lstm (functional)", compare_float64(case, arrays, douts))
 
 
-@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4),
-       st.integers(1, 3), st.sampled_from(["none", "all", "some"]), st.booleans(),
-       st.integers(0, 2**32 - 1))  # fmt: skip
+@given(
+    st.integers(1, 3),
+    st.integers(1, 5),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from(["none", "all", "some"]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
 def test_lstm_hypothesis_small_shapes(B, T, I, H, L, masks, with_state, seed):
     case = lstm_case(L, masks, with_state)
     arrays, douts, _ = _inputs(case, seed, batch=B, seq=T, d_in=I, hidden=H)
@@ -435,21 +469,37 @@ def charrnn_case(num_layers: int, mask_names: str) -> OpCase:
 
     def cfg_of(a):
         V, D = a["embedding.weight"].shape
-        return {"vocab_size": int(V), "emb_dim": int(D), "hidden_size": int(a["h0"].shape[-1]),
-                "num_layers": L, "drop_rate": P}  # fmt: skip
+        return {
+            "vocab_size": int(V),
+            "emb_dim": int(D),
+            "hidden_size": int(a["h0"].shape[-1]),
+            "num_layers": L,
+            "drop_rate": P,
+        }
 
     def sample(rng, dtype, d):
         B, T, H = d["batch"], d["seq"], d["hidden"]
-        cfg = {"vocab_size": d["vocab"], "emb_dim": d["emb"], "hidden_size": H, "num_layers": L,
-               "drop_rate": P}  # fmt: skip
-        a = {"x": rng.integers(0, d["vocab"], (B, T)),
-             "h0": (0.5 * rng.standard_normal((L, B, H))).astype(dtype),
-             "c0": rng.standard_normal((L, B, H)).astype(dtype)}  # fmt: skip
+        cfg = {
+            "vocab_size": d["vocab"],
+            "emb_dim": d["emb"],
+            "hidden_size": H,
+            "num_layers": L,
+            "drop_rate": P,
+        }
+        a = {
+            "x": rng.integers(0, d["vocab"], (B, T)),
+            "h0": (0.5 * rng.standard_normal((L, B, H))).astype(dtype),
+            "c0": rng.standard_normal((L, B, H)).astype(dtype),
+        }
         for name, shape in charrnn_param_shapes(cfg).items():
             scale = shape[1] ** -0.5 if len(shape) == 2 and name != "embedding.weight" else 0.5
             a[name] = (scale * rng.standard_normal(shape)).astype(dtype)
-        wanted = {"none": (), "all": ("lstm", "dropout"), "lstm": ("lstm",),
-                  "decoder": ("dropout",)}[mask_names]  # fmt: skip
+        wanted = {
+            "none": (),
+            "all": ("lstm", "dropout"),
+            "lstm": ("lstm",),
+            "decoder": ("dropout",),
+        }[mask_names]
         for name, shape in charrnn_dropout_mask_shapes(cfg, B, T).items():
             if name.split(".")[0] in wanted:
                 a[f"mask:{name}"] = rng.random(shape) >= P
@@ -516,8 +566,9 @@ def test_classes_are_thin_over_the_pairs(record_error):
     outs, grads = run_numpy(case, arrays, douts)
     layer = numpy_impl.LSTM(5, 4, 2, dtype=np.float64)
     layer.load_state_dict(_params(arrays))
-    out, (h_n, c_n) = layer.forward(arrays["x"], (arrays["h0"], arrays["c0"]),
-                                    [arrays["mask:0"]], P)  # fmt: skip
+    out, (h_n, c_n) = layer.forward(
+        arrays["x"], (arrays["h0"], arrays["c0"]), [arrays["mask:0"]], P
+    )
     dx, (dh0, dc0), g = layer.backward(douts[0], douts[1:])
     assert all(np.array_equal(a, b) for a, b in zip((out, h_n, c_n), outs, strict=True))
     assert np.array_equal(dx, grads["x"]) and np.array_equal(dc0, grads["c0"])

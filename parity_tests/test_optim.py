@@ -253,14 +253,20 @@ def _run_three(params, steps, dtype, hyper, save_at=None):
     ref_state = {k: opts[2].state[p] for k, p in ref_params.items() if p in opts[2].state}
     states = [
         (opts[0].steps, opts[0].exp_avg, opts[0].exp_avg_sq),
-        (opts[1].steps, *({k: t.numpy() for k, t in d.items()} for d in (opts[1].exp_avg,
-                                                                       opts[1].exp_avg_sq))),
-        ({k: int(s["step"]) for k, s in ref_state.items()},
-         {k: s["exp_avg"].numpy() for k, s in ref_state.items()},
-         {k: s["exp_avg_sq"].numpy() for k, s in ref_state.items()}),
-    ]  # fmt: skip
-    finals = [np_params, *({k: t.detach().numpy() for k, t in d.items()}
-                           for d in (ti_params, ref_params))]  # fmt: skip
+        (
+            opts[1].steps,
+            *({k: t.numpy() for k, t in d.items()} for d in (opts[1].exp_avg, opts[1].exp_avg_sq)),
+        ),
+        (
+            {k: int(s["step"]) for k, s in ref_state.items()},
+            {k: s["exp_avg"].numpy() for k, s in ref_state.items()},
+            {k: s["exp_avg_sq"].numpy() for k, s in ref_state.items()},
+        ),
+    ]
+    finals = [
+        np_params,
+        *({k: t.detach().numpy() for k, t in d.items()} for d in (ti_params, ref_params)),
+    ]
     return finals, states
 
 
@@ -347,8 +353,11 @@ def _clip_three(grads: dict, max_norm: float, dtype):
     """(norm, clipped grads) from numpy_impl, torch_impl and torch.nn.utils.clip_grad_norm_
     (foreach=False), each on its own copy of grads in dtype."""
     grads = {k: None if g is None else g.astype(dtype) for k, g in grads.items()}
-    ref = {k: torch.zeros(g.shape, dtype=_torch_dtype(dtype), requires_grad=True)
-           for k, g in grads.items() if g is not None}  # fmt: skip
+    ref = {
+        k: torch.zeros(g.shape, dtype=_torch_dtype(dtype), requires_grad=True)
+        for k, g in grads.items()
+        if g is not None
+    }
     for k, t in ref.items():
         t.grad = torch.tensor(grads[k])
     ref_norm = float(torch.nn.utils.clip_grad_norm_(list(ref.values()), max_norm, foreach=False))

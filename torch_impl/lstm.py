@@ -62,8 +62,9 @@ def lstm(
     output but the last, scaled by 1/(1 - p). Returns (out (B, T, H), (h_n, c_n))."""
     I, H, L = require_lstm_params(params)
     dtype = params["weight_ih_l0"].dtype
-    require_lstm_inputs(x, state, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L,
-                        dtype=dtype)  # fmt: skip
+    require_lstm_inputs(
+        x, state, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
+    )
     B = x.shape[0]
     if state is None:
         zeros = x.new_zeros(L, B, H)
@@ -154,18 +155,25 @@ class LSTM(nn.Module):
         draws them), none in eval mode. Returns (out, (h_n, c_n))."""
         if dropout_masks is None and self.training and p > 0:
             require_ndim("x", x, 3, 3)
-            B, T = x.shape[:2] if self.batch_first else x.shape[1::-1]
-            shapes = {k: (B, T, self.hidden_size) for k in range(self.num_layers - 1)}
-            drawn = draw_dropout_masks(shapes, p, x.dtype, x.device, time_major=shapes)
-            dropout_masks = [m if self.batch_first else m.transpose(0, 1) for m in drawn.values()]
+            shape = (*x.shape[:2], self.hidden_size)  # the output's, in this module's layout
+            shapes = {k: shape for k in range(self.num_layers - 1)}
+            time_major = shapes if self.batch_first else ()  # nn.LSTM draws on (T, B, H) outputs
+            drawn = draw_dropout_masks(shapes, p, x.dtype, x.device, time_major)
+            dropout_masks = list(drawn.values())
         elif dropout_masks is None:
             p = 0.0  # eval mode (or p = 0): no dropout
         if not self.batch_first:  # checked in this layout; lstm() gets batch-first views
             require_lstm_inputs(
-                x, state, dropout_masks, p, input_size=self.input_size,
-                hidden_size=self.hidden_size, num_layers=self.num_layers,
-                dtype=self.weight_ih_l0.dtype, batch_first=False,
-            )  # fmt: skip
+                x,
+                state,
+                dropout_masks,
+                p,
+                input_size=self.input_size,
+                hidden_size=self.hidden_size,
+                num_layers=self.num_layers,
+                dtype=self.weight_ih_l0.dtype,
+                batch_first=False,
+            )
             x = x.transpose(0, 1)  # (B, T, I)
             if dropout_masks is not None:
                 dropout_masks = [None if m is None else m.transpose(0, 1) for m in dropout_masks]
