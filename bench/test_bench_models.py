@@ -114,20 +114,19 @@ def test_transformer_block(benchmark, bench_time, threads, model_size, dtype, mo
         pytest.skip("TODO: numpy_impl.transformer not written yet")
     require(torch_impl, "TransformerBlock")
     from twinlm.shared.init import init_gpt_params
+    from twinlm.shared.naming import sub_dict
 
     device = device_or_skip(backend, dtype)
     T_, C = model_size
     cfg = {**gpt_config(T_, C), "vocab_size": 2, "n_layers": 1}  # only the block's params matter
-    prefix = "trf_blocks.0."
-    params = {k[len(prefix) :]: v for k, v in init_gpt_params(cfg, 0, np.dtype(dtype)).items()
-              if k.startswith(prefix)}  # fmt: skip
+    params = sub_dict(init_gpt_params(cfg, 0, np.dtype(dtype)), "trf_blocks.0.")
     rng = np.random.default_rng(0)
     x, dy = _normal(rng, dtype, BATCH, T_, C), _normal(rng, dtype, BATCH, T_, C)
     backward = mode == "fwd+bwd"
     if backend == "numpy":
 
         def fn():
-            y, cache = transformer_block_forward(x, params, cfg)
+            y, cache = transformer_block_forward(x, params, cfg["n_heads"])
             if backward:
                 transformer_block_backward(dy, cache)
 

@@ -6,18 +6,23 @@ from numpy_impl.attention import (
     multihead_attention_backward,
     multihead_attention_forward,
 )
-from numpy_impl.charrnn import CharRNN
+from numpy_impl.charrnn import CharRNN, charrnn_backward, charrnn_forward
 from numpy_impl.classifier import GPTClassifier, token_positions
-from numpy_impl.dropout import dropout_backward, dropout_forward
+from numpy_impl.dropout import (
+    dropout_backward,
+    dropout_forward,
+    maybe_dropout_backward,
+    maybe_dropout_forward,
+)
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.gelu import gelu_backward, gelu_forward
 from numpy_impl.generate import forward_cached
-from numpy_impl.gpt import GPTModel
+from numpy_impl.gpt import GPTModel, gpt_body_backward, gpt_body_forward
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward, perplexity
-from numpy_impl.lstm import LSTM, lstm_cell_backward, lstm_cell_forward
+from numpy_impl.lstm import LSTM, lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from numpy_impl.optim import AdamW, clip_grad_norm
 from numpy_impl.softmax import softmax_backward, softmax_forward
 from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
@@ -30,6 +35,8 @@ __all__ = [
     "LSTM",
     "attention_backward",
     "attention_forward",
+    "charrnn_backward",
+    "charrnn_forward",
     "clip_grad_norm",
     "cross_entropy_backward",
     "cross_entropy_forward",
@@ -42,12 +49,18 @@ __all__ = [
     "gelu_backward",
     "gelu_forward",
     "forward_cached",
+    "gpt_body_backward",
+    "gpt_body_forward",
     "layernorm_backward",
     "layernorm_forward",
     "linear_backward",
     "linear_forward",
+    "lstm_backward",
     "lstm_cell_backward",
     "lstm_cell_forward",
+    "lstm_forward",
+    "maybe_dropout_backward",
+    "maybe_dropout_forward",
     "multihead_attention_backward",
     "multihead_attention_forward",
     "perplexity",

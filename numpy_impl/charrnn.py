@@ -3,8 +3,8 @@
 Forward, x (B, T) byte ids in [0, V), state (h_0, c_0) each (L, B, H) (zeros when a text starts):
     e = E[x]                                   (B, T, D)   embedding.weight E (V, D)
     h_t^(1) = LSTM_1(e_t, h_{t-1}^(1))          (B, T, H)   numpy_impl/lstm.py, all T steps
-    h^(k+1) = LSTM_{k+1}(drop_k(h^(k)))        (B, T, H)   dropout between layers k = 1 .. L-1
-    y = drop_L(h^(L))                          (B, T, H)   dropout before the decoder
+    h^(k+1) = LSTM_{k+1}(drop_k(h^(k)))        (B, T, H)   k = 1 .. L-1, mask "lstm.dropout.{k-1}"
+    y = drop_L(h^(L))                          (B, T, H)   mask "dropout", before the decoder
     logits = y W_decᵀ + b_dec                  (B, T, V)   decoder.weight (V, H), decoder.bias (V,)
     loss = mean_{b,t} -log softmax(logits[b, t])[target[b, t]]
 and the final state (h_T, c_T) of every layer, which the next batch starts from.
@@ -20,43 +20,89 @@ Truncated BPTT: the next batch continues from (h_T, c_T) but its backward stops 
 step. The gradient on the initial state, (dh_0, dc_0), is computed (kept in `dstate0`) and then
 simply not passed on — that is the cut.
 
-Dropout is a list of L keep-masks (B, T, H), mask k applied to layer k's output (the first L-1 are
-torch.nn.LSTM's `dropout` between layers, the last one sits before the decoder, as in char-rnn's
-LSTM.lua); None means no dropout (evaluation and sampling).
+The model is an op pair, `charrnn_forward` / `charrnn_backward` (params keyed like the torch
+module's state_dict); `CharRNN` is a thin class over it. Dropout masks are a named dict
+(twinlm.shared.naming.charrnn_dropout_mask_shapes), each (B, T, H): "lstm.dropout.{k}" after LSTM
+layer k < L-1 (torch.nn.LSTM's `dropout` between layers) and "dropout" before the decoder (as in
+char-rnn's LSTM.lua); any subset, a missing name is no dropout there, None or {} none at all
+(evaluation and sampling).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.dropout import dropout_backward, dropout_forward
+from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
-from numpy_impl.lstm import LSTM
+from numpy_impl.lstm import lstm_backward, lstm_forward
 from twinlm.shared.init import init_charrnn_params, numpy_state_dict
-from twinlm.shared.naming import charrnn_param_shapes
+from twinlm.shared.naming import (
+    charrnn_dropout_mask_shapes,
+    charrnn_param_shapes,
+    sub_dict,
+    with_prefix,
+)
 from twinlm.shared.validate import (
     require_charrnn_config,
-    require_charrnn_masks,
+    require_dropout_masks,
     require_shape,
     require_token_batch,
 )
 
 
-class CharRNN:
-    """char-RNN with `params` keyed like the torch module's state_dict (see the module docstring).
+def charrnn_forward(
+    x: np.ndarray,
+    params: dict[str, np.ndarray],
+    cfg: dict,
+    state: tuple[np.ndarray, np.ndarray] | None = None,
+    dropout_masks: dict[str, np.ndarray] | None = None,
+):
+    """Logits (B, T, V) for byte ids x (B, T), the final state (h_n, c_n) each (L, B, H), and the
+    cache for charrnn_backward. state (h_0, c_0), zeros if None; dropout_masks named as in the
+    module docstring, applied with rate cfg["drop_rate"]."""
+    masks, p = dropout_masks or {}, cfg["drop_rate"]
+    between = [masks.get(f"lstm.dropout.{k}") for k in range(cfg["num_layers"] - 1)]
+    e, emb_cache = embedding_forward(x, params["embedding.weight"])  # (B, T, D)
+    h, state_n, lstm_cache = lstm_forward(e, sub_dict(params, "lstm."), state, between, p)
+    y, drop_cache = maybe_dropout_forward(h, masks.get("dropout"), p)  # (B, T, H)
+    logits, dec_cache = linear_forward(y, params["decoder.weight"], params["decoder.bias"])
+    return logits, state_n, (emb_cache, lstm_cache, drop_cache, dec_cache)  # logits (B, T, V)
 
-    forward(x (B, T), state) -> (logits (B, T, V), (h_n, c_n)); backward(dlogits, dstate) -> grads;
-    loss_and_grads(x, targets, state, masks) -> (loss, grads, (h_n, c_n)).
+
+def charrnn_backward(
+    dlogits: np.ndarray, dstate: tuple[np.ndarray, np.ndarray] | None, cache
+) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """From d loss / d logits (B, T, V) and the gradient (dh_n, dc_n) on the final state (or None):
+    (every parameter's gradient, in state_dict order; (dh_0, dc_0) on the initial state)."""
+    emb_cache, lstm_cache, drop_cache, dec_cache = cache
+    dy, dW_dec, db_dec = linear_backward(dlogits, dec_cache)  # logits = y W_decᵀ + b_dec
+    dh = maybe_dropout_backward(dy, drop_cache)  # y = drop(h): (B, T, H)
+    de, dstate0, lstm_grads = lstm_backward(dh, dstate, lstm_cache)  # (B, T, D)
+    dE = embedding_backward(de, emb_cache)  # e = E[x]: (V, D)
+    grads = {
+        "embedding.weight": dE,
+        **with_prefix(lstm_grads, "lstm."),
+        "decoder.weight": dW_dec,
+        "decoder.bias": db_dec,
+    }
+    return grads, dstate0
+
+
+class CharRNN:
+    """char-RNN with `params` keyed like the torch module's state_dict: a thin class over
+    charrnn_forward / charrnn_backward (see the module docstring).
+
+    forward(x (B, T), state, dropout_masks) -> (logits (B, T, V), (h_n, c_n));
+    backward(dlogits, dstate) -> grads, with (dh_0, dc_0) left in `dstate0`;
+    loss_and_grads(x, targets, state, dropout_masks) -> (loss, grads, (h_n, c_n)).
     """
 
     def __init__(self, cfg: dict, seed: int = 0, dtype=np.float32):
         require_charrnn_config(cfg)
         self.cfg = dict(cfg)
         self.params: dict[str, np.ndarray] = init_charrnn_params(self.cfg, seed, dtype)
-        c = self.cfg
-        self.lstm = LSTM(c["emb_dim"], c["hidden_size"], c["num_layers"], dtype=dtype)
         self.dstate0: tuple[np.ndarray, np.ndarray] | None = None  # (dh_0, dc_0) of last backward
         self._cache = None
 
@@ -84,26 +130,17 @@ class CharRNN:
         self,
         x: np.ndarray,
         state: tuple[np.ndarray, np.ndarray] | None = None,
-        dropout_masks: list[np.ndarray] | None = None,
+        dropout_masks: dict[str, np.ndarray] | None = None,
     ):
         """Logits (B, T, V) for byte ids x (B, T), and the final state (h_n, c_n) each (L, B, H).
-        state: (h_0, c_0), zeros if None; dropout_masks: None or num_layers keep-masks (B, T, H)."""
-        P, p = self.params, self.cfg["drop_rate"]
+        state: (h_0, c_0), zeros if None; dropout_masks: named keep-masks (B, T, H), None: none."""
         require_token_batch("x", x, self.cfg["vocab_size"])
         B, T = x.shape
         if dropout_masks is not None:
-            require_charrnn_masks(dropout_masks, self.cfg, B, T)
-        # The LSTM reads the very arrays in `params` (an optimizer updates them in place).
-        self.lstm.params = {k: P[f"lstm.{k}"] for k in self.lstm.params}
-
-        e, emb_cache = embedding_forward(x, P["embedding.weight"])  # (B, T, D)
-        between = None if dropout_masks is None else dropout_masks[:-1]  # L-1 masks
-        h, state_n = self.lstm.forward(e, state, between, p if between else 0.0)  # (B, T, H)
-        drop_cache = None
-        if dropout_masks is not None:
-            h, drop_cache = dropout_forward(h, dropout_masks[-1], p)  # (B, T, H)
-        logits, dec_cache = linear_forward(h, P["decoder.weight"], P["decoder.bias"])  # (B, T, V)
-        self._cache = (emb_cache, drop_cache, dec_cache, (B, T))
+            shapes = charrnn_dropout_mask_shapes(self.cfg, B, T)
+            require_dropout_masks("dropout_masks", dropout_masks, shapes)
+        logits, state_n, cache = charrnn_forward(x, self.params, self.cfg, state, dropout_masks)
+        self._cache = ((B, T), cache)
         return logits, state_n
 
     def backward(
@@ -114,23 +151,17 @@ class CharRNN:
         left in `self.dstate0`."""
         if self._cache is None:
             raise RuntimeError("CharRNN.backward needs a forward first")
-        emb_cache, drop_cache, dec_cache, (B, T) = self._cache
+        (B, T), cache = self._cache
         require_shape("dlogits", dlogits, (B, T, self.cfg["vocab_size"]))
-        grads = {}
-        dh, grads["decoder.weight"], grads["decoder.bias"] = linear_backward(dlogits, dec_cache)
-        if drop_cache is not None:
-            dh = dropout_backward(dh, drop_cache)  # (B, T, H)
-        de, self.dstate0, lstm_grads = self.lstm.backward(dh, dstate)  # (B, T, D)
-        grads |= {f"lstm.{k}": g for k, g in lstm_grads.items()}
-        grads["embedding.weight"] = embedding_backward(de, emb_cache)  # (V, D)
-        return {k: grads[k] for k in self.params}
+        grads, self.dstate0 = charrnn_backward(dlogits, dstate, cache)
+        return grads
 
     def loss_and_grads(
         self,
         x: np.ndarray,
         targets: np.ndarray,
         state: tuple[np.ndarray, np.ndarray] | None = None,
-        dropout_masks: list[np.ndarray] | None = None,
+        dropout_masks: dict[str, np.ndarray] | None = None,
     ):
         """Mean cross entropy (nats) of next-byte targets (B, T), every parameter's gradient, and
         the final state to carry into the next batch. Returns (loss float, grads, (h_n, c_n))."""

@@ -16,16 +16,17 @@ Backward, from dlogits (B, K), only as far as the first trainable layer (twinlm/
     dx[b, pos_b] = dh[b], 0 at every other position                         (B, T, C)
     dx = ∂block_i(dx)   for i = n_layers-1 down to the first trainable block
     then, for trainable="all", the dropout and the embeddings' scatter-adds (numpy_impl/gpt.py).
-Frozen blocks run forward and drop their caches at once: nothing is kept that backward won't use,
-and no gradient is computed for a frozen parameter. Gradients come back for the trainable
-parameters only.
+The body is numpy_impl/gpt.py's gpt_body_forward / gpt_body_backward with first_trainable: frozen
+blocks run forward and drop their caches at once, so nothing is kept that backward won't use, and
+no gradient is computed for a frozen parameter. Gradients come back for the trainable parameters
+only.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.gpt import body_backward, body_forward, select_dropout_masks
+from numpy_impl.gpt import gpt_body_backward, gpt_body_forward, select_dropout_masks
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
@@ -128,18 +129,18 @@ class GPTClassifier:
         self.last_dropout_masks = masks
 
         # x (B, T, C); caches are kept only from the first trainable block up (numpy_impl/gpt.py)
-        x, embed_caches, block_caches = body_forward(idx, P, cfg, masks, self.first_trainable)
+        x, body_cache = gpt_body_forward(idx, P, cfg, masks, self.first_trainable)
         h = x[np.arange(B), positions]  # (B, C)
         n, norm_cache = layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
         logits, head_cache = linear_forward(n, P["out_head.weight"], P["out_head.bias"])  # (B, K)
-        self._cache = ((B, T), positions, embed_caches, block_caches, norm_cache, head_cache)
+        self._cache = ((B, T), positions, body_cache, norm_cache, head_cache)
         return logits
 
     def backward(self, dlogits: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of the trainable parameters (keys `trainable_keys`) given d loss / d logits."""
         if self._cache is None:
             raise RuntimeError("backward needs a forward first")
-        (B, T), positions, embed_caches, block_caches, norm_cache, head_cache = self._cache
+        (B, T), positions, body_cache, norm_cache, head_cache = self._cache
         require_shape("dlogits", dlogits, (B, self.num_classes))
         grads = {}
 
@@ -151,7 +152,7 @@ class GPTClassifier:
         )  # (B, C)
         dx = np.zeros((B, T, dh.shape[-1]), dtype=dh.dtype)  # (B, T, C)
         dx[np.arange(B), positions] = dh  # only the classified positions reach the loss
-        grads |= body_backward(dx, embed_caches, block_caches)  # trainable blocks (+ embeddings)
+        grads |= gpt_body_backward(dx, body_cache)  # trainable blocks (+ embeddings)
         return {k: grads[k] for k in self.trainable_keys}
 
     def loss_and_grads(self, idx, labels, dropout_rng=None, dropout_masks=None):

@@ -5,6 +5,9 @@ Backward:  dx = dy ⊙ m / (1 - p)          (...)   the same mask and scale: y i
 
 Dividing the kept activations by 1 - p keeps E[y] = x, so evaluation (p = 0, no mask) needs no
 rescaling. The mask is typically `rng.random(x.shape) >= p` from a numpy.random.Generator.
+
+`maybe_dropout_forward(x, mask, p)` is the form the blocks and models use: dropout where the caller
+gave a mask, the identity (y = x, dx = dy) where it gave none (mask None).
 """
 
 from __future__ import annotations
@@ -32,3 +35,12 @@ def dropout_backward(dy: np.ndarray, cache) -> np.ndarray:
     dx = dy * keep  # (...)
     dx *= scale
     return dx
+
+
+def maybe_dropout_forward(x: np.ndarray, mask: np.ndarray | None, p: float):
+    """dropout_forward(x, mask, p) when a mask is given; the identity (cache None) when not."""
+    return (x, None) if mask is None else dropout_forward(x, mask, p)
+
+
+def maybe_dropout_backward(dy: np.ndarray, cache) -> np.ndarray:
+    return dy if cache is None else dropout_backward(dy, cache)

@@ -10,10 +10,17 @@ Backward runs the chain in reverse. The two embeddings are lookups, so their gra
 dx into the rows that were read: d tok_emb from dx at each token's id, d pos_emb[t] = Σ_b dx[b, t]
 (every sequence in the batch reads the same positions).
 
-Dropout is active only when forward is given a numpy.random.Generator (it then draws every mask and
-keeps them in `last_dropout_masks`) or explicit masks; otherwise forward is deterministic
-(evaluation mode). Mask names: "drop_emb" (B, T, C), and for block i "trf_blocks.{i}." followed by
-"att.dropout" (B, H, T, T), "drop_shortcut.att" (B, T, C), "drop_shortcut.ff" (B, T, C).
+The body (everything below final_norm) is an op pair, `gpt_body_forward` / `gpt_body_backward`,
+shared with numpy_impl/classifier.py. Its `first_trainable` says where the backward stops: caches
+are kept, and gradients returned, for blocks first_trainable .. n_layers-1 only, and for the
+embeddings only when first_trainable is 0 (a classifier fine-tuning its top blocks keeps nothing
+below them). torch_impl.gpt_body takes the same arguments.
+
+Dropout is active only when GPTModel.forward is given a numpy.random.Generator (it then draws every
+mask and keeps them in `last_dropout_masks`) or explicit masks; otherwise forward is deterministic
+(evaluation mode). Mask names (twinlm.shared.naming.gpt_dropout_mask_shapes): "drop_emb" (B, T, C),
+and for block i "trf_blocks.{i}." followed by "att.dropout" (B, H, T, T), "drop_shortcut.att"
+(B, T, C), "drop_shortcut.ff" (B, T, C); any subset, a missing name is no dropout there.
 torch_impl.GPTModel.forward(idx, dropout_masks=...) replays the same dict.
 """
 
@@ -23,90 +30,77 @@ import re
 
 import numpy as np
 
+from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
-from numpy_impl.transformer import (
-    masked_dropout_backward,
-    masked_dropout_forward,
-    transformer_block_backward,
-    transformer_block_forward,
-)
+from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
 from twinlm.shared.config import validate_config
 from twinlm.shared.init import draw_dropout_masks, init_gpt_params, numpy_state_dict
-from twinlm.shared.naming import (
-    BLOCK_DROPOUT_NAMES,
-    gpt_dropout_mask_shapes,
-    gpt_param_shapes,
-    sub_dict,
-)
-from twinlm.shared.validate import require_shape, require_token_batch
+from twinlm.shared.naming import gpt_dropout_mask_shapes, gpt_param_shapes, sub_dict, with_prefix
+from twinlm.shared.validate import require_dropout_masks, require_shape, require_token_batch
 
 # The book's MultiHeadAttention registers its causal mask as a buffer, so its state_dicts hold it.
 _BOOK_MASK_BUFFER = re.compile(r"trf_blocks\.\d+\.att\.mask")
 
 
-# ---- the body: embeddings and blocks, shared with numpy_impl/classifier.py -------------------------
-
-
-def body_forward(idx: np.ndarray, params: dict, cfg: dict, masks: dict, first_cached: int = 0):
-    """x (B, T, C) = block_{L-1}( … block_0(drop(tok_emb[idx] + pos_emb[0..T-1])) ), and the
-    caches body_backward needs: the embeddings' (None unless first_cached is 0) and
-    {i: block i's cache} for i = first_cached .. L-1. A classifier that trains only its top blocks
-    keeps nothing below them."""
+def gpt_body_forward(
+    idx: np.ndarray,
+    params: dict[str, np.ndarray],
+    cfg: dict,
+    dropout_masks: dict[str, np.ndarray] | None = None,
+    first_trainable: int = 0,
+):
+    """x (B, T, C) = block_{L-1}( … block_0(drop(tok_emb[idx] + pos_emb[0..T-1])) ) for token ids
+    idx (B, T); params and dropout_masks keyed like the whole model's. Returns (x, cache); the
+    cache holds what gpt_body_backward needs from first_trainable up, nothing below."""
+    masks = dropout_masks or {}
     T, p = idx.shape[1], cfg["drop_rate"]
     tok, tok_cache = embedding_forward(idx, params["tok_emb.weight"])  # (B, T, C)
     pos, pos_cache = embedding_forward(np.arange(T), params["pos_emb.weight"])  # (T, C)
-    x, drop_cache = masked_dropout_forward(tok + pos, masks.get("drop_emb"), p)  # (B, T, C)
+    x, drop_cache = maybe_dropout_forward(tok + pos, masks.get("drop_emb"), p)  # (B, T, C)
+    embed_cache = (tok_cache, pos_cache, drop_cache) if first_trainable == 0 else None
     block_caches = {}
     for i in range(cfg["n_layers"]):
         prefix = f"trf_blocks.{i}."
-        block_params = sub_dict(params, prefix)
-        block_masks = {n: masks[prefix + n] for n in BLOCK_DROPOUT_NAMES if prefix + n in masks}
-        x, c = transformer_block_forward(x, block_params, cfg, block_masks, p)  # (B, T, C)
-        if i >= first_cached:
-            block_caches[i] = c
-    embed_caches = (tok_cache, pos_cache, drop_cache) if first_cached == 0 else None
-    return x, embed_caches, block_caches
+        x, block_cache = transformer_block_forward(
+            x, sub_dict(params, prefix), cfg["n_heads"], sub_dict(masks, prefix), p
+        )  # (B, T, C)
+        if i >= first_trainable:
+            block_caches[i] = block_cache  # a frozen block's cache is dropped at once
+    return x, (embed_cache, block_caches)
 
 
-def body_backward(dx: np.ndarray, embed_caches, block_caches: dict) -> dict[str, np.ndarray]:
-    """Gradients of the body's parameters, from dx (B, T, C) on its output, down to the lowest
-    cached block (and through the embeddings when they were cached)."""
+def gpt_body_backward(dx: np.ndarray, cache) -> dict[str, np.ndarray]:
+    """Gradients of the body's parameters from dx (B, T, C) on its output: the blocks from the
+    top down to first_trainable, then the embeddings when first_trainable was 0."""
+    embed_cache, block_caches = cache
     grads = {}
-    for i in reversed(block_caches):  # the cached blocks, top down
+    for i in reversed(block_caches):  # x = block_i(x), top down
         dx, block_grads = transformer_block_backward(dx, block_caches[i])  # (B, T, C)
-        grads.update({f"trf_blocks.{i}.{k}": g for k, g in block_grads.items()})
-    if embed_caches is not None:
-        tok_cache, pos_cache, drop_cache = embed_caches
-        dx = masked_dropout_backward(dx, drop_cache)  # (B, T, C)
+        grads |= with_prefix(block_grads, f"trf_blocks.{i}.")
+    if embed_cache is not None:
+        tok_cache, pos_cache, drop_cache = embed_cache
+        dx = maybe_dropout_backward(dx, drop_cache)  # x = drop(tok + pos): (B, T, C)
         grads["tok_emb.weight"] = embedding_backward(dx, tok_cache)  # (V, C)
         grads["pos_emb.weight"] = embedding_backward(dx.sum(axis=0), pos_cache)  # (context, C)
     return grads
 
 
 def select_dropout_masks(cfg: dict, B: int, T: int, dtype, dropout_rng, dropout_masks) -> dict:
-    """One forward's dropout masks (empty: no dropout): drawn from dropout_rng, or the caller's
-    dropout_masks checked against the names and shapes of gpt_dropout_mask_shapes."""
+    """One model forward's dropout masks (empty: no dropout): drawn from dropout_rng, or the
+    caller's dropout_masks checked against gpt_dropout_mask_shapes' names and shapes."""
     if dropout_rng is not None and dropout_masks is not None:
         raise ValueError("pass dropout_rng or dropout_masks, not both")
-    if dropout_rng is not None:
-        if cfg["drop_rate"] == 0:
-            return {}
-        return draw_dropout_masks(
-            gpt_dropout_mask_shapes(cfg, B, T), dropout_rng, cfg["drop_rate"], dtype
-        )
-    masks = dict(dropout_masks or {})
     shapes = gpt_dropout_mask_shapes(cfg, B, T)
-    unknown = sorted(set(masks) - set(shapes))
-    if unknown:
-        raise ValueError(
-            f"dropout_masks has unknown names {unknown}; expected some of {list(shapes)}"
-        )
-    for name, mask in masks.items():
-        require_shape(f"dropout_masks[{name!r}]", mask, shapes[name])
-    return masks
+    if dropout_rng is not None and cfg["drop_rate"] == 0:
+        return {}
+    if dropout_rng is not None:
+        return draw_dropout_masks(shapes, dropout_rng, cfg["drop_rate"], dtype)
+    masks = {} if dropout_masks is None else dropout_masks
+    require_dropout_masks("dropout_masks", masks, shapes)
+    return dict(masks)
 
 
 class GPTModel:
@@ -145,17 +139,17 @@ class GPTModel:
         masks = select_dropout_masks(cfg, B, T, self.dtype, dropout_rng, dropout_masks)
         self.last_dropout_masks = masks
 
-        x, embed_caches, block_caches = body_forward(idx, P, cfg, masks)  # (B, T, C)
+        x, body_cache = gpt_body_forward(idx, P, cfg, masks)  # (B, T, C)
         x, norm_cache = layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
         logits, head_cache = linear_forward(x, P["out_head.weight"])  # (B, T, V)
-        self._cache = ((B, T), embed_caches, block_caches, norm_cache, head_cache)
+        self._cache = ((B, T), body_cache, norm_cache, head_cache)
         return logits
 
     def backward(self, dlogits: np.ndarray) -> dict[str, np.ndarray]:
         """Gradient of every parameter (same keys as `params`) given d loss / d logits (B, T, V)."""
         if self._cache is None:
             raise RuntimeError("backward needs a forward first")
-        (B, T), embed_caches, block_caches, norm_cache, head_cache = self._cache
+        (B, T), body_cache, norm_cache, head_cache = self._cache
         require_shape("dlogits", dlogits, (B, T, self.cfg["vocab_size"]))
         grads = {}
 
@@ -163,7 +157,7 @@ class GPTModel:
         dx, grads["final_norm.scale"], grads["final_norm.shift"] = layernorm_backward(
             dx, norm_cache
         )
-        grads |= body_backward(dx, embed_caches, block_caches)
+        grads |= gpt_body_backward(dx, body_cache)
         return {k: grads[k] for k in self.params}
 
     def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):

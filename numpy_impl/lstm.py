@@ -17,7 +17,8 @@ Cell backward, given dh' and dc' (the gradient reaching c' from the next step):
     dx = dz W_ih    dh = dz W_hh    dc_prev = dc ⊙ f
     dW_ih = dzᵀ x   dW_hh = dzᵀ h   db_ih = db_hh = Σ_batch dz   (the biases add: each gets dz)
 
-Layer (`LSTM`), x (B, T, I), layer k's state (h_0, c_0) → (h_T, c_T):
+Layer over time (`lstm_forward` / `lstm_backward`; `LSTM` is a thin class over the pair),
+x (B, T, I), layer k's state (h_0, c_0) → (h_T, c_T):
     Z_x = X W_ihᵀ + b_ih + b_hh                       (T, B, 4H)  ONE matmul for every step
     z_t = Z_x[t] + h_{t-1} W_hhᵀ,  then the cell as above; h_t is the layer's output at step t.
     Layers stack: layer k+1 reads layer k's outputs (times a dropout mask / (1 - p) between layers,
@@ -30,13 +31,14 @@ BPTT runs t = T-1 … 0, carrying the state gradients backwards from the upstrea
     dW_ih = Σ_t dz_tᵀ x_t    dW_hh = Σ_t dz_tᵀ h_{t-1}    db = Σ_t Σ_batch dz_t    dX = dZ W_ih
     three matmuls (and a sum) over all T·B rows, not T small ones. dh_0, dc_0 are what remains
     after step 0. Arrays are kept time-major (T, B, ·) so each step's slice is contiguous.
+A mask of None between two layers (or dropout_masks None) is no dropout there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.dropout import dropout_backward, dropout_forward
+from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
 from twinlm.shared.init import init_lstm_params
 from twinlm.shared.naming import lstm_param_shapes
 from twinlm.shared.validate import (
@@ -45,6 +47,7 @@ from twinlm.shared.validate import (
     require_keys,
     require_lstm_cell_inputs,
     require_lstm_inputs,
+    require_lstm_params,
     require_shape,
 )
 
@@ -119,11 +122,111 @@ def lstm_cell_backward(dh_next: np.ndarray, dc_next: np.ndarray, cache):
     )
 
 
-# ---- the multi-layer LSTM ------------------------------------------------------------------------
+# ---- the multi-layer LSTM over time ---------------------------------------------------------------
+
+
+def lstm_forward(
+    x: np.ndarray,
+    params: dict[str, np.ndarray],
+    state: tuple[np.ndarray, np.ndarray] | None = None,
+    dropout_masks: list[np.ndarray | None] | None = None,
+    p: float = 0.0,
+):
+    """Multi-layer LSTM over time, batch first (see the module docstring). x (B, T, I); params
+    keyed like torch.nn.LSTM's state_dict (num_layers and hidden size read off them); state (h0,
+    c0) each (L, B, H), zeros if None; dropout_masks None or L-1 keep-masks (B, T, H) (or None
+    entries) applied to each layer's output but the last, scaled by 1/(1 - p).
+    Returns (out (B, T, H), (h_n, c_n), cache)."""
+    I, H, L = require_lstm_params(params)
+    dtype = params["weight_ih_l0"].dtype
+    require_lstm_inputs(
+        x, state, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
+    )
+    B, T, _ = x.shape
+    if state is None:
+        state = (np.zeros((L, B, H), dtype), np.zeros((L, B, H), dtype))
+    h0, c0 = state
+    layer_in = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)  time-major
+    h_n, c_n, layers, drop_caches = np.empty_like(h0), np.empty_like(c0), [], []
+    for k in range(L):
+        W_ih, W_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
+        bias = params[f"bias_ih_l{k}"] + params[f"bias_hh_l{k}"]  # (4H,)
+        # The input part of every step's pre-activation at once: (T·B, I) @ (I, 4H).
+        z = (layer_in.reshape(T * B, -1) @ W_ih.T).reshape(T, B, 4 * H)  # (T, B, 4H)
+        z += bias
+        hs = np.empty((T + 1, B, H), dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
+        cs = np.empty((T + 1, B, H), dtype)  # cs[0] = c_0, cs[t+1] = c_t
+        tanh_cs = np.empty((T, B, H), dtype)
+        hs[0], cs[0] = h0[k], c0[k]
+        recurrent = np.empty((B, 4 * H), dtype)
+        for t in range(T):
+            np.matmul(hs[t], W_hh.T, out=recurrent)  # (B, 4H)
+            z[t] += recurrent
+            gates = _activate(z[t])  # (B, 4H)  z[t] now holds [i f g o]
+            i, f, g, o = (gates[:, j * H : (j + 1) * H] for j in range(4))
+            np.multiply(f, cs[t], out=cs[t + 1])  # c_t = f ⊙ c_{t-1} + i ⊙ g
+            cs[t + 1] += i * g
+            np.tanh(cs[t + 1], out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
+        h_n[k], c_n[k] = hs[T], cs[T]
+        layers.append((layer_in, z, hs, cs, tanh_cs, W_ih, W_hh))
+        layer_in = hs[1:]  # (T, B, H)
+        if k < L - 1:  # dropout between layers, not after the last
+            mask = None if dropout_masks is None else dropout_masks[k]
+            mask = None if mask is None else mask.transpose(1, 0, 2)  # (T, B, H)
+            layer_in, drop_cache = maybe_dropout_forward(layer_in, mask, p)  # (T, B, H)
+            drop_caches.append(drop_cache)
+    out = np.ascontiguousarray(layer_in.transpose(1, 0, 2))  # (B, T, H)
+    return out, (h_n, c_n), (layers, drop_caches, (B, T, H))
+
+
+def lstm_backward(
+    dout: np.ndarray,
+    dstate: tuple[np.ndarray, np.ndarray] | None,
+    cache,
+):
+    """BPTT. dout (B, T, H) on `out`; dstate (dh_n, dc_n) each (L, B, H) on the final state, or
+    None. Returns (dx (B, T, I), (dh0, dc0), grads keyed like params, in state_dict order)."""
+    layers, drop_caches, (B, T, H) = cache
+    L, dtype = len(layers), layers[0][1].dtype
+    require_shape("dout", dout, (B, T, H))
+    if dstate is not None:
+        for name, s in zip(("dh_n", "dc_n"), dstate, strict=True):
+            require_shape(name, s, (L, B, H))
+    dh0, dc0 = np.empty((L, B, H), dtype), np.empty((L, B, H), dtype)
+    grads = {}
+    d_layer_out = dout.transpose(1, 0, 2)  # (T, B, H)  time-major view
+    for k in reversed(range(L)):
+        layer_in, gates, hs, cs, tanh_cs, W_ih, W_hh = layers[k]
+        dz = np.empty_like(gates)  # (T, B, 4H)
+        if dstate is None:
+            dh_next, dc_next = np.zeros((B, H), dtype), np.zeros((B, H), dtype)
+        else:
+            dh_next, dc_next = dstate[0][k], dstate[1][k]
+        for t in reversed(range(T)):
+            dh = d_layer_out[t] + dh_next  # (B, H)  h_t feeds the output and step t+1
+            _, dc_next = _gates_backward(dh, dc_next, gates[t], tanh_cs[t], cs[t], out=dz[t])
+            dh_next = dz[t] @ W_hh  # (B, H)  z_t = … + h_{t-1} W_hhᵀ
+        dh0[k], dc0[k] = dh_next, dc_next
+        # Parameter gradients for all steps at once: rows are the T·B (step, sequence) pairs.
+        dz_rows = dz.reshape(T * B, 4 * H)
+        grads[f"weight_ih_l{k}"] = dz_rows.T @ layer_in.reshape(T * B, -1)  # (4H, I)
+        grads[f"weight_hh_l{k}"] = dz_rows.T @ hs[:-1].reshape(T * B, H)  # (4H, H)
+        grads[f"bias_ih_l{k}"] = dz_rows.sum(axis=0)  # (4H,)
+        grads[f"bias_hh_l{k}"] = grads[f"bias_ih_l{k}"].copy()  # the same dz; separate arrays
+        d_layer_in = (dz_rows @ W_ih).reshape(T, B, -1)  # (T, B, I)  Z_x = X W_ihᵀ + b
+        if k > 0:  # layer k read drop(layer k-1's output)
+            d_layer_in = maybe_dropout_backward(d_layer_in, drop_caches[k - 1])  # (T, B, H)
+        d_layer_out = d_layer_in
+    I = layers[0][0].shape[-1]
+    grads = {k: grads[k] for k in lstm_param_shapes(I, H, L)}  # state_dict order
+    dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))  # (B, T, I)
+    return dx, (dh0, dc0), grads
 
 
 class LSTM:
-    """Multi-layer LSTM, batch first, torch.nn.LSTM's parameter names; see the module docstring.
+    """Multi-layer LSTM, batch first, torch.nn.LSTM's parameter names: a thin class over
+    lstm_forward / lstm_backward holding `params` and the last forward's cache.
 
     forward(x (B, T, I), state=(h0, c0) each (num_layers, B, H)) -> (out (B, T, H), (h_n, c_n));
     backward(dout, dstate=(dh_n, dc_n)) -> (dx, (dh0, dc0), grads) with grads keyed like params.
@@ -170,93 +273,15 @@ class LSTM:
         self,
         x: np.ndarray,
         state: tuple[np.ndarray, np.ndarray] | None = None,
-        dropout_masks: list[np.ndarray] | None = None,
+        dropout_masks: list[np.ndarray | None] | None = None,
         p: float = 0.0,
     ):
-        """x (B, T, I); state (h0, c0) each (num_layers, B, H), zeros if None; dropout_masks: None
-        or num_layers-1 keep-masks (B, T, H) applied to each layer's output but the last, scaled by
-        1/(1 - p). Returns (out (B, T, H), (h_n, c_n))."""
-        require_lstm_inputs(
-            x, state, dropout_masks, p, input_size=self.input_size, hidden_size=self.hidden_size,
-            num_layers=self.num_layers, dtype=self.dtype,
-        )  # fmt: skip
-        B, T, _ = x.shape
-        L, H = self.num_layers, self.hidden_size
-        if state is None:
-            state = (np.zeros((L, B, H), self.dtype), np.zeros((L, B, H), self.dtype))
-        h0, c0 = state
-        layer_in = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)  time-major
-        h_n, c_n, layers, drop_caches = np.empty_like(h0), np.empty_like(c0), [], []
-        for k in range(L):
-            W_ih, W_hh = self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"]
-            bias = self.params[f"bias_ih_l{k}"] + self.params[f"bias_hh_l{k}"]  # (4H,)
-            # The input part of every step's pre-activation at once: (T·B, I) @ (I, 4H).
-            z = (layer_in.reshape(T * B, -1) @ W_ih.T).reshape(T, B, 4 * H)  # (T, B, 4H)
-            z += bias
-            hs = np.empty((T + 1, B, H), self.dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
-            cs = np.empty((T + 1, B, H), self.dtype)  # cs[0] = c_0, cs[t+1] = c_t
-            tanh_cs = np.empty((T, B, H), self.dtype)
-            hs[0], cs[0] = h0[k], c0[k]
-            recurrent = np.empty((B, 4 * H), self.dtype)
-            for t in range(T):
-                np.matmul(hs[t], W_hh.T, out=recurrent)  # (B, 4H)
-                z[t] += recurrent
-                gates = _activate(z[t])  # (B, 4H)  z[t] now holds [i f g o]
-                i, f, g, o = (gates[:, j * H : (j + 1) * H] for j in range(4))
-                np.multiply(f, cs[t], out=cs[t + 1])  # c_t = f ⊙ c_{t-1} + i ⊙ g
-                cs[t + 1] += i * g
-                np.tanh(cs[t + 1], out=tanh_cs[t])
-                np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
-            h_n[k], c_n[k] = hs[T], cs[T]
-            layers.append((layer_in, z, hs, cs, tanh_cs))
-            layer_in = hs[1:]  # (T, B, H)
-            if dropout_masks is not None and k < L - 1:  # between layers, not after the last
-                layer_in, drop_cache = dropout_forward(
-                    layer_in, dropout_masks[k].transpose(1, 0, 2), p
-                )  # (T, B, H)
-                drop_caches.append(drop_cache)
-        self._cache = (layers, drop_caches, x.shape)
-        out = np.ascontiguousarray(layer_in.transpose(1, 0, 2))  # (B, T, H)
-        return out, (h_n, c_n)
+        """lstm_forward with this layer's params. Returns (out (B, T, H), (h_n, c_n))."""
+        out, state_n, self._cache = lstm_forward(x, self.params, state, dropout_masks, p)
+        return out, state_n
 
     def backward(self, dout: np.ndarray, dstate: tuple[np.ndarray, np.ndarray] | None = None):
-        """dout (B, T, H) on `out`; dstate (dh_n, dc_n) on the final state, or None.
-        Returns (dx (B, T, I), (dh0, dc0), grads keyed like params)."""
+        """lstm_backward of the last forward. Returns (dx, (dh0, dc0), grads keyed like params)."""
         if self._cache is None:
             raise RuntimeError("LSTM.backward needs a forward call first")
-        layers, drop_caches, (B, T, _) = self._cache
-        L, H = self.num_layers, self.hidden_size
-        require_shape("dout", dout, (B, T, H))
-        if dstate is not None:
-            for name, s in zip(("dh_n", "dc_n"), dstate, strict=True):
-                require_shape(name, s, (L, B, H))
-        dh0 = np.empty((L, B, H), self.dtype)
-        dc0 = np.empty((L, B, H), self.dtype)
-        grads = {}
-        d_layer_out = dout.transpose(1, 0, 2)  # (T, B, H)  time-major view
-        for k in reversed(range(L)):
-            layer_in, gates, hs, cs, tanh_cs = layers[k]
-            W_ih, W_hh = self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"]
-            dz = np.empty_like(gates)  # (T, B, 4H)
-            if dstate is None:
-                dh_next, dc_next = np.zeros((B, H), self.dtype), np.zeros((B, H), self.dtype)
-            else:
-                dh_next, dc_next = dstate[0][k], dstate[1][k]
-            for t in reversed(range(T)):
-                dh = d_layer_out[t] + dh_next  # (B, H)  from the output and from step t+1
-                _, dc_next = _gates_backward(dh, dc_next, gates[t], tanh_cs[t], cs[t], out=dz[t])
-                dh_next = dz[t] @ W_hh  # (B, H)
-            dh0[k], dc0[k] = dh_next, dc_next
-            # Parameter gradients for all steps at once: rows are the T·B (step, sequence) pairs.
-            dz_rows = dz.reshape(T * B, 4 * H)
-            grads[f"weight_ih_l{k}"] = dz_rows.T @ layer_in.reshape(T * B, -1)  # (4H, I)
-            grads[f"weight_hh_l{k}"] = dz_rows.T @ hs[:-1].reshape(T * B, H)  # (4H, H)
-            grads[f"bias_ih_l{k}"] = dz_rows.sum(axis=0)  # (4H,)
-            grads[f"bias_hh_l{k}"] = grads[f"bias_ih_l{k}"].copy()
-            d_layer_in = (dz_rows @ W_ih).reshape(T, B, -1)  # (T, B, I)
-            if k > 0 and drop_caches:
-                d_layer_in = dropout_backward(d_layer_in, drop_caches[k - 1])  # (T, B, H)
-            d_layer_out = d_layer_in
-        grads = {k: grads[k] for k in self.params}  # state_dict order
-        dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))  # (B, T, I)
-        return dx, (dh0, dc0), grads
+        return lstm_backward(dout, dstate, self._cache)

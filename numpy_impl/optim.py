@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from twinlm.shared.validate import require_adamw_options, require_adamw_state, require_grads
+
 
 class AdamW:
     """AdamW over a dict of NumPy arrays, updated in place by `step(grads)`.
@@ -34,16 +36,7 @@ class AdamW:
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
     ):
-        if not isinstance(params, dict) or not params:
-            raise TypeError("params must be a non-empty dict of name -> np.ndarray")
-        if lr < 0.0:
-            raise ValueError(f"lr must be >= 0, got {lr}")
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"betas must both lie in [0, 1), got {betas}")
-        if eps < 0.0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        if weight_decay < 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        require_adamw_options(params, lr, betas, eps, weight_decay)
         self.params = params
         self.lr = lr
         self.betas = (float(betas[0]), float(betas[1]))
@@ -56,17 +49,13 @@ class AdamW:
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         """One AdamW update of every parameter that has a gradient (None or absent: skipped)."""
-        unknown = sorted(set(grads) - set(self.params))
-        if unknown:
-            raise ValueError(f"grads has keys that are not parameters: {unknown}")
+        require_grads(grads, self.params)
         beta1, beta2 = self.betas
         lr, wd, eps = self.lr, self.weight_decay, self.eps
         for name, p in self.params.items():
             g = grads.get(name)
             if g is None:
                 continue
-            if g.shape != p.shape:
-                raise ValueError(f"grads[{name!r}] must have shape {p.shape}, got {g.shape}")
             if name not in self.steps:
                 self.steps[name] = 0
                 self.exp_avg[name] = np.zeros_like(p)
@@ -112,28 +101,23 @@ class AdamW:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("lr", "betas", "eps", "weight_decay", "steps", "exp_avg", "exp_avg_sq"):
-            if key not in state:
-                raise ValueError(f"state is missing {key!r}")
-        for name in state["steps"]:
-            if name not in self.params:
-                raise ValueError(f"state has an entry for unknown parameter {name!r}")
-            for buf in ("exp_avg", "exp_avg_sq"):
-                a = state[buf].get(name)
-                if a is None or a.shape != self.params[name].shape:
-                    got = None if a is None else a.shape
-                    raise ValueError(
-                        f"state[{buf!r}][{name!r}] must have shape {self.params[name].shape}, "
-                        f"got {got}"
-                    )
+        """Resume from a state_dict() (this class's or torch_impl.AdamW's: the same format)."""
+        require_adamw_state(state, self.params)
         self.lr = state["lr"]
         self.betas = tuple(state["betas"])
         self.eps = state["eps"]
         self.weight_decay = state["weight_decay"]
         self.steps = {k: int(t) for k, t in state["steps"].items()}
-        dtypes = {k: p.dtype for k, p in self.params.items()}
-        self.exp_avg = {k: np.array(a, dtype=dtypes[k]) for k, a in state["exp_avg"].items()}
-        self.exp_avg_sq = {k: np.array(a, dtype=dtypes[k]) for k, a in state["exp_avg_sq"].items()}
+        like = self.params
+        self.exp_avg = {k: _copy_like(a, like[k]) for k, a in state["exp_avg"].items()}
+        self.exp_avg_sq = {k: _copy_like(a, like[k]) for k, a in state["exp_avg_sq"].items()}
+
+
+def _copy_like(a, p: np.ndarray) -> np.ndarray:
+    """A NumPy array or CPU torch tensor copied into p's dtype."""
+    if hasattr(a, "detach"):  # a torch tensor, read without importing torch
+        a = a.detach().cpu().numpy()
+    return np.array(a, dtype=p.dtype)
 
 
 def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:

@@ -25,49 +25,35 @@ from __future__ import annotations
 import numpy as np
 
 from numpy_impl.attention import multihead_attention_backward, multihead_attention_forward
-from numpy_impl.dropout import dropout_backward, dropout_forward
+from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
 from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
-from twinlm.shared.naming import sub_dict
-
-
-def masked_dropout_forward(x: np.ndarray, mask: np.ndarray | None, p: float):
-    """dropout_forward when a mask is given, else the identity (cache None)."""
-    return (x, None) if mask is None else dropout_forward(x, mask, p)
-
-
-def masked_dropout_backward(dy: np.ndarray, cache) -> np.ndarray:
-    return dy if cache is None else dropout_backward(dy, cache)
+from twinlm.shared.naming import sub_dict, with_prefix
 
 
 def transformer_block_forward(
     x: np.ndarray,
     params: dict[str, np.ndarray],
-    cfg_or_heads: dict | int,
+    n_heads: int,
     dropout_masks: dict[str, np.ndarray] | None = None,
     p: float = 0.0,
 ):
-    """One pre-LN block. x (B, T, C); params keyed relative to the block; cfg_or_heads is the
-    model config or the number of heads; dropout_masks maps BLOCK_DROPOUT_NAMES (any subset) to
-    0/1 masks, applied with rate p. Returns (y (B, T, C), cache)."""
-    heads = cfg_or_heads["n_heads"] if isinstance(cfg_or_heads, dict) else int(cfg_or_heads)
+    """One pre-LN block. x (B, T, C); params keyed relative to the block; dropout_masks maps
+    BLOCK_DROPOUT_NAMES (any subset; None: no dropout) to 0/1 masks, applied with rate p.
+    Returns (y (B, T, C), cache)."""
     masks = dropout_masks or {}
     att_mask = masks.get("att.dropout")
 
     n1, norm1_cache = layernorm_forward(x, params["norm1.scale"], params["norm1.shift"])  # (B,T,C)
     a, att_cache = multihead_attention_forward(
-        n1,
-        sub_dict(params, "att."),
-        heads,
-        dropout_mask=att_mask,
-        p=p if att_mask is not None else 0.0,
+        n1, sub_dict(params, "att."), n_heads, att_mask, p if att_mask is not None else 0.0
     )  # (B, T, C)
-    a, drop_att_cache = masked_dropout_forward(a, masks.get("drop_shortcut.att"), p)  # (B, T, C)
+    a, drop_att_cache = maybe_dropout_forward(a, masks.get("drop_shortcut.att"), p)  # (B, T, C)
     h = x + a  # (B, T, C)
 
     n2, norm2_cache = layernorm_forward(h, params["norm2.scale"], params["norm2.shift"])  # (B,T,C)
     f, ff_cache = feedforward_forward(n2, sub_dict(params, "ff."))  # (B, T, C)
-    f, drop_ff_cache = masked_dropout_forward(f, masks.get("drop_shortcut.ff"), p)  # (B, T, C)
+    f, drop_ff_cache = maybe_dropout_forward(f, masks.get("drop_shortcut.ff"), p)  # (B, T, C)
     y = h + f  # (B, T, C)
 
     cache = (norm1_cache, att_cache, drop_att_cache, norm2_cache, ff_cache, drop_ff_cache)
@@ -79,16 +65,16 @@ def transformer_block_backward(dy: np.ndarray, cache):
     norm1_cache, att_cache, drop_att_cache, norm2_cache, ff_cache, drop_ff_cache = cache
     grads = {}
 
-    df = masked_dropout_backward(dy, drop_ff_cache)  # (B, T, C)
+    # y = h + f: the shortcut passes dy to h, the branch takes it through dropout, ff and norm2
+    df = maybe_dropout_backward(dy, drop_ff_cache)  # (B, T, C)
     dn2, dff = feedforward_backward(df, ff_cache)  # (B, T, C)
     dh, grads["norm2.scale"], grads["norm2.shift"] = layernorm_backward(dn2, norm2_cache)
-    dh = dh + dy  # shortcut: (B, T, C)
+    dh = dh + dy  # (B, T, C)
 
-    da = masked_dropout_backward(dh, drop_att_cache)  # (B, T, C)
+    # h = x + a: the same for the attention branch
+    da = maybe_dropout_backward(dh, drop_att_cache)  # (B, T, C)
     dn1, datt = multihead_attention_backward(da, att_cache)  # (B, T, C)
     dx, grads["norm1.scale"], grads["norm1.shift"] = layernorm_backward(dn1, norm1_cache)
-    dx = dx + dh  # shortcut: (B, T, C)
+    dx = dx + dh  # (B, T, C)
 
-    grads.update({f"att.{k}": g for k, g in datt.items()})
-    grads.update({f"ff.{k}": g for k, g in dff.items()})
-    return dx, grads
+    return dx, grads | with_prefix(datt, "att.") | with_prefix(dff, "ff.")

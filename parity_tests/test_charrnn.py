@@ -123,8 +123,11 @@ def charrnn_case(num_layers: int, p: float = 0.0) -> OpCase:
         return {"vocab_size": int(V), "emb_dim": int(D), "hidden_size": int(a["h0"].shape[-1]),
                 "num_layers": L, "drop_rate": p}  # fmt: skip
 
-    def masks(a):
+    def masks(a):  # mask k after LSTM layer k, as the built-in reference takes them
         return [a[f"mask{k}"] for k in range(L)] if p > 0 else None
+
+    def named_masks(a):  # the same masks by name (naming.charrnn_dropout_mask_shapes)
+        return model_masks(a, L, p)
 
     def params(a):
         return {k: a[k] for k in charrnn_param_shapes(cfg_of(a))}
@@ -132,7 +135,7 @@ def charrnn_case(num_layers: int, p: float = 0.0) -> OpCase:
     def np_forward(a):
         model = numpy_impl.CharRNN(cfg_of(a))
         model.load_state_dict(params(a))
-        logits, (h_n, c_n) = model.forward(a["x"], (a["h0"], a["c0"]), masks(a))
+        logits, (h_n, c_n) = model.forward(a["x"], (a["h0"], a["c0"]), named_masks(a))
         return (logits, h_n, c_n), model
 
     def np_backward(douts, model):
@@ -144,7 +147,7 @@ def charrnn_case(num_layers: int, p: float = 0.0) -> OpCase:
     def torch_forward(a):
         model = torch_impl.CharRNN(cfg_of(a), dtype=a["h0"].dtype)
         logits, (h_n, c_n) = functional_call(
-            model, params(a), (a["x"], (a["h0"], a["c0"]), masks(a))
+            model, params(a), (a["x"], (a["h0"], a["c0"]), named_masks(a))
         )
         return logits, h_n, c_n
 
@@ -249,8 +252,12 @@ def test_loss_and_grads_against_builtin_cross_entropy(num_layers, p, record_erro
     assert rel_error(h_n, ref_h_n.detach().numpy()) <= TOL_FLOAT64
 
 
-def model_masks(arrays: dict, num_layers: int, p: float):
-    return [arrays[f"mask{k}"] for k in range(num_layers)] if p > 0 else None
+def model_masks(arrays: dict, num_layers: int, p: float) -> dict | None:
+    """The case's masks by name: "lstm.dropout.{k}" after layer k < L-1, "dropout" last."""
+    if p == 0:
+        return None
+    names = [f"lstm.dropout.{k}" for k in range(num_layers - 1)] + ["dropout"]
+    return {name: arrays[f"mask{k}"] for k, name in enumerate(names)}
 
 
 @pytest.mark.parametrize("num_layers, p", [(1, 0.0), (3, 0.5)])
@@ -539,10 +546,18 @@ def test_bad_input_is_named():
         numpy_model.forward(bad_ids)
     with pytest.raises(ValueError, match=r"x must lie in \[0, 9\), got 9"):
         torch_model(torch.from_numpy(bad_ids))
-    with pytest.raises(ValueError, match="dropout_masks must hold num_layers = 2"):
-        numpy_model.forward(np.array([[1, 2]]), dropout_masks=[np.ones((1, 2, 5))])
-    with pytest.raises(ValueError, match="dropout_masks must hold num_layers = 2"):
-        torch_model(torch.tensor([[1, 2]]), dropout_masks=[torch.ones(1, 2, 5)])
+    for forward, ones, ids in (
+        (numpy_model.forward, np.ones, np.array([[1, 2]])),
+        (torch_model, torch.ones, torch.tensor([[1, 2]])),
+    ):
+        with pytest.raises(TypeError, match="dropout_masks must be a dict of named keep-masks"):
+            forward(ids, dropout_masks=[ones((1, 2, 5)), ones((1, 2, 5))])  # the old list form
+        with pytest.raises(ValueError, match=r"unknown names \['lstm.dropout.1'\]"):
+            forward(ids, dropout_masks={"lstm.dropout.1": ones((1, 2, 5))})
+        with pytest.raises(
+            ValueError, match=r"\['dropout'\] must have shape \(1, 2, 5\), got \(1, 3"
+        ):
+            forward(ids, dropout_masks={"dropout": ones((1, 3, 5))})
     with pytest.raises(ValueError, match=r"h0 must have shape \(2, 1, 5\)"):
         numpy_model.forward(np.array([[1, 2]]), (np.zeros((1, 1, 5), np.float32),) * 2)
     with pytest.raises(ValueError, match="cfg\\['hidden_size'\\] must be >= 1"):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from helpers import builtin_gpt_hidden
 
 import numpy_impl
-import numpy_impl.gpt as np_gpt  # its body_backward runs the block backwards of both models
+import numpy_impl.gpt as np_gpt  # its gpt_body_backward runs the block backwards of both models
 import torch_impl
 from twinlm.data.spam import encode_dataset, make_synthetic_spam, random_split
 from twinlm.parity.harness import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_error
@@ -237,8 +237,9 @@ def test_numpy_backward_stops_at_the_first_trainable_block(trainable, monkeypatc
     _, grads = np_model.loss_and_grads(idx, labels)
     blocks = OPTIONS[trainable][1]
     assert len(calls) == len(blocks)
-    assert len(np_model._cache[3]) == len(blocks)  # frozen blocks keep no cache
-    assert (np_model._cache[2] is not None) == (trainable == "all")  # embedding caches
+    embed_cache, block_caches = np_model._cache[2]  # gpt_body_forward's cache
+    assert len(block_caches) == len(blocks)  # frozen blocks keep no cache
+    assert (embed_cache is not None) == (trainable == "all")
 
 
 # ---- last token vs last non-pad token ------------------------------------------------------------------

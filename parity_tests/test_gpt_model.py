@@ -4,8 +4,7 @@ References, each independent of the code under test:
 - torch_impl.GPTModel with autograd (same weights, same dropout masks replayed);
 - a functional GPT from torch built-ins (F.embedding, F.layer_norm, F.scaled_dot_product_attention,
   F.gelu, F.linear: helpers.py), with F.cross_entropy;
-- the book's own GPTModel (chapter 4 code, copied below; its attention in helpers.py) for
-  state_dict compatibility;
+- the book's own GPTModel (chapter 4 code, copied into helpers.py) for state_dict compatibility;
 - central finite differences of the NumPy loss (float64) for the NumPy backward;
 - ln(vocab_size), the loss of a uniform prediction, for the untrained model.
 Parameters are perturbed away from the init (biases 0, scales 1), which would hide bugs.
@@ -20,8 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import BookMultiHeadAttention, builtin_gpt_hidden
-from torch import nn
+from helpers import BookGPTModel, builtin_gpt_hidden
 
 import numpy_impl
 import torch_impl
@@ -173,82 +171,9 @@ def test_gpt_numpy_matches_torch_builtins_float64(record_error):
 # ---- the book's GPTModel and its state_dict ----------------------------------------------------------
 
 
-class _BookLayerNorm(nn.Module):
-    def __init__(self, emb_dim):
-        super().__init__()
-        self.eps = 1e-5
-        self.scale = nn.Parameter(torch.ones(emb_dim))
-        self.shift = nn.Parameter(torch.zeros(emb_dim))
-
-    def forward(self, x):
-        mean = x.mean(dim=-1, keepdim=True)
-        var = x.var(dim=-1, keepdim=True, unbiased=False)
-        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
-
-
-class _BookGELU(nn.Module):
-    # The book writes the constant as torch.sqrt(torch.tensor(2.0 / torch.pi)), a float32 tensor:
-    # 2.8e-8 off √(2/π), which alone moves float64 logits by ~2e-9. The float64 constant here.
-    def forward(self, x):
-        return (
-            0.5 * x * (1 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
-        )
-
-
-class _BookFeedForward(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]),
-            _BookGELU(),
-            nn.Linear(4 * cfg["emb_dim"], cfg["emb_dim"]),
-        )
-
-    def forward(self, x):
-        return self.layers(x)
-
-
-class _BookTransformerBlock(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.att = BookMultiHeadAttention(
-            cfg["emb_dim"],
-            cfg["emb_dim"],
-            cfg["context_length"],
-            cfg["drop_rate"],
-            cfg["n_heads"],
-            cfg["qkv_bias"],
-        )
-        self.ff = _BookFeedForward(cfg)
-        self.norm1, self.norm2 = _BookLayerNorm(cfg["emb_dim"]), _BookLayerNorm(cfg["emb_dim"])
-        self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
-
-    def forward(self, x):
-        x = x + self.drop_shortcut(self.att(self.norm1(x)))
-        return x + self.drop_shortcut(self.ff(self.norm2(x)))
-
-
-class _BookGPTModel(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
-        self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
-        self.drop_emb = nn.Dropout(cfg["drop_rate"])
-        self.trf_blocks = nn.Sequential(
-            *[_BookTransformerBlock(cfg) for _ in range(cfg["n_layers"])]
-        )
-        self.final_norm = _BookLayerNorm(cfg["emb_dim"])
-        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
-
-    def forward(self, in_idx):
-        x = self.tok_emb(in_idx) + self.pos_emb(torch.arange(in_idx.shape[1]))
-        x = self.trf_blocks(self.drop_emb(x))
-        return self.out_head(self.final_norm(x))
-
-
 def test_book_state_dict_loads_into_both_backends(record_error):
     torch.manual_seed(0)
-    book = _BookGPTModel(CFG).double().eval()
+    book = BookGPTModel(CFG).double().eval()
     state = book.state_dict()
     assert "trf_blocks.0.att.mask" in state  # the buffers our loaders must drop
     idx, _ = _batch(CFG)

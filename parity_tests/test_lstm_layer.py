@@ -339,16 +339,24 @@ def test_torch_impl_lstm_time_major_layout_matches_torch(record_error):
 
 
 def _forward_both(x, state=None, **kwargs):
-    """The same call on a NumPy and a torch_impl LSTM(input_size=3, hidden_size=4, num_layers=2)."""
+    """The same call on a NumPy LSTM(input_size=3, hidden_size=4, num_layers=2), the functional
+    torch_impl.lstm with such a layer's params, and (unless a rate comes without masks, when the
+    module draws its own: test_module_draws_the_masks_torch_nn_lstm_draws) the torch_impl.LSTM
+    module."""
     torch_state = None if state is None else tuple(torch.from_numpy(s) for s in state)
     torch_kwargs = {
         k: [torch.from_numpy(m) for m in v] if k == "dropout_masks" and v is not None else v
         for k, v in kwargs.items()
     }
-    return [
+    module = torch_impl.LSTM(3, 4, 2).double()
+    params = dict(module.named_parameters())
+    calls = [
         lambda: numpy_impl.LSTM(3, 4, 2, dtype=np.float64).forward(x, state, **kwargs),
-        lambda: torch_impl.LSTM(3, 4, 2).double()(torch.from_numpy(x), torch_state, **torch_kwargs),
+        lambda: torch_impl.lstm(torch.from_numpy(x), params, torch_state, **torch_kwargs),
     ]
+    if "dropout_masks" in kwargs or kwargs.get("p", 0.0) == 0:
+        calls.append(lambda: module(torch.from_numpy(x), torch_state, **torch_kwargs))
+    return calls
 
 
 _X = np.zeros((2, 5, 3))

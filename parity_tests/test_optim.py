@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import torch_impl
 from numpy_impl.optim import AdamW, clip_grad_norm
 from twinlm.parity.harness import FLOAT32_FLOOR, rel_error
 from twinlm.training.schedule import lr_at
@@ -205,3 +206,215 @@ def test_optim_bad_input():
         lr_at(-1, **SCHEDULE)
     with pytest.raises(ValueError, match="min_lr <= peak_lr"):
         lr_at(0, peak_lr=1e-4, warmup_steps=1, total_steps=10, min_lr=1e-3)
+
+
+# ---- torch_impl.AdamW / clip_grad_norm: NumPy vs torch_impl vs torch.optim -------------------------
+
+HYPER = {  # lr is set per step; betas, eps and weight decay varied (the lerp's two branches too)
+    "default": dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1),
+    "beta1<0.5, no decay": dict(betas=(0.3, 0.95), eps=1e-6, weight_decay=0.0),
+    "beta1=0.5": dict(betas=(0.5, 0.9), eps=1e-10, weight_decay=0.02),
+    "beta1=0": dict(betas=(0.0, 0.99), eps=1e-7, weight_decay=1.0),
+}
+N_STEPS = 60
+
+
+def _grads_at(rng, step: int, dtype) -> dict:
+    """Random grads; "b" has none on every third step (None) and "one" none on every fifth (absent)."""
+    grads = {k: g.astype(dtype) for k, g in _random_grads(rng).items()}
+    if step % 3 == 1:
+        grads["b"] = None
+    if step % 5 == 2:
+        del grads["one"]
+    return grads
+
+
+def _run_three(params, steps, dtype, hyper, save_at=None):
+    """numpy_impl.AdamW, torch_impl.AdamW and torch.optim.AdamW(foreach=False) over the same
+    steps [(lr, grads)]; returns each one's final params and (steps, m, v) state."""
+    tdtype = _torch_dtype(dtype)
+    np_params = {k: v.astype(dtype) for k, v in params.items()}
+    ti_params = {k: torch.tensor(v, dtype=tdtype) for k, v in params.items()}
+    ref_params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in params.items()}
+    opts = [
+        AdamW(np_params, lr=steps[0][0], **hyper),
+        torch_impl.AdamW(ti_params, lr=steps[0][0], **hyper),
+        torch.optim.AdamW(list(ref_params.values()), lr=steps[0][0], foreach=False, **hyper),
+    ]
+    for lr, grads in steps:
+        grads = {k: None if g is None else g.astype(dtype) for k, g in grads.items()}
+        opts[0].lr = opts[1].lr = lr
+        opts[2].param_groups[0]["lr"] = lr
+        opts[0].step(grads)
+        opts[1].step({k: None if g is None else torch.tensor(g) for k, g in grads.items()})
+        for k, p in ref_params.items():
+            p.grad = None if grads.get(k) is None else torch.tensor(grads[k])
+        opts[2].step()
+    ref_state = {k: opts[2].state[p] for k, p in ref_params.items() if p in opts[2].state}
+    states = [
+        (opts[0].steps, opts[0].exp_avg, opts[0].exp_avg_sq),
+        (
+            opts[1].steps,
+            *({k: t.numpy() for k, t in d.items()} for d in (opts[1].exp_avg, opts[1].exp_avg_sq)),
+        ),
+        (
+            {k: int(s["step"]) for k, s in ref_state.items()},
+            {k: s["exp_avg"].numpy() for k, s in ref_state.items()},
+            {k: s["exp_avg_sq"].numpy() for k, s in ref_state.items()},
+        ),
+    ]
+    finals = [
+        np_params,
+        *({k: t.detach().numpy() for k, t in d.items()} for d in (ti_params, ref_params)),
+    ]
+    return finals, states
+
+
+def _steps(rng, dtype, n=N_STEPS):
+    lrs = [lr_at(s, **{**SCHEDULE, "total_steps": n}) + 1e-3 for s in range(n)]
+    return [(lr, _grads_at(rng, s, dtype)) for s, lr in enumerate(lrs)]
+
+
+@pytest.mark.parametrize("hyper", list(HYPER.values()), ids=list(HYPER))
+def test_torch_impl_adamw_three_way_float64(hyper, record_error):
+    rng = np.random.default_rng(10)
+    params = _random_params(rng)
+    finals, states = _run_three(params, _steps(rng, np.float64), np.float64, hyper)
+    (ours, impl, ref), (s_ours, s_impl, s_ref) = finals, states
+    assert s_ours[0] == s_impl[0] == s_ref[0]  # per-parameter step counts, missing grads skipped
+    assert s_ours[0]["w"] == N_STEPS and s_ours[0]["b"] < N_STEPS and s_ours[0]["one"] < N_STEPS
+    assert max(rel_error(ref[k], params[k]) for k in SHAPES) > 1e-3  # the params really moved
+    for name, got, state in (("numpy", ours, s_ours), ("torch_impl", impl, s_impl)):
+        err = max(rel_error(got[k], ref[k]) for k in SHAPES)
+        err_state = max(rel_error(state[i][k], s_ref[i][k]) for i in (1, 2) for k in SHAPES)
+        record_error("AdamW 3-way", f"{name} params vs torch (f64)", err, TOL_ADAMW_FLOAT64)
+        record_error("AdamW 3-way", f"{name} m, v vs torch (f64)", err_state, TOL_ADAMW_FLOAT64)
+    err = max(rel_error(impl[k], ours[k]) for k in SHAPES)
+    record_error("AdamW 3-way", "torch_impl vs numpy (f64)", err, TOL_ADAMW_FLOAT64)
+
+
+def test_torch_impl_adamw_float32_no_worse_than_torch(record_error):
+    """float32: each optimizer against the float64 run on the same float32-rounded inputs; ours at
+    most 2x as far from it as torch.optim's, plus the floor."""
+    rng = np.random.default_rng(11)
+    params = {k: v.astype(np.float32) for k, v in _random_params(rng).items()}
+    steps = _steps(rng, np.float32)
+    exact = _run_three(params, steps, np.float64, HYPER["default"])[0][2]
+    (ours, impl, ref), _ = _run_three(params, steps, np.float32, HYPER["default"])
+    assert all(v.dtype == np.float32 for d in (ours, impl) for v in d.values())
+    err_ref = max(rel_error(ref[k], exact[k]) for k in SHAPES)
+    for name, got in (("numpy", ours), ("torch_impl", impl)):
+        err = max(rel_error(got[k], exact[k]) for k in SHAPES)
+        record_error("AdamW 3-way", f"{name} float32 vs float64", err, 2 * err_ref + FLOAT32_FLOOR)
+
+
+def test_adamw_state_dicts_are_one_format_and_resume_across_backends():
+    """torch_impl.AdamW.state_dict() has numpy_impl.AdamW's keys and value kinds; each optimizer
+    resumes from the other's state and continues as the uninterrupted run does."""
+    rng = np.random.default_rng(12)
+    params = _random_params(rng)
+    steps = _steps(rng, np.float64, n=12)
+    hyper = HYPER["beta1<0.5, no decay"]
+    straight, _ = _run_three(params, steps, np.float64, hyper)
+
+    np_params = {k: v.copy() for k, v in params.items()}
+    t_params = {k: torch.tensor(v) for k, v in params.items()}
+    np_opt, t_opt = AdamW(np_params, **hyper), torch_impl.AdamW(t_params, **hyper)
+    for lr, grads in steps[:6]:
+        np_opt.lr = t_opt.lr = lr
+        np_opt.step(grads)
+        t_opt.step({k: None if g is None else torch.tensor(g) for k, g in grads.items()})
+    np_state, t_state = np_opt.state_dict(), t_opt.state_dict()
+    assert list(t_state) == list(np_state)
+    assert t_state["steps"] == np_state["steps"] and t_state["betas"] == np_state["betas"]
+    assert all(isinstance(v, torch.Tensor) for v in t_state["exp_avg"].values())
+    t_opt.exp_avg["w"] += 1.0  # the saved state holds copies
+    assert not torch.equal(t_state["exp_avg"]["w"], t_opt.exp_avg["w"])
+
+    # Swap: NumPy continues from torch_impl's state, torch_impl from NumPy's (with lr = 123 given to
+    # the constructors: the hyper-parameters come from the state).
+    np_resumed = {k: t.detach().numpy().copy() for k, t in t_params.items()}
+    for k, v in np_params.items():
+        t_params[k] = torch.tensor(v)
+    np_params, np_opt = np_resumed, AdamW(np_resumed, lr=123.0)
+    t_opt = torch_impl.AdamW(t_params, lr=123.0)
+    np_opt.load_state_dict(t_state)
+    t_opt.load_state_dict(np_state)
+    for lr, grads in steps[6:]:
+        np_opt.lr = t_opt.lr = lr
+        np_opt.step(grads)
+        t_opt.step({k: None if g is None else torch.tensor(g) for k, g in grads.items()})
+    for k in SHAPES:
+        assert rel_error(np_params[k], straight[1][k]) <= TOL_ADAMW_FLOAT64  # torch_impl's run
+        assert rel_error(t_params[k].numpy(), straight[0][k]) <= TOL_ADAMW_FLOAT64  # NumPy's run
+
+
+def _clip_three(grads: dict, max_norm: float, dtype):
+    """(norm, clipped grads) from numpy_impl, torch_impl and torch.nn.utils.clip_grad_norm_
+    (foreach=False), each on its own copy of grads in dtype."""
+    grads = {k: None if g is None else g.astype(dtype) for k, g in grads.items()}
+    ref = {
+        k: torch.zeros(g.shape, dtype=_torch_dtype(dtype), requires_grad=True)
+        for k, g in grads.items()
+        if g is not None
+    }
+    for k, t in ref.items():
+        t.grad = torch.tensor(grads[k])
+    ref_norm = float(torch.nn.utils.clip_grad_norm_(list(ref.values()), max_norm, foreach=False))
+    ours = {k: None if g is None else g.copy() for k, g in grads.items()}
+    impl = {k: None if g is None else torch.tensor(g) for k, g in grads.items()}
+    ours_norm, impl_norm = clip_grad_norm(ours, max_norm), torch_impl.clip_grad_norm(impl, max_norm)
+    assert impl["none"] is None and impl["w"].dtype == _torch_dtype(dtype)
+    return {
+        "numpy": (ours_norm, {k: g for k, g in ours.items() if g is not None}),
+        "torch_impl": (impl_norm, {k: g.numpy() for k, g in impl.items() if g is not None}),
+        "torch": (ref_norm, {k: t.grad.numpy() for k, t in ref.items()}),
+    }
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6], ids=["clips", "no-clip"])
+def test_torch_impl_clip_grad_norm_three_way(max_norm, record_error):
+    """float64: NumPy and torch_impl against torch's clip_grad_norm_; float32: each against the
+    float64 run on the same rounded grads, no worse than 2x torch's own error + the floor."""
+    rng = np.random.default_rng(13)
+    grads = {k: g.astype(np.float32) for k, g in _random_grads(rng).items()} | {"none": None}
+    f64 = _clip_three(grads, max_norm, np.float64)
+    f32 = _clip_three(grads, max_norm, np.float32)
+    ref_norm, ref_grads = f64["torch"]
+
+    def errors(norm, got):
+        return abs(norm - ref_norm) / ref_norm, max(rel_error(got[k], ref_grads[k]) for k in got)
+
+    torch32 = errors(*f32["torch"])
+    for name in ("numpy", "torch_impl"):
+        norm_err, grad_err = errors(*f64[name])
+        record_error("clip_grad_norm 3-way", f"{name} norm (f64)", norm_err, 1e-14)
+        record_error("clip_grad_norm 3-way", f"{name} grads (f64)", grad_err, 1e-14)
+        norm_err, grad_err = errors(*f32[name])
+        tol = 2 * max(torch32) + FLOAT32_FLOOR
+        record_error(
+            "clip_grad_norm 3-way", f"{name} float32 vs float64", max(norm_err, grad_err), tol
+        )
+    assert torch_impl.clip_grad_norm({"a": None}, 1.0) == 0.0
+
+
+def test_torch_impl_optim_bad_input():
+    params = {"w": torch.zeros(2, 3)}
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        torch_impl.AdamW(params, lr=-1.0)
+    with pytest.raises(ValueError, match="betas must both lie in"):
+        torch_impl.AdamW(params, betas=(0.9, 1.0))
+    with pytest.raises(TypeError, match="params must be a non-empty dict"):
+        torch_impl.AdamW([torch.zeros(3)])
+    opt = torch_impl.AdamW(params)
+    with pytest.raises(ValueError, match=r"grads\['w'\] must have shape \(2, 3\), got \(3, 2\)"):
+        opt.step({"w": torch.zeros(3, 2)})
+    with pytest.raises(ValueError, match=r"not parameters: \['v'\]"):
+        opt.step({"v": torch.zeros(2)})
+    state = opt.state_dict()
+    state["steps"] = {"w": 1}
+    state["exp_avg"] = {"w": torch.zeros(3, 3)}
+    with pytest.raises(ValueError, match=r"state\['exp_avg'\]\['w'\] must have shape \(2, 3\)"):
+        opt.load_state_dict(state)
+    with pytest.raises(ValueError, match="max_norm must be positive"):
+        torch_impl.clip_grad_norm({"w": torch.ones(2)}, 0.0)

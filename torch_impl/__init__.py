@@ -1,22 +1,29 @@
 """PyTorch backend: the same ops from elementary tensor ops; autograd supplies the backward."""
 
 from torch_impl.attention import MultiHeadAttention, attention, multihead_attention
-from torch_impl.charrnn import CharRNN
+from torch_impl.charrnn import CharRNN, charrnn
 from torch_impl.classifier import GPTClassifier, token_positions
-from torch_impl.dropout import dropout
+from torch_impl.dropout import (
+    draw_dropout_masks,
+    dropout,
+    maybe_dropout,
+    resolve_dropout_masks,
+)
 from torch_impl.embedding import embedding
 from torch_impl.feedforward import FeedForward, feedforward
 from torch_impl.gelu import GELU, gelu
 from torch_impl.generate import forward_cached
-from torch_impl.gpt import GPTModel
+from torch_impl.gpt import GPTModel, gpt_body
 from torch_impl.layernorm import LayerNorm, layernorm
 from torch_impl.linear import linear
 from torch_impl.loss import cross_entropy, perplexity
-from torch_impl.lstm import LSTM, LSTMCell, lstm_cell
+from torch_impl.lstm import LSTM, LSTMCell, lstm, lstm_cell
+from torch_impl.optim import AdamW, clip_grad_norm
 from torch_impl.softmax import softmax
-from torch_impl.transformer import TransformerBlock
+from torch_impl.transformer import TransformerBlock, transformer_block
 
 __all__ = [
+    "AdamW",
     "CharRNN",
     "FeedForward",
     "GELU",
@@ -28,17 +35,25 @@ __all__ = [
     "MultiHeadAttention",
     "TransformerBlock",
     "attention",
+    "charrnn",
+    "clip_grad_norm",
     "cross_entropy",
+    "draw_dropout_masks",
     "dropout",
     "embedding",
     "feedforward",
     "gelu",
     "forward_cached",
+    "gpt_body",
     "layernorm",
     "linear",
+    "lstm",
     "lstm_cell",
+    "maybe_dropout",
     "multihead_attention",
     "perplexity",
+    "resolve_dropout_masks",
     "softmax",
     "token_positions",
+    "transformer_block",
 ]

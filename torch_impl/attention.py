@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from torch_impl.dropout import dropout
+from torch_impl.dropout import dropout, resolve_dropout_masks
 from torch_impl.linear import linear
 from torch_impl.softmax import softmax
 from twinlm.shared.naming import QKV_PROJECTIONS
@@ -88,9 +88,9 @@ class MultiHeadAttention(nn.Module):
     """The book's MultiHeadAttention (chapter 3): same arguments, submodules and state_dict keys.
 
     `dropout` is the probability p. In training mode with p > 0, forward draws a keep-mask with
-    torch's generator; pass `dropout_mask` (B, H, T, T) to replay a given mask instead (it is then
-    applied in either mode). The causal mask is computed per call, so the state_dict holds only
-    parameters.
+    torch's generator, as the book's nn.Dropout does; pass `dropout_mask` (B, H, T, T) to replay a
+    given mask instead (it is then applied in either mode). The causal mask is computed per call,
+    so the state_dict holds only parameters.
     """
 
     def __init__(
@@ -116,22 +116,17 @@ class MultiHeadAttention(nn.Module):
         self.dropout = float(dropout)
 
     def forward(self, x: torch.Tensor, dropout_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """y (B, T, d_out). dropout_mask (B, H, T, T): replayed in either mode; None: drawn in
+        training mode with p > 0 (torch_impl/dropout.py's rule, under the name "dropout")."""
         require_ndim("x", x, 3, 3)
-        if x.shape[1] > self.context_length:
-            raise ValueError(
-                f"x has {x.shape[1]} tokens, more than context_length {self.context_length}"
-            )
-        p = self.dropout
-        if dropout_mask is None:
-            if self.training and p > 0:
-                B, T = x.shape[:2]
-                shape = (B, self.num_heads, T, T)
-                dropout_mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p)
-            else:
-                p = 0.0
-        return multihead_attention(
-            x, dict(self.named_parameters()), self.num_heads, dropout_mask=dropout_mask, p=p
-        )
+        B, T = x.shape[:2]
+        if T > self.context_length:
+            raise ValueError(f"x has {T} tokens, more than context_length {self.context_length}")
+        given = None if dropout_mask is None else {"dropout": dropout_mask}
+        shapes = {"dropout": (B, self.num_heads, T, T)}
+        mask = resolve_dropout_masks(given, shapes, self.dropout, self.training, x).get("dropout")
+        p = self.dropout if mask is not None else 0.0
+        return multihead_attention(x, dict(self.named_parameters()), self.num_heads, mask, p)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The book registers its causal mask as a buffer, so its state_dicts hold `mask`; ours

@@ -1,14 +1,15 @@
 """GPT-2 with its output head replaced by a class head (the book's chapter 6); autograd backward.
 
-    x = drop_emb(tok_emb[idx] + pos_emb[0..T-1])    (B, T, C)
-    x = trf_blocks(x)                               (B, T, C)
+    x = drop(tok_emb[idx] + pos_emb[0..T-1])        (B, T, C)   mask "drop_emb"
+    x = trf_blocks(x)                               (B, T, C)   torch_impl/gpt.py's gpt_body
     h = x[b, pos_b]                                 (B, C)   classified position of each row
     logits = out_head(final_norm(h))                (B, K)   out_head: Linear(C, K) with bias
 
 The module tree is the book's GPTModel after `model.out_head = torch.nn.Linear(emb_dim, 2)`, so
 the state_dict keys match numpy_impl.GPTClassifier's params. Frozen parameters get
-requires_grad_(False) (the book's `param.requires_grad = False`); autograd then builds no graph
-below the first trainable layer, so the backward stops there by itself. Options, parameter names
+requires_grad_(False) (the book's `param.requires_grad = False`), and gpt_body runs the blocks below
+the first trainable one under torch.no_grad(), so autograd builds no graph there and the backward
+stops by itself. Dropout masks follow torch_impl/dropout.py's rule. Options, parameter names
 and the seeded head come from twinlm/shared/classifier.py; numpy_impl/classifier.py has the math written out.
 """
 
@@ -18,8 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch_impl.gpt import add_gpt_body, body
+from torch_impl.dropout import resolve_dropout_masks
+from torch_impl.gpt import gpt_body
+from torch_impl.layernorm import LayerNorm
 from torch_impl.linear import linear
+from torch_impl.transformer import TransformerBlock
 from twinlm.shared.classifier import (
     PAD_ID,
     check_classifier_options,
@@ -28,6 +32,7 @@ from twinlm.shared.classifier import (
 )
 from twinlm.shared.config import validate_config
 from twinlm.shared.init import init_gpt_params
+from twinlm.shared.naming import gpt_dropout_mask_shapes
 from twinlm.shared.validate import require_token_batch
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -69,11 +74,19 @@ class GPTClassifier(nn.Module):
     ):
         super().__init__()
         self.cfg = validate_config(dict(cfg))
-        check_classifier_options(self.cfg, num_classes, trainable, k, position, pad_id)
+        self.first_trainable = check_classifier_options(
+            self.cfg, num_classes, trainable, k, position, pad_id
+        )
         self.num_classes, self.trainable, self.k = num_classes, trainable, k
         self.position, self.pad_id = position, pad_id
-        add_gpt_body(self, self.cfg)
-        self.out_head = nn.Linear(cfg["emb_dim"], num_classes)
+        C = cfg["emb_dim"]
+        self.tok_emb = nn.Embedding(cfg["vocab_size"], C)
+        self.pos_emb = nn.Embedding(cfg["context_length"], C)
+        self.trf_blocks = nn.Sequential(
+            *[TransformerBlock(self.cfg) for _ in range(cfg["n_layers"])]
+        )
+        self.final_norm = LayerNorm(C)
+        self.out_head = nn.Linear(C, num_classes)
         if dtype is not None:
             self.to(dtype)
         np_dtype = _NUMPY_DTYPES[self.out_head.weight.dtype]
@@ -93,12 +106,16 @@ class GPTClassifier(nn.Module):
     def forward(
         self, in_idx: torch.Tensor, dropout_masks: dict[str, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Class logits (B, K) for token ids in_idx (B, T). dropout_masks: replay these (names as
-        numpy_impl/gpt.py) in either mode; None: the modules' own dropout (train mode only)."""
+        """Class logits (B, K) for token ids in_idx (B, T). dropout_masks (names as numpy_impl/gpt.py):
+        replay these in either mode; None: drawn in training mode, none in eval mode."""
         cfg = self.cfg
         require_token_batch("idx", in_idx, cfg["vocab_size"], cfg["context_length"])
         B, T = in_idx.shape
         positions = token_positions(in_idx, self.position, self.pad_id)  # (B,)
-        x = body(self, in_idx, dropout_masks)  # (B, T, C)  torch_impl/gpt.py
+        shapes = gpt_dropout_mask_shapes(cfg, B, T)
+        w = self.out_head.weight
+        masks = resolve_dropout_masks(dropout_masks, shapes, cfg["drop_rate"], self.training, w)
+        params = dict(self.named_parameters())
+        x = gpt_body(in_idx, params, cfg, masks, self.first_trainable)  # (B, T, C)
         h = x[torch.arange(B, device=x.device), positions]  # (B, C)
-        return linear(self.final_norm(h), self.out_head.weight, self.out_head.bias)  # (B, K)
+        return linear(self.final_norm(h), w, self.out_head.bias)  # (B, K)

@@ -3,6 +3,9 @@ for the math and the derived BPTT equations; here autograd supplies the backward
 
 Layout and names are torch.nn.LSTM's: weight_ih (4H, I), weight_hh (4H, H), bias_ih, bias_hh (4H,),
 gate order i, f, g, o, so a torch.nn.LSTM / LSTMCell state_dict loads into these modules and back.
+`lstm(x, params, state, dropout_masks, p)` is the layer over time with numpy_impl.lstm_forward's
+arguments; the `LSTM` module resolves its dropout masks and calls it. Without masks in training
+mode with p > 0 the module draws them as torch.nn.LSTM(dropout=p) does (torch_impl/dropout.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ import math
 import torch
 from torch import nn
 
-from twinlm.shared.validate import require_int, require_lstm_cell_inputs, require_lstm_inputs
+from torch_impl.dropout import draw_dropout_masks, maybe_dropout
+from twinlm.shared.validate import (
+    require_int,
+    require_lstm_cell_inputs,
+    require_lstm_inputs,
+    require_lstm_params,
+    require_ndim,
+)
 
 
 def _cell_from_gates(z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,6 +47,46 @@ def lstm_cell(
     require_lstm_cell_inputs(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
     z = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
     return _cell_from_gates(z, c)
+
+
+def lstm(
+    x: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dropout_masks: list[torch.Tensor | None] | None = None,
+    p: float = 0.0,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Multi-layer LSTM over time, batch first. x (B, T, I); params keyed like torch.nn.LSTM's
+    state_dict (num_layers and hidden size read off them); state (h0, c0) each (L, B, H), zeros if
+    None; dropout_masks None or L-1 keep-masks (B, T, H) (or None entries) applied to each layer's
+    output but the last, scaled by 1/(1 - p). Returns (out (B, T, H), (h_n, c_n))."""
+    I, H, L = require_lstm_params(params)
+    dtype = params["weight_ih_l0"].dtype
+    require_lstm_inputs(
+        x, state, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
+    )
+    B = x.shape[0]
+    if state is None:
+        zeros = x.new_zeros(L, B, H)
+        state = (zeros, zeros)
+    h0, c0 = state
+    layer_in, h_n, c_n = x.transpose(0, 1), [], []  # (T, B, I)  time-major
+    for k in range(L):
+        W_ih, W_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
+        bias = params[f"bias_ih_l{k}"] + params[f"bias_hh_l{k}"]  # (4H,)
+        z_x = layer_in @ W_ih.T + bias  # (T, B, 4H)  the input part of every step at once
+        h, c, outs = h0[k], c0[k], []
+        for t in range(z_x.shape[0]):
+            h, c = _cell_from_gates(z_x[t] + h @ W_hh.T, c)  # (B, H) each
+            outs.append(h)
+        h_n.append(h)
+        c_n.append(c)
+        layer_in = torch.stack(outs)  # (T, B, H)
+        if k < L - 1:  # dropout between layers, not after the last
+            mask = None if dropout_masks is None else dropout_masks[k]
+            mask = None if mask is None else mask.transpose(0, 1)  # (T, B, H)
+            layer_in = maybe_dropout(layer_in, mask, p)  # (T, B, H)
+    return layer_in.transpose(0, 1), (torch.stack(h_n), torch.stack(c_n))  # out (B, T, H)
 
 
 def _uniform_(module: nn.Module, hidden_size: int) -> None:
@@ -72,7 +122,7 @@ class LSTMCell(nn.Module):
 
 class LSTM(nn.Module):
     """Multi-layer LSTM with torch.nn.LSTM's parameter names (weight_ih_l{k}, weight_hh_l{k},
-    bias_ih_l{k}, bias_hh_l{k}) and its `dropout` between layers, the masks given by the caller."""
+    bias_ih_l{k}, bias_hh_l{k}) and its `dropout` between layers, at rate `p` given to forward."""
 
     def __init__(
         self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True
@@ -96,39 +146,36 @@ class LSTM(nn.Module):
         self,
         x: torch.Tensor,
         state: tuple[torch.Tensor, torch.Tensor] | None = None,
-        dropout_masks: list[torch.Tensor] | None = None,
+        dropout_masks: list[torch.Tensor | None] | None = None,
         p: float = 0.0,
-    ):
-        """x (B, T, I) if batch_first else (T, B, I); state (h0, c0) each (num_layers, B, H), zeros
-        if None; dropout_masks: None or num_layers-1 keep-masks shaped like the output, applied to
-        each layer's output but the last, scaled by 1/(1 - p). Returns (out, (h_n, c_n))."""
-        require_lstm_inputs(
-            x, state, dropout_masks, p, input_size=self.input_size, hidden_size=self.hidden_size,
-            num_layers=self.num_layers, dtype=self.weight_ih_l0.dtype, batch_first=self.batch_first,
-        )  # fmt: skip
-        if self.batch_first:
-            x = x.transpose(0, 1)  # (T, B, I)  time-major
-        T, B, _ = x.shape
-        L, H = self.num_layers, self.hidden_size
-        if state is None:
-            zeros = x.new_zeros(L, B, H)
-            state = (zeros, zeros)
-        h0, c0 = state
-        layer_in, h_n, c_n = x, [], []
-        for k in range(L):
-            W_ih, W_hh = getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}")
-            bias = getattr(self, f"bias_ih_l{k}") + getattr(self, f"bias_hh_l{k}")  # (4H,)
-            z_x = layer_in @ W_ih.T + bias  # (T, B, 4H)  the input part of every step at once
-            h, c, outs = h0[k], c0[k], []
-            for t in range(T):
-                h, c = _cell_from_gates(z_x[t] + h @ W_hh.T, c)  # (B, H) each
-                outs.append(h)
-            h_n.append(h)
-            c_n.append(c)
-            layer_in = torch.stack(outs)  # (T, B, H)
-            if dropout_masks is not None and k < L - 1:  # between layers, not after the last
-                keep = dropout_masks[k].to(layer_in.dtype)
-                keep = keep.transpose(0, 1) if self.batch_first else keep  # (T, B, H)
-                layer_in = layer_in * keep * (1.0 / (1.0 - float(p)))
-        out = layer_in.transpose(0, 1) if self.batch_first else layer_in
-        return out, (torch.stack(h_n), torch.stack(c_n))
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, T, I) if batch_first else (T, B, I); state (h0, c0) each (num_layers, B, H),
+        zeros if None; dropout_masks: num_layers-1 keep-masks shaped like the output (replayed in
+        either mode), or None: drawn in training mode when p > 0 (as torch.nn.LSTM(dropout=p)
+        draws them), none in eval mode. Returns (out, (h_n, c_n))."""
+        if dropout_masks is None and self.training and p > 0:
+            require_ndim("x", x, 3, 3)
+            shape = (*x.shape[:2], self.hidden_size)  # the output's, in this module's layout
+            shapes = {k: shape for k in range(self.num_layers - 1)}
+            time_major = shapes if self.batch_first else ()  # nn.LSTM draws on (T, B, H) outputs
+            drawn = draw_dropout_masks(shapes, p, x.dtype, x.device, time_major)
+            dropout_masks = list(drawn.values())
+        elif dropout_masks is None:
+            p = 0.0  # eval mode (or p = 0): no dropout
+        if not self.batch_first:  # checked in this layout; lstm() gets batch-first views
+            require_lstm_inputs(
+                x,
+                state,
+                dropout_masks,
+                p,
+                input_size=self.input_size,
+                hidden_size=self.hidden_size,
+                num_layers=self.num_layers,
+                dtype=self.weight_ih_l0.dtype,
+                batch_first=False,
+            )
+            x = x.transpose(0, 1)  # (B, T, I)
+            if dropout_masks is not None:
+                dropout_masks = [None if m is None else m.transpose(0, 1) for m in dropout_masks]
+        out, state_n = lstm(x, dict(self.named_parameters()), state, dropout_masks, p)
+        return (out if self.batch_first else out.transpose(0, 1)), state_n

@@ -58,14 +58,21 @@ def gpt_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def block_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
+    """The dropout masks of one transformer block (BLOCK_DROPOUT_NAMES), in the order they act."""
+    C, H = cfg["emb_dim"], cfg["n_heads"]
+    return {
+        "att.dropout": (batch, H, seq, seq),
+        "drop_shortcut.att": (batch, seq, C),
+        "drop_shortcut.ff": (batch, seq, C),
+    }
+
+
 def gpt_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
     """Every dropout mask of one GPT forward pass, by name, in the order the book's modules run."""
-    C, H = cfg["emb_dim"], cfg["n_heads"]
-    shapes = {"drop_emb": (batch, seq, C)}
+    shapes = {"drop_emb": (batch, seq, cfg["emb_dim"])}
     for i in range(cfg["n_layers"]):
-        shapes[f"trf_blocks.{i}.att.dropout"] = (batch, H, seq, seq)
-        shapes[f"trf_blocks.{i}.drop_shortcut.att"] = (batch, seq, C)
-        shapes[f"trf_blocks.{i}.drop_shortcut.ff"] = (batch, seq, C)
+        shapes |= with_prefix(block_dropout_mask_shapes(cfg, batch, seq), f"trf_blocks.{i}.")
     return shapes
 
 

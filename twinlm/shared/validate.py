@@ -134,12 +134,15 @@ def require_exact_keys(name: str, mapping, expected: Iterable[str], what: str = 
         )
 
 
+LSTM_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # per layer, torch.nn.LSTM's order
+
+
 def require_lstm_weights(
     weight_ih, weight_hh, bias_ih, bias_hh, suffix: str = ""
 ) -> tuple[int, int]:
     """torch.nn.LSTM layout: weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,), all
     floating point of one dtype. Returns (I, H). `suffix` names a layer's keys, e.g. "_l1"."""
-    names = [f"{w}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    names = [f"{w}{suffix}" for w in LSTM_WEIGHTS]
     arrays = (weight_ih, weight_hh, bias_ih, bias_hh)
     for n, a in zip(names, arrays):
         require_float(n, a)
@@ -189,11 +192,66 @@ def require_charrnn_config(cfg) -> None:
     require_probability("cfg['drop_rate']", cfg["drop_rate"])
 
 
-def require_charrnn_masks(masks, cfg, batch: int, seq: int) -> None:
-    """A char-RNN's dropout: num_layers keep-masks (batch, seq, hidden_size), one after each layer."""
-    L = cfg["num_layers"]
-    what = f"num_layers = {L} keep-masks (one after each LSTM layer)"
-    require_mask_list("dropout_masks", masks, L, what, (batch, seq, cfg["hidden_size"]))
+def require_dropout_masks(name: str, masks, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Named dropout keep-masks: a dict whose names are some of `shapes` (any subset; a missing
+    name means no dropout there), each mask of that shape (naming.*_dropout_mask_shapes)."""
+    if not isinstance(masks, dict):
+        raise TypeError(
+            f"{name} must be a dict of named keep-masks (some of {list(shapes)}), "
+            f"got {type(masks).__name__}"
+        )
+    unknown = sorted(set(masks) - set(shapes))
+    if unknown:
+        raise ValueError(f"{name} has unknown names {unknown}; expected some of {list(shapes)}")
+    for key, mask in masks.items():
+        require_shape(f"{name}[{key!r}]", mask, shapes[key])
+
+
+# ---- the optimizers' checks: one copy for numpy_impl/optim.py and torch_impl/optim.py ------------
+
+
+def require_adamw_options(params, lr: float, betas, eps: float, weight_decay: float) -> None:
+    """AdamW's constructor: a non-empty dict of parameters, lr, eps, weight_decay ≥ 0, betas in
+    [0, 1)."""
+    if not isinstance(params, dict) or not params:
+        raise TypeError("params must be a non-empty dict of name -> array")
+    if lr < 0.0:
+        raise ValueError(f"lr must be >= 0, got {lr}")
+    if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+        raise ValueError(f"betas must both lie in [0, 1), got {betas}")
+    if eps < 0.0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if weight_decay < 0.0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+
+
+def require_grads(grads, params) -> None:
+    """An optimizer step's grads: keys among the params', each None or of its parameter's shape."""
+    unknown = sorted(set(grads) - set(params))
+    if unknown:
+        raise ValueError(f"grads has keys that are not parameters: {unknown}")
+    for name, g in grads.items():
+        if g is not None and _shape(g) != _shape(params[name]):
+            raise ValueError(
+                f"grads[{name!r}] must have shape {_shape(params[name])}, got {_shape(g)}"
+            )
+
+
+def require_adamw_state(state, params) -> None:
+    """An AdamW state_dict: every key, and m and v of each stepped parameter's shape."""
+    for key in ("lr", "betas", "eps", "weight_decay", "steps", "exp_avg", "exp_avg_sq"):
+        if key not in state:
+            raise ValueError(f"state is missing {key!r}")
+    for name in state["steps"]:
+        if name not in params:
+            raise ValueError(f"state has an entry for unknown parameter {name!r}")
+        for buf in ("exp_avg", "exp_avg_sq"):
+            a = state[buf].get(name)
+            if a is None or _shape(a) != _shape(params[name]):
+                got = None if a is None else _shape(a)
+                raise ValueError(
+                    f"state[{buf!r}][{name!r}] must have shape {_shape(params[name])}, got {got}"
+                )
 
 
 # ---- the ops' input checks: one copy, called by numpy_impl and torch_impl alike -------------------
@@ -275,11 +333,34 @@ def require_lstm_cell_inputs(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) ->
 
 
 def require_mask_list(name: str, masks: Sequence, count: int, what: str, shape) -> None:
-    """`count` dropout keep-masks, each of `shape`; `what` says which, for the message."""
+    """`count` dropout keep-masks, each of `shape` or None (no dropout there); `what` says which,
+    for the message."""
     if len(masks) != count:
         raise ValueError(f"{name} must hold {what}, got {len(masks)}")
     for k, m in enumerate(masks):
-        require_shape(f"{name}[{k}]", m, shape)
+        if m is not None:
+            require_shape(f"{name}[{k}]", m, shape)
+
+
+def require_lstm_params(params) -> tuple[int, int, int]:
+    """A multi-layer LSTM's params, keyed like torch.nn.LSTM's state_dict (weight_ih_l{k}, …), in
+    its layout, of one dtype. Returns (input_size, hidden_size, num_layers), read off them."""
+    if not isinstance(params, dict) or "weight_ih_l0" not in params:
+        raise ValueError(
+            "params must be a dict keyed like torch.nn.LSTM's state_dict (weight_ih_l0, …)"
+        )
+    num_layers = 0
+    while f"weight_ih_l{num_layers}" in params:
+        num_layers += 1
+    require_keys("params", params, [f"{w}_l{k}" for k in range(num_layers) for w in LSTM_WEIGHTS])
+    input_size, hidden = require_lstm_weights(*(params[f"{w}_l0"] for w in LSTM_WEIGHTS), "_l0")
+    for k in range(1, num_layers):  # layer k reads layer k-1's hidden state
+        layer = [params[f"{w}_l{k}"] for w in LSTM_WEIGHTS]
+        require_shape(f"weight_hh_l{k}", layer[1], (4 * hidden, hidden))
+        require_shape(f"weight_ih_l{k}", layer[0], (4 * hidden, hidden))
+        require_lstm_weights(*layer, suffix=f"_l{k}")
+    require_same_dtype(list(params), params.values())
+    return input_size, hidden, num_layers
 
 
 def require_lstm_inputs(

@@ -201,7 +201,7 @@ class TorchCharRNN(TorchGPT):
     def train_step(self, x, y, state, lr: float, masks) -> tuple[float, tuple]:
         # A state made from NumPy arrays is a leaf without grad: the backward stops at step 0.
         h0, c0 = (torch.from_numpy(s) for s in state)
-        tmasks = None if masks is None else [torch.from_numpy(m) for m in masks]
+        tmasks = {k: torch.from_numpy(m) for k, m in (masks or {}).items()}  # given: no draws
         logits, (h_n, c_n) = self.model(torch.from_numpy(x), (h0, c0), tmasks)
         loss = torch_impl.cross_entropy(logits, torch.from_numpy(y))
         self.opt.zero_grad(set_to_none=True)
@@ -214,6 +214,7 @@ class TorchCharRNN(TorchGPT):
 
     @torch.no_grad()
     def eval_loss(self, x, y, state) -> tuple[float, tuple]:
+        self.model.eval()
         logits, (h_n, c_n) = self.model(torch.from_numpy(x), tuple(map(torch.from_numpy, state)))
         return float(torch_impl.cross_entropy(logits, torch.from_numpy(y))), (
             h_n.numpy(),
@@ -222,6 +223,7 @@ class TorchCharRNN(TorchGPT):
 
     @torch.no_grad()
     def predict(self, x, state) -> tuple[np.ndarray, tuple]:
+        self.model.eval()
         logits, (h_n, c_n) = self.model(torch.from_numpy(x), tuple(map(torch.from_numpy, state)))
         return logits[:, -1].double().numpy(), (h_n.numpy(), c_n.numpy())
 

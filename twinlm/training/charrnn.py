@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twinlm.shared.naming import sub_dict
+from twinlm.shared.naming import charrnn_dropout_mask_shapes, sub_dict
 from twinlm.shared.sampling import check_sampling_args, next_tokens
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.backends import BACKENDS, DTYPES, make_charrnn_backend
@@ -122,10 +122,11 @@ class StreamBatches:
         return np.ascontiguousarray(self.x[:, cols]), np.ascontiguousarray(self.y[:, cols])
 
 
-def draw_dropout_masks(cfg: dict, rng: np.random.Generator, batch: int, seq: int, dtype) -> list:
-    """num_layers 0/1 keep-masks (B, T, H), 1 with probability 1 - drop_rate, in dtype."""
-    shape = (batch, seq, cfg["hidden_size"])
-    return [(rng.random(shape) >= cfg["drop_rate"]).astype(dtype) for _ in range(cfg["num_layers"])]
+def draw_dropout_masks(cfg: dict, rng: np.random.Generator, batch: int, seq: int, dtype) -> dict:
+    """The named 0/1 keep-masks (B, T, H) of one step (naming.charrnn_dropout_mask_shapes), 1 with
+    probability 1 - drop_rate, in dtype."""
+    shapes = charrnn_dropout_mask_shapes(cfg, batch, seq)
+    return {k: (rng.random(s) >= cfg["drop_rate"]).astype(dtype) for k, s in shapes.items()}
 
 
 # ---- training ------------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ class CharRNNTrainer:
         epoch = step // self.train.per_epoch
         return self.s.lr * self.s.lr_decay ** max(0, epoch - self.s.decay_after + 1)
 
-    def masks(self, step: int) -> list | None:
+    def masks(self, step: int) -> dict | None:
         if self.cfg["drop_rate"] == 0:
             return None
         rng = np.random.default_rng([self.s.seed, 1, step])  # one generator per step: resumable
