@@ -205,6 +205,7 @@ def test_generate(benchmark, bench_time, threads, gen_size, kv_cache, backend):
     use_cache off or on (the loop is shared; each backend runs its own forward and forward_cached).
     """
     from twinlm.generation import generate
+
     dtype = "float32"
     device = device_or_skip(backend, dtype)
     T_, C = gen_size

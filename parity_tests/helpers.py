@@ -10,6 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def leaf(a) -> torch.Tensor:
+    """A float64 leaf tensor that collects its gradient in .grad (the by-hand tests' one helper)."""
+    return torch.tensor(a, requires_grad=True)
+
+
 def builtin_gpt_hidden(p: dict[str, torch.Tensor], idx: torch.Tensor, cfg) -> torch.Tensor:
     """final_norm(GPT body(idx)) at every position (B, T, C), no dropout, from F.embedding,
     F.layer_norm, F.scaled_dot_product_attention, F.gelu and F.linear; p holds the book's keys."""

@@ -22,6 +22,7 @@ from torch.func import functional_call
 import numpy_impl
 import torch_impl
 from twinlm.cli import main
+from twinlm.data.bytes import ByteVocab, StreamBatches, split_ids
 from twinlm.parity.harness import (
     FLOAT32_FLOOR,
     TOL_FLOAT64,
@@ -38,15 +39,15 @@ from twinlm.parity.harness import (
 from twinlm.shared.init import init_charrnn_params
 from twinlm.shared.naming import charrnn_param_shapes
 from twinlm.training.charrnn import (
-    ByteVocab,
     CharRNNSettings,
-    CharRNNTrainer,
-    StreamBatches,
+    CharRNNTask,
+    build_charrnn,
     load_for_sampling,
-    make_charrnn_backend,
+    resume,
     sample,
-    split_ids,
 )
+from twinlm.training.engines import Batch, make_engine
+from twinlm.training.loop import Run
 
 TOL_FD = 1e-7  # central differences along a random direction, eps 1e-6, float64
 TOL_TRAJECTORY = 1e-9  # relative, 100 optimizer steps
@@ -308,10 +309,10 @@ def test_shared_initializer():
     cfg = {"vocab_size": 40, "emb_dim": 16, "hidden_size": 64, "num_layers": 2, "drop_rate": 0.0}
     p64 = init_charrnn_params(cfg, seed=3, dtype=np.float64)
     p32 = numpy_impl.CharRNN(cfg, seed=3).params
-    adapter = make_charrnn_backend("torch", cfg, seed=3)
+    torch_params = make_engine("torch", build_charrnn("torch", cfg, 3, "float32")).params()
     for k, v in p64.items():
         assert np.array_equal(p32[k], v.astype(np.float32)), k
-        assert np.array_equal(adapter.params()[k], p32[k]), k
+        assert np.array_equal(torch_params[k], p32[k]), k
     assert abs(p64["embedding.weight"].std() - 1) < 0.1
     for k, v in p64.items():
         if k != "embedding.weight":
@@ -324,6 +325,10 @@ def test_shared_initializer():
 TEXT = "".join(
     f"{i}: the quick brown fox jumps over the lazy dog, {i * i} times.\n" for i in range(40)
 )
+
+
+def run_of(backend: str, s: CharRNNSettings, text=TEXT) -> Run:
+    return Run(CharRNNTask(text, s), backend)
 
 
 def settings(**kw) -> CharRNNSettings:
@@ -353,92 +358,58 @@ def test_stream_batches_are_contiguous_streams():
 def test_carried_state_is_truncated_bptt(backend):
     """Batch 1 from batch 0's carried state gives the logits of one forward over both batches; its
     training step's gradient is that of a forward from a constant state (the truncation)."""
-    t = CharRNNTrainer(backend, TEXT, settings(dtype="float64", drop_rate=0.0, clip=1e9))
-    S = t.s.seq_length
-    (x0, y0), (x1, y1) = t.train.batch(0), t.train.batch(1)
-    _, carry = t.backend.eval_loss(x0, y0, t.backend.zero_state(3))
-    model = numpy_impl.CharRNN(t.cfg, seed=t.s.seed, dtype=np.float64)
+    t = run_of(backend, settings(dtype="float64", drop_rate=0.0, clip=1e9))
+    S = t.task.settings.seq_length
+    (x0, y0), (x1, y1) = t.task.train.batch(0), t.task.train.batch(1)
+    _, carry = t.engine.eval_loss(x0, y0, t.task.initial_carry())
+    model = numpy_impl.CharRNN(t.task.cfg, seed=t.task.settings.seed, dtype=np.float64)
     both, _ = model.forward(np.concatenate([x0, x1], axis=1))
     second, _ = model.forward(x1, carry)
     assert rel_error(second, both[:, S:]) <= TOL_FLOAT64
     assert rel_error(model.forward(x1)[0], both[:, S:]) > 1e-3  # the state does carry information
     # The training step from the carried state: gradients stop at the batch start.
     _, grads, _ = model.loss_and_grads(x1, y1, tuple(s.copy() for s in carry))
-    loss = t.backend.train_step(x1, y1, carry, lr=0.0, masks=None)[0]
+    loss = t.engine.step(Batch(x1, y1, {}, carry), lr=0.0)[0]
     assert abs(loss - model.loss_and_grads(x1, y1, carry)[0]) <= 1e-12
     if backend == "torch":
-        g_torch = {n: p.grad.numpy() for n, p in t.backend.model.named_parameters()}
+        g_torch = {n: p.grad.numpy() for n, p in t.engine.model.named_parameters()}
         assert grads_error(g_torch, grads) <= TOL_FLOAT64
 
 
 def test_state_carries_within_an_epoch_and_resets_when_the_streams_restart():
-    t = CharRNNTrainer("numpy", TEXT, settings(batch_size=4, seq_length=48))
-    seen, step = [], t.backend.train_step
+    t = run_of("numpy", settings(batch_size=4, seq_length=48))
+    seen, step = [], t.engine.step
 
-    def recording_step(x, y, state, lr, masks):  # note the state each batch starts from
-        seen.append(state)
-        return step(x, y, state, lr, masks)
+    def recording_step(batch, lr):  # note the state each batch starts from
+        seen.append(batch.state)
+        return step(batch, lr)
 
-    t.backend.train_step = recording_step
-    for _ in range(t.train.per_epoch + 2):
+    t.engine.step = recording_step
+    per_epoch = t.task.per_epoch
+    for _ in range(per_epoch + 2):
         t.train_step()
     starts = [float(np.abs(h).max()) for h, _ in seen]
-    assert starts[0] == 0 and starts[t.train.per_epoch] == 0  # each epoch starts from zeros
-    assert min(starts[1 : t.train.per_epoch]) > 0 and starts[-1] > 0  # carried in between
+    assert starts[0] == 0 and starts[per_epoch] == 0  # each epoch starts from zeros
+    assert min(starts[1:per_epoch]) > 0 and starts[-1] > 0  # carried in between
 
 
 def test_training_trajectory_numpy_vs_torch_float64(record_error):
     """100 steps of truncated BPTT (2 layers, H 16, dropout, clip, lr decay, two epoch boundaries):
     the same losses and final parameters from both backends."""
     s = settings(dtype="float64")
-    runs = {b: CharRNNTrainer(b, TEXT, s) for b in ("numpy", "torch")}
-    assert runs["numpy"].train.per_epoch < 50  # the streams restart (and the state resets) twice
+    task = CharRNNTask(TEXT, s)  # one task, two runs: the same batches and masks for both
+    runs = {b: Run(task, b) for b in ("numpy", "torch")}
+    assert task.per_epoch < 50  # the streams restart (and the state resets) twice
     losses = {b: np.array([t.train_step() for _ in range(s.steps)]) for b, t in runs.items()}
     gap = float(np.max(np.abs(losses["numpy"] - losses["torch"]) / np.abs(losses["torch"])))
     record_error("charrnn trainer", "loss, 100 steps (f64)", gap, TOL_TRAJECTORY)
-    p_np, p_t = runs["numpy"].backend.params(), runs["torch"].backend.params()
+    p_np, p_t = runs["numpy"].engine.params(), runs["torch"].engine.params()
     worst = max(rel_error(p_np[k], p_t[k]) for k in p_t)
     record_error("charrnn trainer", "params after 100 steps (f64)", worst, TOL_TRAJECTORY)
     carry = max(rel_error(a, b) for a, b in zip(runs["numpy"].carry, runs["torch"].carry))
     record_error("charrnn trainer", "carried state after 100 (f64)", carry, TOL_TRAJECTORY)
     assert losses["numpy"][-10:].mean() < losses["numpy"][:10].mean() - 0.5  # it learns
-    assert runs["numpy"].lr(s.steps - 1) < s.lr  # the decay was in effect
-
-
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_resume_continues_bit_for_bit(tmp_path, backend):
-    s = settings(steps=14, batch_size=4, seq_length=48)
-    straight = CharRNNTrainer(backend, TEXT, s)
-    assert straight.train.per_epoch < 14  # the run crosses an epoch boundary after the resume
-    for _ in range(s.steps):
-        straight.train_step()
-
-    first = CharRNNTrainer(backend, TEXT, s)
-    for _ in range(5):
-        first.train_step()
-    first.evaluate()
-    assert np.abs(first.carry[0]).max() > 0  # a real carried state goes into the checkpoint
-    path = first.save(tmp_path / "ckpt.safetensors")
-    resumed = CharRNNTrainer.resume(path, TEXT)
-    assert resumed.step == 5 and resumed.backend.name == backend
-    for a, b in zip(resumed.carry, first.carry):
-        np.testing.assert_array_equal(a, b)
-    while resumed.step < s.steps:
-        resumed.train_step()
-
-    assert resumed.history.step_loss == straight.history.step_loss  # exact, not approximate
-    for k, v in straight.backend.params().items():
-        np.testing.assert_array_equal(resumed.backend.params()[k], v, err_msg=k)
-    for a, b in zip(resumed.carry, straight.carry):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_resume_rejects_a_different_text(tmp_path):
-    t = CharRNNTrainer("numpy", TEXT, settings(steps=1))
-    t.train_step()
-    path = t.save(tmp_path / "c.safetensors")
-    with pytest.raises(ValueError, match="text differs"):
-        CharRNNTrainer.resume(path, TEXT[::-1])
+    assert task.lr(s.steps - 1) < s.lr  # the decay was in effect
 
 
 # ---- sampling ------------------------------------------------------------------------------------
@@ -456,11 +427,11 @@ def test_vocab_round_trip():
     assert every.decode(np.arange(256)) == bytes(range(256))
 
 
-def _greedy_reference(adapter, vocab: ByteVocab, primer: bytes, n: int) -> bytes:
+def _greedy_reference(engine, vocab: ByteVocab, primer: bytes, n: int) -> bytes:
     """Greedy decoding with the built-in torch modules, re-reading the whole text every step from a
     zero state (no carried state at all)."""
-    builtin = _BuiltinCharRNN(adapter.model.cfg).double()
-    builtin.load_state_dict({k: torch.from_numpy(v).double() for k, v in adapter.params().items()})
+    builtin = _BuiltinCharRNN(engine.model.cfg).double()
+    builtin.load_state_dict({k: torch.from_numpy(v).double() for k, v in engine.params().items()})
     ids = list(vocab.encode(primer))
     with torch.no_grad():
         for _ in range(n):
@@ -470,9 +441,8 @@ def _greedy_reference(adapter, vocab: ByteVocab, primer: bytes, n: int) -> bytes
 
 
 def _trained_pair(dtype: str = "float64", steps: int = 30):
-    runs = {
-        b: CharRNNTrainer(b, TEXT, settings(dtype=dtype, steps=steps)) for b in ("numpy", "torch")
-    }
+    task = CharRNNTask(TEXT, settings(dtype=dtype, steps=steps))
+    runs = {b: Run(task, b) for b in ("numpy", "torch")}
     for t in runs.values():
         for _ in range(steps):
             t.train_step()
@@ -481,26 +451,26 @@ def _trained_pair(dtype: str = "float64", steps: int = 30):
 
 def test_sampling_same_seed_same_bytes_across_backends():
     runs = _trained_pair()
-    vocab = runs["numpy"].vocab
+    vocab = runs["numpy"].task.vocab
     out = {
-        b: sample(t.backend, vocab, "the ", 120, temperature=1.0, seed=11) for b, t in runs.items()
+        b: sample(t.engine, vocab, "the ", 120, temperature=1.0, seed=11) for b, t in runs.items()
     }
     assert out["numpy"] == out["torch"]
     assert len(out["numpy"]) == 120
-    other_seed = sample(runs["numpy"].backend, vocab, "the ", 120, temperature=1.0, seed=12)
+    other_seed = sample(runs["numpy"].engine, vocab, "the ", 120, temperature=1.0, seed=12)
     assert other_seed != out["numpy"]  # the seed matters, so the agreement is not vacuous
-    top3 = {b: sample(t.backend, vocab, "", 60, 0.8, seed=1, top_k=3) for b, t in runs.items()}
+    top3 = {b: sample(t.engine, vocab, "", 60, 0.8, seed=1, top_k=3) for b, t in runs.items()}
     assert top3["numpy"] == top3["torch"]
 
 
 def test_greedy_is_deterministic_and_matches_builtin_reference():
     runs = _trained_pair()
-    vocab = runs["numpy"].vocab
+    vocab = runs["numpy"].task.vocab
     primer = b"13: the quick"
-    ref = _greedy_reference(runs["numpy"].backend, vocab, primer, 40)
+    ref = _greedy_reference(runs["numpy"].engine, vocab, primer, 40)
     for b, t in runs.items():
-        first = sample(t.backend, vocab, primer, 40, temperature=0.0, seed=1)
-        assert sample(t.backend, vocab, primer, 40, temperature=0.0, seed=99) == first, b
+        first = sample(t.engine, vocab, primer, 40, temperature=0.0, seed=1)
+        assert sample(t.engine, vocab, primer, 40, temperature=0.0, seed=99) == first, b
         assert first == ref, b
 
 
@@ -522,7 +492,7 @@ def test_cli_train_sample_resume(tmp_path, capsys):
     more = ["charrnn", "train", "--text", str(text), "--resume", ckpt, "--steps", "6",
             "--out", str(out)]  # fmt: skip
     assert main(more) == 0
-    assert CharRNNTrainer.resume(ckpt, TEXT).step == 6
+    assert resume(ckpt, TEXT).step == 6
     capsys.readouterr()
     samples = {}
     for backend in ("numpy", "torch"):
@@ -531,7 +501,7 @@ def test_cli_train_sample_resume(tmp_path, capsys):
         assert main(cmd) == 0
         samples[backend] = capsys.readouterr().out
     assert samples["numpy"] == samples["torch"] and samples["numpy"].startswith("the ")
-    adapter, vocab, meta = load_for_sampling(ckpt)
+    _, vocab, meta = load_for_sampling(ckpt)
     assert meta["step"] == 6 and len(vocab) == len(set(TEXT.encode()))
 
 
@@ -568,13 +538,13 @@ def test_bad_input_is_named():
         torch_impl.CharRNN({**cfg, "drop_rate": 1.0})
 
     with pytest.raises(ValueError, match="text must not be empty"):
-        CharRNNTrainer("numpy", "", settings())
+        CharRNNTask("", settings())
     with pytest.raises(ValueError, match="seq_length must be >= 1"):
-        CharRNNTrainer("numpy", TEXT, settings(seq_length=0))
+        CharRNNTask(TEXT, settings(seq_length=0))
     with pytest.raises(ValueError, match="fewer than one batch"):
-        CharRNNTrainer("numpy", TEXT[:200], settings(batch_size=4, seq_length=50))
+        CharRNNTask(TEXT[:200], settings(batch_size=4, seq_length=50))
     with pytest.raises(ValueError, match="backend must be one of"):
-        CharRNNTrainer("jax", TEXT, settings())
+        run_of("jax", settings())
 
     vocab = ByteVocab.from_text("abc")
     with pytest.raises(
@@ -585,7 +555,7 @@ def test_bad_input_is_named():
         vocab.encode(123)
     with pytest.raises(ValueError, match=r"ids must be integers in \[0, 3\)"):
         vocab.decode([0, 3])
-    adapter = make_charrnn_backend("numpy", {**cfg, "vocab_size": 3})
+    adapter = make_engine("numpy", build_charrnn("numpy", {**cfg, "vocab_size": 3}, 0, "float32"))
     with pytest.raises(ValueError, match="primer holds bytes outside"):
         sample(adapter, vocab, "xyz", 5)
     with pytest.raises(ValueError, match="temperature must be finite and >= 0"):

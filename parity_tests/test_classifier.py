@@ -30,12 +30,8 @@ from twinlm.parity.harness import FLOAT32_FLOOR, TOL_FLOAT64, grads_error, rel_e
 from twinlm.shared.config import get_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import gpt_dropout_mask_shapes
-from twinlm.training.classify import (
-    ClassifierTrainer,
-    ClassifySettings,
-    classify_texts,
-    load_classifier,
-)
+from twinlm.training.classify import ClassifySettings, ClassifyTask, classify_texts, load_classifier
+from twinlm.training.loop import Run
 
 CFG = get_config("test", n_layers=3)  # vocab 67, context 12, emb 16, 2 heads, qkv_bias, dropout 0.1
 K = 3  # classes: more than the spam task's two, so no 2-class shortcut can hide
@@ -360,15 +356,16 @@ def test_synthetic_spam_both_backends_learn_it(record_error):
             dtype="float64", epochs=5, batch_size=8, lr=1e-3, eval_every=10, eval_batches=2,
             seed=0, overrides=dict(vocab_size=pad + 1, context_length=data[0].max_length),
         )  # fmt: skip
-        trainer = ClassifierTrainer(backend, s, encode=encode, data=data)
+        task = ClassifyTask(s, encode=encode, data=data)
+        run = Run(task, backend)
         epoch_seconds = []
-        for epoch in range(s.epochs):
+        for _ in range(s.epochs):
             start = time.perf_counter()
-            for x, y in trainer.epoch_batches(epoch):
-                trainer.train_step(x, y)
+            for _ in range(task.per_epoch):
+                run.train_step()
             epoch_seconds.append(time.perf_counter() - start)
-        logits, labels = trainer.predict(trainer.test_ds)
-        results[backend] = logits, labels, trainer.history.step_loss
+        logits, labels = task.predict(run.engine, task.test_ds)
+        results[backend] = logits, labels, run.history["step_loss"]
         acc = float((logits.argmax(1) == labels).mean())
         print(f"\n{backend}: test accuracy {acc:.1%}, {np.mean(epoch_seconds):.3f} s per epoch")
         assert acc >= 0.95
@@ -456,7 +453,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match=r"dropout_masks has unknown names \['drop_head'\]"):
         np_model.forward(idx, dropout_masks={"drop_head": np.ones((4, 10, 16))})
     with pytest.raises(ValueError, match=r"preset 'test' has vocab_size 67, fewer than the GPT-2"):
-        ClassifierTrainer("numpy", ClassifySettings(preset="test", pad_id=0))
+        ClassifyTask(ClassifySettings(preset="test", pad_id=0))
 
 
 def test_cli_errors_name_the_problem():

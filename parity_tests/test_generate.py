@@ -413,7 +413,9 @@ def test_load_model_from_checkpoint_and_weights(tmp_path, dtype):
             np.testing.assert_array_equal(a, v.astype(dtype))
     assert not models[1].training
     outs = {
-        generate_text(m, "abc", _encode, _decode, 10, 0.8, 5, np.random.default_rng(1))
+        generate_text(
+            m, "abc", _encode, _decode, 10, temperature=0.8, top_k=5, rng=np.random.default_rng(1)
+        )
         for m in models
     }
     assert len(outs) == 1

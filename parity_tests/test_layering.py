@@ -35,8 +35,11 @@ LAYERS = [
 ]
 # Within one layer, packages that may import each other (the arrows go one way only).
 SIDEWAYS = {"twinlm.weights": {"twinlm.data"}}  # a weights folder may carry its tokenizer
-FORBIDDEN = {"numpy_impl": {"torch", "torch_impl"}, "torch_impl": {"numpy_impl"},
-             "twinlm.shared": {"torch"}}  # fmt: skip
+FORBIDDEN = {
+    "numpy_impl": {"torch", "torch_impl"},
+    "torch_impl": {"numpy_impl"},
+    "twinlm.shared": {"torch"},
+}
 
 
 def unit_of(module: str) -> str | None:
@@ -66,8 +69,9 @@ def imports(path: Path) -> list[tuple[int, str]]:
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
                 base = f"{base}.{node.module}" if node.module else base
-            found += [(node.lineno, f"{base}.{a.name}" if base == "twinlm" else base)
-                      for a in node.names]  # fmt: skip
+            found += [
+                (node.lineno, f"{base}.{a.name}" if base == "twinlm" else base) for a in node.names
+            ]
     return found
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import leaf
 from numpy.testing import assert_allclose
 
 from numpy_impl import (
@@ -42,14 +43,8 @@ from numpy_impl import (
     softmax_forward,
 )
 
-pytestmark = pytest.mark.usefixtures(
-    "one_torch_thread"
-)  # conftest.py: torch on one thread, fastest for tiny ops
-
-
-def t(a: np.ndarray) -> torch.Tensor:
-    """A float64 leaf tensor that collects its gradient in .grad."""
-    return torch.tensor(a, requires_grad=True)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py: fastest for tiny ops
+t = leaf  # t(a): a float64 leaf tensor that collects its gradient in .grad
 
 
 # ---- linear, softmax, embedding, dropout, gelu, layernorm ----------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import leaf
 from numpy.testing import assert_allclose
 
 from numpy_impl import (
@@ -24,14 +25,8 @@ from numpy_impl import (
     transformer_block_forward,
 )
 
-pytestmark = pytest.mark.usefixtures(
-    "one_torch_thread"
-)  # conftest.py: torch on one thread, fastest for tiny ops
-
-
-def t(a: np.ndarray) -> torch.Tensor:
-    """A float64 leaf tensor that collects its gradient in .grad."""
-    return torch.tensor(a, requires_grad=True)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py: fastest for tiny ops
+t = leaf  # t(a): a float64 leaf tensor that collects its gradient in .grad
 
 
 # ---- attention, multi-head attention, feed-forward, transformer block ----------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -25,79 +26,49 @@ def _data_get(args: argparse.Namespace) -> int:
     return main_get(args.name, cache_dir=args.cache_dir, url=args.url, sha256=args.sha256)
 
 
-def _read_text(path: str | None) -> str:
-    """The --text file, or the embedded default corpus (the running Python's stdlib source)."""
-    from twinlm.data.windows import default_corpus
-
-    if path is None:
-        return default_corpus()
-    try:
-        return open(path, encoding="utf-8").read()
-    except OSError as e:
-        raise SystemExit(f"--text: cannot read {path}: {e.strerror}") from e
-
-
-def _train(args: argparse.Namespace) -> int:
-    from twinlm.data.tokenizer import encode
-    from twinlm.training.lm import Trainer, TrainSettings, run_training
-
-    text = _read_text(args.text)
-    if args.resume:
-        trainer = Trainer.resume(args.resume, text, encode, backend=args.backend)
-    else:
-        overrides = {} if args.drop_rate is None else {"drop_rate": args.drop_rate}
-        settings = TrainSettings(
-            preset=args.preset, dtype=args.dtype, max_length=args.max_length,
-            stride=args.stride or args.max_length, batch_size=args.batch_size, steps=args.steps,
-            peak_lr=args.lr, min_lr=args.lr / 10, warmup_steps=args.warmup,
-            eval_every=args.eval_every, seed=args.seed, checkpoint_every=args.checkpoint_every,
-            overrides=overrides,
-        )  # fmt: skip
-        trainer = Trainer(args.backend or "numpy", text, settings, encode)
-    run_training(trainer, args.out)
-    return 0
-
-
 def _generate(args: argparse.Namespace) -> int:
     from twinlm.generation import main_generate
 
     return main_generate(
-        args.backend, args.prompt, args.max_new_tokens, checkpoint=args.checkpoint,
-        weights=args.weights, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
-        use_cache=not args.no_cache, eos_id=args.eos_id, dtype=args.dtype, device=args.device,
+        args.backend,
+        args.prompt,
+        args.max_new_tokens,
+        checkpoint=args.checkpoint,
+        weights=args.weights,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+        use_cache=not args.no_cache,
+        eos_id=args.eos_id,
+        dtype=args.dtype,
+        device=args.device,
         n_heads=args.n_heads,
-    )  # fmt: skip
+    )
 
 
 def _bench(args: argparse.Namespace) -> int:
     from twinlm.report.bench import run_bench
 
-    return run_bench(full=args.full, keyword=args.k, bench_time=args.time, threads=args.threads,
-                     out_dir=args.out, json_path=args.json, report_only=args.report_only)  # fmt: skip
+    return run_bench(
+        full=args.full,
+        keyword=args.k,
+        bench_time=args.time,
+        threads=args.threads,
+        out_dir=args.out,
+        json_path=args.json,
+        report_only=args.report_only,
+    )
 
 
-def _classify_train(args: argparse.Namespace) -> int:
-    from twinlm.training.classify import main_train
-
-    return main_train(args)
-
-
-def _classify_predict(args: argparse.Namespace) -> int:
-    from twinlm.training.classify import main_predict
-
-    return main_predict(args)
-
-
-def _charrnn_train(args: argparse.Namespace) -> int:
-    from twinlm.training.charrnn import main_train
-
-    return main_train(args)
-
-
-def _charrnn_sample(args: argparse.Namespace) -> int:
-    from twinlm.training.charrnn import main_sample
-
-    return main_sample(args)
+def _run_flags(p: argparse.ArgumentParser, *, out: str, eval_every: int) -> None:
+    """The flags every training command shares (twinlm/training/loop.py runs them all)."""
+    p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--eval-every", type=int, default=eval_every, help="optimizer steps")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="0: only at the end")
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--out", default=out, help=f"folder for the checkpoint and plots ({out})")
+    p.add_argument("--resume", default=None, help="continue from this checkpoint (same data)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,10 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Further subcommands (train, generate, data, charrnn, classify, bench) register below.
     p = sub.add_parser("train", help="train the book's GPT on a text (chapter 5), either backend")
-    p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
+    _run_flags(p, out="runs/gpt", eval_every=25)
     p.add_argument("--text", default=None, help="UTF-8 text file (default: the embedded corpus)")
     p.add_argument("--preset", default="tiny", help="model size from twinlm.shared.config.PRESETS")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps in total")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=64, help="tokens per training window")
@@ -132,12 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine to lr/10)")
     p.add_argument("--warmup", type=int, default=20, help="linear warmup steps")
     p.add_argument("--drop-rate", type=float, default=None, help="override the preset's dropout")
-    p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--checkpoint-every", type=int, default=0, help="0: only at the end")
-    p.add_argument("--seed", type=int, default=123)
-    p.add_argument("--out", default="runs/gpt", help="folder for checkpoint.safetensors, loss.png")
-    p.add_argument("--resume", default=None, help="continue from this checkpoint")
-    p.set_defaults(func=_train)
+    p.set_defaults(func="twinlm.training.lm:main_train")
 
     p = sub.add_parser("generate", help="continue a prompt with a trained GPT (chapter 5)")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
@@ -178,46 +143,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="GPT as a spam classifier (chapter 6), either backend")
     classify_sub = p.add_subparsers(dest="classify_command", required=True)
     p = classify_sub.add_parser("train", help="fine-tune a decapitated GPT; curves, checkpoint")
-    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    _run_flags(p, out="runs/classifier", eval_every=50)
     p.add_argument("--weights", default=None, help="pretrained GPT-2 file (default: fresh GPT)")
     p.add_argument("--n-heads", type=int, default=None, help="attention heads of --weights")
     p.add_argument("--preset", default="tiny", help="model size without --weights")
     p.add_argument("--data", choices=["sms-spam", "synthetic"], default="synthetic")
     p.add_argument("--synthetic-size", type=int, default=500, help="texts made by --data synthetic")
-    p.add_argument("--trainable", choices=["last-block", "last-k", "head", "all"],
-                   default="last-block")  # fmt: skip
+    p.add_argument(
+        "--trainable", choices=["last-block", "last-k", "head", "all"], default="last-block"
+    )
     p.add_argument("--k", type=int, default=None, help="blocks trained with --trainable last-k")
     p.add_argument("--position", choices=["last", "last-non-pad"], default="last")
     p.add_argument("--pad-id", type=int, default=50256, help="right-padding token id")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--drop-rate", type=float, default=0.0, help="the book fine-tunes with 0.0")
     p.add_argument("--max-length", type=int, default=None, help="default: longest training text")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate (book: 5e-5)")
     p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--eval-every", type=int, default=50, help="optimizer steps between losses")
     p.add_argument("--eval-batches", type=int, default=5, help="batches per loss estimate")
-    p.add_argument("--seed", type=int, default=123)
-    p.add_argument("--out", default="runs/classifier", help="folder for checkpoint and plots")
-    p.set_defaults(func=_classify_train)
+    p.set_defaults(func="twinlm.training.classify:main_train")
     p = classify_sub.add_parser("predict", help="label a text with a trained classifier")
     p.add_argument("--checkpoint", required=True, help="classifier.safetensors from train")
     p.add_argument("--text", required=True, action="append", help="a text (repeat for more)")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
-    p.set_defaults(func=_classify_predict)
+    p.set_defaults(func="twinlm.training.classify:main_predict")
 
     p = sub.add_parser("charrnn", help="Karpathy's char-RNN (byte-level LSTM): train, sample")
     charrnn_sub = p.add_subparsers(dest="charrnn_command", required=True)
     p = charrnn_sub.add_parser(
-        "train", help="truncated-BPTT training on a text's bytes, either backend",
+        "train",
+        help="truncated-BPTT training on a text's bytes, either backend",
         description="Train a char-RNN on the bytes of --text (default: the embedded corpus; "
         "`twinlm data get shakespeare` prints the path of tiny shakespeare). Losses are nats per "
         "byte, with bits per character beside them.",
-    )  # fmt: skip
-    p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
+    )
+    _run_flags(p, out="runs/charrnn", eval_every=100)
     p.add_argument("--text", default=None, help="text file (default: the embedded corpus)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--emb-dim", type=int, default=64, help="byte embedding size")
     p.add_argument("--hidden-size", type=int, default=128, help="LSTM units per layer")
     p.add_argument("--num-layers", type=int, default=2)
@@ -230,31 +192,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decay-after", type=int, default=10, help="epochs before lr decay starts")
     p.add_argument("--weight-decay", type=float, default=0.0, help="> 0: AdamW")
     p.add_argument("--clip", type=float, default=5.0, help="global gradient-norm clip")
-    p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--eval-batches", type=int, default=20, help="per split; 0: the whole split")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="0: only at the end")
-    p.add_argument("--seed", type=int, default=123)
-    p.add_argument("--out", default="runs/charrnn", help="folder for the checkpoint, loss.png")
-    p.add_argument("--resume", default=None, help="continue from this checkpoint (same --text)")
-    p.set_defaults(func=_charrnn_train)
+    p.set_defaults(func="twinlm.training.charrnn:main_train")
     p = charrnn_sub.add_parser("sample", help="generate bytes from a trained char-RNN")
     p.add_argument("--checkpoint", required=True, help="checkpoint.safetensors from train")
-    p.add_argument("--backend", choices=["numpy", "torch"], default=None,
-                   help="default: the one it was trained with")  # fmt: skip
+    p.add_argument(
+        "--backend",
+        choices=["numpy", "torch"],
+        default=None,
+        help="default: the one it was trained with",
+    )
     p.add_argument("--primer", default="", help="text to start from (default: none)")
     p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--length", type=int, default=500, help="bytes to generate")
     p.add_argument("--seed", type=int, default=123)
-    p.set_defaults(func=_charrnn_sample)
+    p.set_defaults(func="twinlm.training.charrnn:main_sample")
     return parser
+
+
+def _handler(func):
+    """A subcommand's work: a function here, or "module:function" imported only when it runs."""
+    if isinstance(func, str):
+        module, name = func.split(":")
+        return getattr(importlib.import_module(module), name)
+    return func
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(_handler(args.func)(args) or 0)
     except (
         ValueError,
         TypeError,

@@ -17,8 +17,9 @@ import numpy as np
 from twinlm.data.tokenizer import decode, encode
 from twinlm.data.windows import default_corpus
 from twinlm.parity.check import run_check
-from twinlm.training.backends import BACKENDS
-from twinlm.training.lm import Trainer, TrainSettings
+from twinlm.shared.naming import BACKENDS
+from twinlm.training.lm import LMTask, TrainSettings
+from twinlm.training.loop import Run
 
 PROMPT = "Every effort moves you"
 LOSS_GAP_LIMIT = {"float64": 1e-9, "float32": 1e-3}  # relative, at any step
@@ -26,23 +27,31 @@ LOSS_GAP_LIMIT = {"float64": 1e-9, "float32": 1e-3}  # relative, at any step
 
 def demo_settings(steps: int, dtype: str) -> TrainSettings:
     return TrainSettings(
-        preset="tiny", dtype=dtype, max_length=64, stride=64, batch_size=2, steps=steps,
-        peak_lr=2e-3, min_lr=2e-4, warmup_steps=max(1, steps // 10), eval_every=max(1, steps // 4),
+        preset="tiny",
+        dtype=dtype,
+        max_length=64,
+        stride=64,
+        batch_size=2,
+        steps=steps,
+        peak_lr=2e-3,
+        min_lr=2e-4,
+        warmup_steps=max(1, steps // 10),
+        eval_every=max(1, steps // 4),
         seed=123,
-    )  # fmt: skip
+    )
 
 
-def train_in_lockstep(trainers: dict[str, Trainer], steps: int) -> float:
-    """Step both trainers together, printing each step's losses; returns the worst relative gap."""
+def train_in_lockstep(runs: dict[str, Run], steps: int) -> float:
+    """Step both runs together, printing each step's losses; returns the worst relative gap."""
     print(f"{'step':>5} {'lr':>9} {'numpy loss':>12} {'torch loss':>12} {'|difference|':>13}")
     worst = 0.0
     for _ in range(steps):
-        lr = trainers["numpy"].lr(trainers["numpy"].step)
-        loss = {name: t.train_step() for name, t in trainers.items()}
+        lr = runs["numpy"].task.lr(runs["numpy"].step)
+        loss = {name: run.train_step() for name, run in runs.items()}
         gap = abs(loss["numpy"] - loss["torch"])
         worst = max(worst, gap / abs(loss["torch"]))
         print(
-            f"{trainers['numpy'].step:>5} {lr:>9.2e} {loss['numpy']:>12.6f} {loss['torch']:>12.6f}"
+            f"{runs['numpy'].step:>5} {lr:>9.2e} {loss['numpy']:>12.6f} {loss['torch']:>12.6f}"
             f" {gap:>13.2e}"
         )
     return worst
@@ -52,23 +61,24 @@ def run_demo(steps: int = 150, dtype: str = "float64", corpus_bytes: int = 200_0
     start = time.perf_counter()
     text = default_corpus(max_bytes=corpus_bytes)
     s = demo_settings(steps, dtype)
-    trainers = {name: Trainer(name, text, s, encode) for name in BACKENDS}
-    cfg = trainers["numpy"].cfg
-    n_params = sum(p.size for p in trainers["numpy"].backend.params().values())
+    task = LMTask(text, s, encode)  # one task: both backends get the very same batches and masks
+    runs = {name: Run(task, name) for name in BACKENDS}
+    cfg = task.cfg
+    n_params = sum(p.size for p in runs["numpy"].engine.params().values())
     print(
         f"== 1. Training the same GPT ({n_params:,} parameters, {cfg['n_layers']} layers, "
         f"emb {cfg['emb_dim']}, {dtype}) in NumPy and in PyTorch, on "
-        f"{len(trainers['numpy'].data.train[0])} windows of the embedded corpus"
+        f"{len(task.train[0])} windows of the embedded corpus"
     )
-    worst_gap = train_in_lockstep(trainers, steps)
-    val = {name: t.evaluate()[1] for name, t in trainers.items()}
+    worst_gap = train_in_lockstep(runs, steps)
+    val = {name: run.evaluate()["val_loss"] for name, run in runs.items()}
     print(
         f"validation loss: numpy {val['numpy']:.6f}, torch {val['torch']:.6f}; "
         f"worst relative loss gap over {steps} steps: {worst_gap:.2e}"
     )
 
     print(f'\n== 2. Generating from "{PROMPT}" with the same seed in both backends')
-    texts = generate_both(trainers, PROMPT)
+    texts = generate_both(runs, PROMPT)
     same = len(set(texts.values())) == 1
     for name, t in texts.items():
         print(f"[{name}] {t!r}")
@@ -81,14 +91,14 @@ def run_demo(steps: int = 150, dtype: str = "float64", corpus_bytes: int = 200_0
     return 0 if ok else 1
 
 
-def generate_both(trainers: dict[str, Trainer], prompt: str, max_new_tokens: int = 30) -> dict:
+def generate_both(runs: dict[str, Run], prompt: str, max_new_tokens: int = 30) -> dict:
     from twinlm.generation import generate_text
 
     out = {}
-    for name, t in trainers.items():
+    for name, run in runs.items():
         rng = np.random.default_rng(7)
         out[name] = generate_text(
-            t.backend.model,
+            run.engine.model,
             prompt,
             encode,
             decode,

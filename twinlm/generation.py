@@ -37,7 +37,12 @@ import numpy_impl
 from twinlm.shared.config import validate_config
 from twinlm.shared.naming import BACKENDS, DTYPES, gpt_param_shapes, sub_dict
 from twinlm.shared.sampling import check_generate_args, next_tokens
-from twinlm.shared.validate import require_cache_room, require_choice, require_shape
+from twinlm.shared.validate import (
+    require_cache_room,
+    require_choice,
+    require_exact_keys,
+    require_shape,
+)
 
 
 class KVCache:
@@ -246,37 +251,16 @@ def generate_ids(
     return out[0].tolist()
 
 
-def generate_text(
-    model,
-    prompt: str,
-    encode,
-    decode,
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    rng: np.random.Generator | None = None,
-    eos_id: int | None = None,
-    use_cache: bool = True,
-) -> str:
+def generate_text(model, prompt: str, encode, decode, max_new_tokens: int, **options) -> str:
     """The prompt followed by up to max_new_tokens generated tokens, decoded (the whole text, as
-    the book's `token_ids_to_text(generate(...))` prints it)."""
+    the book's `token_ids_to_text(generate(...))` prints it). options: as generate_ids."""
     language_model(model)  # a wrong model is named before the prompt is looked at
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     ids = list(encode(prompt))
     if not ids:
         raise ValueError(f"prompt must encode to at least one token, got {prompt!r}")
-    out = generate_ids(
-        model,
-        ids,
-        max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        rng=rng,
-        eos_id=eos_id,
-        use_cache=use_cache,
-    )
-    return decode(out)
+    return decode(generate_ids(model, ids, max_new_tokens, **options))
 
 
 # ---- loading -----------------------------------------------------------------------------------
@@ -291,20 +275,6 @@ def _float_dtype(dtype) -> np.dtype:
     if d not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     return d
-
-
-def _check_params(params: dict[str, np.ndarray], cfg: dict) -> None:
-    """The loaded tensors are exactly the model's parameters, with the config's shapes."""
-    shapes = gpt_param_shapes(cfg)
-    missing = [k for k in shapes if k not in params]
-    unexpected = [k for k in params if k not in shapes]
-    if missing or unexpected:
-        raise ValueError(
-            f"the loaded tensors must be the GPT's parameters: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    for k, shape in shapes.items():
-        require_shape(k, params[k], shape)
 
 
 def load_model(
@@ -343,7 +313,10 @@ def load_model(
 
         cfg, params = load_gpt2(weights, n_heads=n_heads, dtype=dtype)
     params = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
-    _check_params(params, validate_config(dict(cfg)))
+    shapes = gpt_param_shapes(validate_config(dict(cfg)))
+    require_exact_keys("the loaded tensors", params, shapes, " the GPT's parameters")
+    for k, shape in shapes.items():
+        require_shape(k, params[k], shape)
 
     if backend == "numpy":
         model = numpy_impl.GPTModel(cfg, dtype=dtype)

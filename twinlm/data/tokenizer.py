@@ -90,8 +90,20 @@ def seed_from_sdist(
 
 def download_whisper_sdist(dest_dir: str | os.PathLike, timeout: float = 600.0) -> Path:
     """`pip download` the openai-whisper sdist (no dependencies, nothing installed) into dest_dir."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest_dir), WHISPER_REQUIREMENT]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest_dir),
+        WHISPER_REQUIREMENT,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{result.stderr.strip()[-2000:]}")

@@ -16,7 +16,7 @@ run is reproducible and every epoch has its own order.
 from __future__ import annotations
 
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +28,37 @@ from twinlm.shared.validate import require_int, require_ndim, require_same_shape
 # in 3.13/3.12, so they are left out). The text is fixed for a given Python version; a different
 # version brings its own edition of these files, hence a slightly different corpus.
 CORPUS_MODULES = (
-    "abc.py", "argparse.py", "ast.py", "bisect.py", "calendar.py", "collections/__init__.py",
-    "contextlib.py", "copy.py", "csv.py", "dataclasses.py", "difflib.py", "enum.py",
-    "fractions.py", "functools.py", "heapq.py", "inspect.py", "json/decoder.py",
-    "json/encoder.py", "os.py", "pprint.py", "random.py", "shlex.py", "shutil.py",
-    "statistics.py", "string.py", "tempfile.py", "textwrap.py", "threading.py", "tokenize.py",
+    "abc.py",
+    "argparse.py",
+    "ast.py",
+    "bisect.py",
+    "calendar.py",
+    "collections/__init__.py",
+    "contextlib.py",
+    "copy.py",
+    "csv.py",
+    "dataclasses.py",
+    "difflib.py",
+    "enum.py",
+    "fractions.py",
+    "functools.py",
+    "heapq.py",
+    "inspect.py",
+    "json/decoder.py",
+    "json/encoder.py",
+    "os.py",
+    "pprint.py",
+    "random.py",
+    "shlex.py",
+    "shutil.py",
+    "statistics.py",
+    "string.py",
+    "tempfile.py",
+    "textwrap.py",
+    "threading.py",
+    "tokenize.py",
     "typing.py",
-)  # fmt: skip
+)
 DEFAULT_CORPUS_BYTES = 1_000_000  # about the size of tiny shakespeare
 
 
@@ -129,3 +153,24 @@ def batches(
     for b in range(num_batches(n, batch_size, drop_last)):
         rows = order[b * batch_size : (b + 1) * batch_size]  # (B,)
         yield inputs[rows], targets[rows]  # fancy indexing copies: (B, L) each
+
+
+class StepBatches:
+    """The batch of optimizer step `step`: batch step % per_epoch of the epoch step // per_epoch,
+    where epoch_batches(epoch) iterates one epoch's batches in its seeded order. Steps taken in
+    order cost one batch each; any other step restarts its epoch (so a resumed run gets the same
+    batches as one that never stopped)."""
+
+    def __init__(self, epoch_batches: Callable[[int], Iterator], per_epoch: int):
+        self.epoch_batches, self.per_epoch = epoch_batches, per_epoch
+        self._next, self._it = None, iter(())
+
+    def __call__(self, step: int):
+        epoch, index = divmod(step, self.per_epoch)
+        if self._next != (epoch, index):  # not where the running epoch is: start that epoch over
+            self._it = self.epoch_batches(epoch)
+            for _ in range(index):
+                next(self._it)
+        self._next = (epoch, index + 1)
+        self._last = (step, next(self._it))
+        return self._last[1]

@@ -26,9 +26,15 @@ def check_ops(seed: int = 0, names: list[str] | None = None) -> list[dict]:
         douts = random_douts(rng, run_numpy(case, inputs)[0])
         e64 = compare_float64(case, inputs, douts)
         rows.append(
-            dict(op=case.name, dtype="float64", fwd=e64.forward, grad=e64.grad,
-                 tol_fwd=TOL_FLOAT64, tol_grad=TOL_FLOAT64)
-        )  # fmt: skip
+            dict(
+                op=case.name,
+                dtype="float64",
+                fwd=e64.forward,
+                grad=e64.grad,
+                tol_fwd=TOL_FLOAT64,
+                tol_grad=TOL_FLOAT64,
+            )
+        )
         e32 = compare_float32(case, inputs, douts)
         ref = e32["torch"]
         rows.append(

@@ -340,18 +340,28 @@ def _block_keys(qkv_bias: bool) -> tuple[str, ...]:
         [f"att.{n}.bias" for n in QKV_PROJECTIONS] if qkv_bias else []
     )
     return (
-        *att, "att.out_proj.weight", "att.out_proj.bias",
-        "ff.layers.0.weight", "ff.layers.0.bias", "ff.layers.2.weight", "ff.layers.2.bias",
-        "norm1.scale", "norm1.shift", "norm2.scale", "norm2.shift",
-    )  # fmt: skip
+        *att,
+        "att.out_proj.weight",
+        "att.out_proj.bias",
+        "ff.layers.0.weight",
+        "ff.layers.0.bias",
+        "ff.layers.2.weight",
+        "ff.layers.2.bias",
+        "norm1.scale",
+        "norm1.shift",
+        "norm2.scale",
+        "norm2.shift",
+    )
 
 
 def _block_sample(rng, dtype, d):
     C, heads = d["heads"] * d["head_dim"], d["heads"]
     shapes = {
-        "att.out_proj.weight": (C, C), "ff.layers.0.weight": (4 * C, C),
-        "ff.layers.2.weight": (C, 4 * C), "ff.layers.0.bias": (4 * C,),
-    }  # fmt: skip
+        "att.out_proj.weight": (C, C),
+        "ff.layers.0.weight": (4 * C, C),
+        "ff.layers.2.weight": (C, 4 * C),
+        "ff.layers.0.bias": (4 * C,),
+    }
     a = {"x": _normal(rng, dtype, d["batch"], d["seq"], C), "num_heads": np.array(heads)}
     for k in _block_keys(qkv_bias=True):
         shape = shapes.get(k, (C, C) if k.endswith("weight") else (C,))
@@ -376,8 +386,13 @@ def _block_np_backward(douts, cache):
 def _block_torch_impl(t):
     x, heads = t["x"], int(t["num_heads"])
     C = x.shape[-1]
-    cfg = {"emb_dim": C, "n_heads": heads, "context_length": x.shape[1], "drop_rate": 0.0,
-           "qkv_bias": True}  # fmt: skip
+    cfg = {
+        "emb_dim": C,
+        "n_heads": heads,
+        "context_length": x.shape[1],
+        "drop_rate": 0.0,
+        "qkv_bias": True,
+    }
     block = torch_impl.TransformerBlock(cfg).eval()
     params = {k: t[k] for k in _block_keys(qkv_bias=True)}
     return (torch.func.functional_call(block, params, (x,)),)

@@ -51,13 +51,39 @@ from twinlm.report.tables import (
 )
 
 __all__ = [
-    "BACKEND_ORDER", "CPU_BACKENDS", "DEFAULT_JSON", "DEFAULT_OUT", "GPU_BACKENDS", "MAIN_MODES",
-    "ROOT", "TABLE_MODES", "Row", "Summary", "backends_in", "best_peak", "blas_name",
-    "build_report", "component_table", "fmt_gflops", "fmt_time", "geomean", "header",
-    "library_info", "load_json", "measure_matmul_peak", "numpy_blas_threads", "peak_for",
-    "percent_of_peak", "plot_ratios", "plot_scaling", "rows_from_json", "run_bench", "summarize",
-    "summary_table", "write_csv",
-]  # fmt: skip
+    "BACKEND_ORDER",
+    "CPU_BACKENDS",
+    "DEFAULT_JSON",
+    "DEFAULT_OUT",
+    "GPU_BACKENDS",
+    "MAIN_MODES",
+    "ROOT",
+    "TABLE_MODES",
+    "Row",
+    "Summary",
+    "backends_in",
+    "best_peak",
+    "blas_name",
+    "build_report",
+    "component_table",
+    "fmt_gflops",
+    "fmt_time",
+    "geomean",
+    "header",
+    "library_info",
+    "load_json",
+    "measure_matmul_peak",
+    "numpy_blas_threads",
+    "peak_for",
+    "percent_of_peak",
+    "plot_ratios",
+    "plot_scaling",
+    "rows_from_json",
+    "run_bench",
+    "summarize",
+    "summary_table",
+    "write_csv",
+]
 
 ROOT = Path(__file__).resolve().parents[1]  # the source checkout (bench/ lives there)
 DEFAULT_OUT = ROOT / "bench" / "report"
@@ -124,8 +150,12 @@ def build_report(
         shapes = [shape for _, _, shape in sorted({(r.T, r.C, r.shape) for r in rs if r.shape})]
         parts += [f"## {comp}", ""]
         if shapes:
-            parts += ["Inputs: " + "; ".join(f"`{s}`" for s in shapes[:4])
-                      + (" …" if len(shapes) > 4 else ""), ""]  # fmt: skip
+            parts += [
+                "Inputs: "
+                + "; ".join(f"`{s}`" for s in shapes[:4])
+                + (" …" if len(shapes) > 4 else ""),
+                "",
+            ]
         parts += [component_table(rs, peak), ""]
     md = out / "README.md"
     md.write_text("\n".join(parts))
@@ -180,11 +210,23 @@ def _run_suites(
     storage.mkdir(exist_ok=True)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "pytest", "bench", "-p", "no:randomly", "-p", "no:cacheprovider",
-        "-q", "-s", "--benchmark-enable", "--benchmark-autosave",
-        f"--benchmark-storage=file://{storage}", f"--benchmark-json={json_path.resolve()}",
-        f"--bench-time={bench_time}", "--bench-progress",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pytest",
+        "bench",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-s",
+        "--benchmark-enable",
+        "--benchmark-autosave",
+        f"--benchmark-storage=file://{storage}",
+        f"--benchmark-json={json_path.resolve()}",
+        f"--bench-time={bench_time}",
+        "--bench-progress",
+    ]
     if full:
         cmd.append("--bench-full")
     if keyword:

@@ -43,12 +43,22 @@ def plot_scaling(rows: list[Row], path: Path, axis: str) -> Path:
         rs = [r for r in rs if getattr(r, other) == fixed]
         for backend in backends_in(rs):
             for dtype, style in (("float32", "-"), ("float64", "--")):
-                pts = sorted((getattr(r, axis), r.seconds[backend]) for r in rs
-                             if r.dtype == dtype and backend in r.seconds)  # fmt: skip
+                pts = sorted(
+                    (getattr(r, axis), r.seconds[backend])
+                    for r in rs
+                    if r.dtype == dtype and backend in r.seconds
+                )
                 if pts:
                     xs, ys = zip(*pts)
-                    ax.plot(xs, ys, style, marker="o", markersize=3, color=colors.get(backend),
-                            label=f"{backend} {dtype}")  # fmt: skip
+                    ax.plot(
+                        xs,
+                        ys,
+                        style,
+                        marker="o",
+                        markersize=3,
+                        color=colors.get(backend),
+                        label=f"{backend} {dtype}",
+                    )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_title(f"{comp} {mode} ({other}={fixed})", fontsize=9)
@@ -80,9 +90,13 @@ def plot_ratios(rows: list[Row], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(components) + 2), 4), dpi=110)
     width = 0.8 / max(1, len(series))
     for i, (mode, dtype) in enumerate(series):
-        ys = [geomean(r.ratio() for r in rows
-                      if r.component == c and r.mode == mode and r.dtype == dtype) or 0.0
-              for c in components]  # fmt: skip
+        ys = [
+            geomean(
+                r.ratio() for r in rows if r.component == c and r.mode == mode and r.dtype == dtype
+            )
+            or 0.0
+            for c in components
+        ]
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(components))]
         ax.bar(xs, ys, width, label=f"{mode} {dtype}")
     ax.axhline(1.0, color="black", linewidth=0.8)

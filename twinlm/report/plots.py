@@ -49,6 +49,14 @@ def plot_losses(
     return _save(fig, path)
 
 
+def plot_history(path: str | os.PathLike, history: dict[str, list], **labels) -> Path:
+    """A training run's train and validation losses against what it has seen (history as
+    twinlm.training.loop.Run keeps it); labels: title, xlabel, ylabel as plot_losses."""
+    seen = history["seen"]
+    curves = {"train": (seen, history["train_loss"]), "validation": (seen, history["val_loss"])}
+    return plot_losses(path, curves, **labels)
+
+
 def plot_confusion(
     path: str | os.PathLike, counts: np.ndarray, names: Sequence[str], title: str
 ) -> Path:

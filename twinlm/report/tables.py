@@ -86,9 +86,15 @@ def rows_from_json(data: dict) -> list[Row]:
         row = rows.get(key)
         if row is None:
             row = rows[key] = Row(
-                info["component"], info["mode"], info["dtype"], info["B"], info["T"], info["C"],
-                info.get("shape", ""), info.get("flops"),
-            )  # fmt: skip
+                info["component"],
+                info["mode"],
+                info["dtype"],
+                info["B"],
+                info["T"],
+                info["C"],
+                info.get("shape", ""),
+                info.get("flops"),
+            )
         row.seconds[info["backend"]] = float(bench["stats"]["min"])
     if not rows:
         raise ValueError(
@@ -256,11 +262,32 @@ def write_csv(rows: list[Row], path: Path) -> Path:
     backends = backends_in(rows)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["component", "mode", "dtype", "B", "T", "C", "flops",
-                    *(f"seconds {b}" for b in backends), "numpy/torch-cpu"])  # fmt: skip
+        w.writerow(
+            [
+                "component",
+                "mode",
+                "dtype",
+                "B",
+                "T",
+                "C",
+                "flops",
+                *(f"seconds {b}" for b in backends),
+                "numpy/torch-cpu",
+            ]
+        )
         for r in rows:
             ratio = r.ratio()
-            w.writerow([r.component, r.mode, r.dtype, r.B, r.T, r.C, r.flops or "",
-                        *(r.seconds.get(b, "") for b in backends),
-                        "" if ratio is None else f"{ratio:.4f}"])  # fmt: skip
+            w.writerow(
+                [
+                    r.component,
+                    r.mode,
+                    r.dtype,
+                    r.B,
+                    r.T,
+                    r.C,
+                    r.flops or "",
+                    *(r.seconds.get(b, "") for b in backends),
+                    "" if ratio is None else f"{ratio:.4f}",
+                ]
+            )
     return path

@@ -1,4 +1,5 @@
-"""Checkpoints as safetensors: tensors by name, everything else as JSON in the header metadata.
+"""Checkpoints as safetensors: tensors by name, everything else as JSON in the header metadata;
+and the layout of a training run inside one (save_run / load_run).
 
 Written atomically (temporary file in the same folder, fsync, `os.replace`), so a crash mid-write
 leaves the previous checkpoint intact. Loading never unpickles anything.
@@ -9,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save as _save_bytes
+
+from twinlm.shared.naming import sub_dict, with_prefix
 
 META_KEY = "twinlm"
 
@@ -51,3 +55,59 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     if META_KEY not in header:
         raise ValueError(f"{path} has no twinlm metadata; was it written by `save_checkpoint`?")
     return tensors, json.loads(header[META_KEY])
+
+
+# ---- the layout of a training run's checkpoint (the one place that knows it) -------------------
+#   model.<key>              every parameter, keyed like the model's state_dict
+#   optim.exp_avg.<key>      AdamW's m and v for each parameter it has stepped
+#   optim.exp_avg_sq.<key>
+#   carry.<i>                a recurrent model's state for the next batch (char-RNN: h, c)
+#   metadata: kind, backend, cfg, settings, step, opt_steps {key: t}, history, data, …
+
+MODEL, EXP_AVG, EXP_AVG_SQ, CARRY = "model.", "optim.exp_avg.", "optim.exp_avg_sq.", "carry."
+KINDS = ("gpt", "charrnn", "classifier")
+
+
+@dataclass
+class SavedRun:
+    """A training run as its checkpoint holds it."""
+
+    meta: dict
+    params: dict[str, np.ndarray]
+    opt_steps: dict[str, int]
+    exp_avg: dict[str, np.ndarray]
+    exp_avg_sq: dict[str, np.ndarray]
+    carry: tuple[np.ndarray, ...] | None
+
+
+def save_run(path: str | os.PathLike, run: SavedRun) -> Path:
+    tensors = with_prefix(run.params, MODEL)
+    tensors |= with_prefix(run.exp_avg, EXP_AVG) | with_prefix(run.exp_avg_sq, EXP_AVG_SQ)
+    if run.carry is not None:
+        tensors |= {f"{CARRY}{i}": a for i, a in enumerate(run.carry)}
+    return save_checkpoint(path, tensors, {**run.meta, "opt_steps": run.opt_steps})
+
+
+def load_run(path: str | os.PathLike, kind: str | None = None) -> SavedRun:
+    """A checkpoint written by save_run (or by twinlm before it: a classifier's unprefixed
+    parameters, a char-RNN's carry.h / carry.c). kind: refuse any other kind."""
+    tensors, meta = load_checkpoint(path)
+    if not isinstance(meta, dict) or meta.get("kind") not in KINDS:
+        got = meta.get("kind") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path} is not a twinlm training checkpoint (kind {got!r})")
+    if kind is not None and meta["kind"] != kind:
+        raise ValueError(f"{path} is a {meta['kind']} checkpoint, not a {kind} one")
+    params = sub_dict(tensors, MODEL)
+    if not params and meta["kind"] == "classifier":  # written before the prefix was used
+        params = dict(tensors)
+    carry = sub_dict(tensors, CARRY)
+    if "h" in carry:  # carry.h, carry.c: the LSTM state's names before
+        carry = {"0": carry["h"], "1": carry["c"]}
+    return SavedRun(
+        meta=meta,
+        params=params,
+        opt_steps=dict(meta.get("opt_steps", {})),
+        exp_avg=sub_dict(tensors, EXP_AVG),
+        exp_avg_sq=sub_dict(tensors, EXP_AVG_SQ),
+        carry=tuple(carry[str(i)] for i in range(len(carry))) or None,
+    )

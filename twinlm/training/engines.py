@@ -1,0 +1,194 @@
+"""One optimizer step per backend — the whole of training, for every model twinlm trains.
+
+    NumPy:  loss, grads = model.loss_and_grads(x, y, masks)  →  clip  →  AdamW.step(grads)
+    torch:  logits = model(x, masks) → cross_entropy → backward  →  clip  →  AdamW.step(grads)
+
+Both take the same NumPy batch with the same NumPy-drawn dropout masks and the same learning rate,
+so the two backends can be run in lockstep and compared step by step. Between the backward and the
+clip sits `reduce_grads` (None in one process): data-parallel training all-reduces the gradients
+there. A recurrent model (the char-RNN) also takes the batch's starting state and returns its
+final state, which the next batch starts from.
+
+Both optimizers are AdamW written by hand (numpy_impl.AdamW, torch_impl.AdamW) with the same
+state_dict layout, so a checkpoint holds the same tensors whichever backend wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import numpy_impl
+
+NumpyState = tuple[np.ndarray, ...] | None  # a recurrent model's state (h, c), or None
+
+
+@dataclass
+class Batch:
+    """One step's inputs, all NumPy: x (B, T) ids, y targets ((B, T) ids or (B,) labels), the
+    dropout masks by name ({}: no dropout), and the starting state of a recurrent model."""
+
+    x: np.ndarray
+    y: np.ndarray
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    state: NumpyState = None
+
+
+class NumpyEngine:
+    """A numpy_impl model and numpy_impl.AdamW over its trainable parameters."""
+
+    backend = "numpy"
+
+    def __init__(
+        self,
+        model,
+        trainable: list[str] | None,
+        weight_decay: float,
+        clip: float,
+        reduce_grads: Callable[[dict], None] | None = None,
+    ):
+        self.model, self.clip, self.reduce_grads = model, clip, reduce_grads
+        keys = trainable if trainable is not None else list(model.params)
+        self.opt = numpy_impl.AdamW(
+            {k: model.params[k] for k in keys}, lr=0.0, weight_decay=weight_decay
+        )
+
+    def step(self, batch: Batch, lr: float) -> tuple[float, NumpyState]:
+        if batch.state is None:
+            loss, grads = self.model.loss_and_grads(batch.x, batch.y, dropout_masks=batch.masks)
+            state = None
+        else:
+            loss, grads, state = self.model.loss_and_grads(
+                batch.x, batch.y, batch.state, dropout_masks=batch.masks
+            )
+        if self.reduce_grads is not None:
+            self.reduce_grads(grads)
+        if self.clip:
+            numpy_impl.clip_grad_norm(grads, self.clip)
+        self.opt.lr = lr
+        self.opt.step(grads)
+        return loss, state
+
+    def eval_logits(self, x: np.ndarray, state: NumpyState = None):
+        """Logits without dropout (and, for a recurrent model, its final state)."""
+        if state is None:
+            return self.model.forward(x)
+        return self.model.forward(x, state)
+
+    def eval_loss(self, x: np.ndarray, y: np.ndarray, state: NumpyState = None):
+        """Mean cross entropy without dropout: a float, or (float, final state) with a state."""
+        out = self.eval_logits(x, state)
+        logits = out if state is None else out[0]
+        loss = float(numpy_impl.cross_entropy_forward(logits, y)[0])
+        return loss if state is None else (loss, out[1])
+
+    def params(self) -> dict[str, np.ndarray]:
+        return self.model.params
+
+    def load_params(self, tensors: dict[str, np.ndarray]) -> None:
+        self.model.load_state_dict(tensors)  # may put new arrays in model.params:
+        self.opt.params = {k: self.model.params[k] for k in self.opt.params}  # step those
+
+    def optimizer_state(self) -> dict:
+        return self.opt.state_dict()
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.opt.load_state_dict(state)
+
+
+class TorchEngine:
+    """A torch_impl model (optionally wrapped, e.g. by DistributedDataParallel, in `module`) and
+    torch_impl.AdamW over its trainable parameters."""
+
+    backend = "torch"
+
+    def __init__(
+        self, model, trainable: list[str] | None, weight_decay: float, clip: float, module=None
+    ):
+        import torch
+
+        import torch_impl
+
+        self.torch, self.ops = torch, torch_impl
+        self.model, self.module = model, module if module is not None else model
+        self.clip = clip
+        named = dict(model.named_parameters())
+        self.trainable = {k: named[k] for k in (trainable if trainable is not None else named)}
+        self.opt = torch_impl.AdamW(self.trainable, lr=0.0, weight_decay=weight_decay)
+        self.device = next(model.parameters()).device
+
+    def _tensor(self, a: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+    def _forward(self, batch: Batch):
+        x = self._tensor(batch.x)
+        masks = {k: self._tensor(m) for k, m in batch.masks.items()}
+        if batch.state is None:
+            return self.module(x, dropout_masks=masks), None
+        state = tuple(self._tensor(s) for s in batch.state)
+        return self.module(x, state, dropout_masks=masks)
+
+    def step(self, batch: Batch, lr: float) -> tuple[float, NumpyState]:
+        self.model.train()
+        for p in self.trainable.values():
+            p.grad = None  # fresh gradients (they stay readable until the next step)
+        logits, state = self._forward(batch)
+        loss = self.ops.cross_entropy(logits, self._tensor(batch.y))
+        loss.backward()  # (DistributedDataParallel all-reduces the gradients here)
+        grads = {k: p.grad for k, p in self.trainable.items()}
+        if self.clip:
+            self.ops.clip_grad_norm(grads, self.clip)
+        self.opt.lr = lr
+        self.opt.step(grads)
+        state = None if state is None else tuple(s.detach().cpu().numpy() for s in state)
+        return float(loss.detach()), state
+
+    def eval_logits(self, x: np.ndarray, state: NumpyState = None):
+        self.model.eval()
+        with self.torch.no_grad():
+            if state is None:
+                return self.model(self._tensor(x)).cpu().numpy()
+            logits, state = self.model(self._tensor(x), tuple(self._tensor(s) for s in state))
+            return logits.cpu().numpy(), tuple(s.cpu().numpy() for s in state)
+
+    def eval_loss(self, x: np.ndarray, y: np.ndarray, state: NumpyState = None):
+        self.model.eval()
+        with self.torch.no_grad():
+            batch = Batch(x, y, {}, state)
+            logits, state = self._forward(batch)
+            loss = float(self.ops.cross_entropy(logits, self._tensor(y)))
+        return loss if state is None else (loss, tuple(s.cpu().numpy() for s in state))
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+
+    def load_params(self, tensors: dict[str, np.ndarray]) -> None:
+        self.model.load_state_dict(
+            {k: self.torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+        )
+
+    def optimizer_state(self) -> dict:
+        state = self.opt.state_dict()
+        for buf in ("exp_avg", "exp_avg_sq"):
+            state[buf] = {k: t.detach().cpu().numpy() for k, t in state[buf].items()}
+        return state
+
+    def load_optimizer_state(self, state: dict) -> None:
+        state = dict(state)
+        for buf in ("exp_avg", "exp_avg_sq"):
+            state[buf] = {k: self._tensor(np.array(a)) for k, a in state[buf].items()}
+        self.opt.load_state_dict(state)
+
+
+def make_engine(
+    backend: str,
+    model,
+    trainable: list[str] | None = None,
+    weight_decay: float = 0.0,
+    clip: float = 0.0,
+) -> NumpyEngine | TorchEngine:
+    """The engine for a model of `backend` ("numpy" or "torch"); clip 0: no clipping."""
+    engine = NumpyEngine if backend == "numpy" else TorchEngine
+    return engine(model, trainable, weight_decay, clip)
