@@ -222,8 +222,11 @@ def _handler(func):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from twinlm.training.distributed import launched
+
     try:
-        return int(_handler(args.func)(args) or 0)
+        with launched(f"{parser.prog} {args.command}"):  # torchrun: one rank of a process group
+            return int(_handler(args.func)(args) or 0)
     except (
         ValueError,
         TypeError,

@@ -9,6 +9,9 @@
         at each epoch's end: task.epoch_end(run)               e.g. the classifier's accuracies
         every checkpoint_every steps (and at the end): run.save(checkpoint)
 
+Under torchrun every rank runs this loop on its share of each batch (distributed.py); rank 0 alone
+evaluates, prints and writes.
+
 A task is what differs between models: its batches and dropout masks (NumPy, drawn from a
 generator seeded by the step, so both backends see the same numbers and a resumed run continues
 bit for bit), its learning rate, how it is evaluated, and what its checkpoint records. `carry` is
@@ -25,7 +28,8 @@ from typing import Protocol
 from twinlm.shared.naming import BACKENDS
 from twinlm.shared.validate import require_choice
 from twinlm.training.checkpoint import SavedRun, save_run
-from twinlm.training.engines import Batch, NumpyEngine, NumpyState, TorchEngine, make_engine
+from twinlm.training.distributed import is_main, make_data_parallel_engine
+from twinlm.training.engines import Batch, NumpyEngine, NumpyState, TorchEngine
 
 HISTORY_KEYS = ("steps", "seen", "train_loss", "val_loss", "step_loss")
 
@@ -61,7 +65,9 @@ class Run:
         s = task.settings
         self.task = task
         model = task.build_model(backend)
-        self.engine = make_engine(backend, model, task.trainable_keys, s.weight_decay, s.clip)
+        self.engine = make_data_parallel_engine(  # one process: engines.make_engine's
+            backend, model, task.trainable_keys, s.weight_decay, s.clip
+        )
         self.step = 0
         self.carry = task.initial_carry()
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
@@ -128,22 +134,24 @@ class Run:
 
 def train(run: Run, out_dir: str | Path, progress: bool = True, header: str | None = None) -> Path:
     """Train to task.total_steps, printing evaluations; write checkpoints and the task's report
-    (plots) to out_dir. Returns the checkpoint's path."""
+    (plots) to out_dir. Returns the checkpoint's path. Data parallel: only rank 0 does more than
+    train (the others wait for it in the next step's all-reduce)."""
     from tqdm import tqdm
 
     task, s = run.task, run.task.settings
+    main = is_main()
     out_dir = Path(out_dir)
     ckpt = out_dir / task.checkpoint_name
     bar = tqdm(
         total=task.total_steps,
         initial=run.step,
-        disable=not progress,
+        disable=not (progress and main),
         unit="step",
         desc=f"{task.kind} [{run.engine.backend}]",
     )
-    if header:
+    if header and main:
         bar.write(header)
-    if run.step == 0 and task.evaluate_first:
+    if run.step == 0 and task.evaluate_first and main:
         bar.write(task.eval_line(run.step, run.evaluate()))
     start = epoch_start = time.perf_counter()
     first = run.step
@@ -151,6 +159,8 @@ def train(run: Run, out_dir: str | Path, progress: bool = True, header: str | No
         loss = run.train_step()
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}")
+        if not main:
+            continue
         if run.step % s.eval_every == 0 or run.step == task.total_steps:
             bar.write(task.eval_line(run.step, run.evaluate()))
         if run.step % task.per_epoch == 0:
@@ -162,6 +172,8 @@ def train(run: Run, out_dir: str | Path, progress: bool = True, header: str | No
         if s.checkpoint_every and run.step % s.checkpoint_every == 0:
             run.save(ckpt)
     bar.close()
+    if not main:
+        return ckpt
     seconds = time.perf_counter() - start
     lines = task.report(run, out_dir)  # before the last save: it may add to the history
     run.save(ckpt)
