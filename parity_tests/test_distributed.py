@@ -1,0 +1,129 @@
+"""Data-parallel training (twinlm/training/distributed.py) on 2 CPU processes (gloo), launched by
+torchrun once for the whole module (parity_tests/distributed_worker.py runs the scenarios):
+
+- N processes equal one process with the same global batch — parameters, step losses and the
+  char-RNN's carried state to 1e-12 in float64 with dropout on, in both backends, with unequal
+  slices and ignored targets (where averaging the ranks' means would be wrong);
+- a checkpoint resumes across process counts, both ways, under torchrun and without;
+- rank 0 alone prints; a rank that raises ends the job with one line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import distributed_worker as w
+import numpy as np
+import pytest
+
+from twinlm.cli import main as cli
+from twinlm.parity.harness import rel_error
+from twinlm.training.checkpoint import load_run
+from twinlm.training.loop import Run
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """The torchrun job's output folder, exit status, stdout, stderr and wall time."""
+    out = tmp_path_factory.mktemp("dp")
+    text = out / "text.txt"
+    text.write_text(w.charrnn_text())
+    assert cli(w.charrnn_args("torch", 4, out / "one", text)) == 0  # for resume-into
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWINLM_DIST_TIMEOUT": "120"}
+    env.pop("TWINLM_DEBUG", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", "2", str(Path(w.__file__)), str(out)]
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    seconds = time.perf_counter() - start
+    print(f"torchrun job: {seconds:.1f} s")
+    return SimpleNamespace(out=out, text=text, proc=proc, seconds=seconds)
+
+
+def assert_close(a: dict, b: dict, job, what: str) -> None:
+    """Every tensor of a within TOL of b's, relative to b's largest entry."""
+    assert a.keys() == b.keys(), what
+    for k, v in b.items():
+        err = rel_error(a[k], v)
+        assert err <= TOL, f"{what} {k}: relative error {err:.2e}\n{job.proc.stderr[-3000:]}"
+
+
+def saved(job, name: str):
+    path = job.out / name
+    assert path.is_file(), f"the job did not write {name}:\n{job.proc.stderr[-3000:]}"
+    return load_run(path)
+
+
+def one_process(task, backend: str, steps: int) -> Run:
+    run = Run(task, backend)
+    for _ in range(steps):
+        run.train_step()
+    return run
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("kind", ["gpt", "clf"])
+def test_two_processes_equal_one(job, kind, backend):
+    """Parameters and the global mean step losses after several steps with dropout."""
+    task, steps = (w.gpt_task(), w.GPT_STEPS) if kind == "gpt" else (w.classifier_task(), 4)
+    ref = one_process(task, backend, steps)
+    two = saved(job, f"{kind}-{backend}.safetensors" if kind == "gpt" else f"clf-{backend}.st")
+    assert_close(two.params, ref.engine.params(), job, f"{kind} {backend}")
+    losses = np.array(two.meta["history"]["step_loss"])
+    np.testing.assert_allclose(losses, ref.history["step_loss"], rtol=TOL, atol=0)
+
+
+def test_the_command_line_under_torchrun(job, tmp_path):
+    """`torchrun … -m twinlm charrnn train` equals `twinlm charrnn train`, carried state included,
+    across an epoch's end; only rank 0 prints (each run's last line once)."""
+    assert cli(w.charrnn_args("numpy", 11, tmp_path, job.text)) == 0
+    one = load_run(tmp_path / "checkpoint.safetensors")
+    two = saved(job, "cli/checkpoint.safetensors")
+    assert_close(two.params, one.params, job, "charrnn numpy")
+    assert_close(dict(enumerate(two.carry)), dict(enumerate(one.carry)), job, "carry")
+    assert two.meta["history"]["steps"] == one.meta["history"]["steps"] == [0, 4, 8, 11]
+    assert job.proc.stdout.count("checkpoint: ") == 3, job.proc.stdout  # three runs, one rank
+
+
+@pytest.fixture(scope="module")
+def straight(job, tmp_path_factory):
+    """The torch char-RNN, 11 steps in one process: what both resumes must reach."""
+    out = tmp_path_factory.mktemp("straight")
+    assert cli(w.charrnn_args("torch", 11, out, job.text)) == 0
+    return load_run(out / "checkpoint.safetensors")
+
+
+def test_one_process_checkpoint_resumes_in_two(job, straight):
+    two = saved(job, "resume-into/checkpoint.safetensors")
+    assert two.meta["step"] == 11 and two.meta["history"]["steps"] == [0, 4, 8, 11]
+    assert_close(two.params, straight.params, job, "resumed in 2")
+    assert_close(dict(enumerate(two.carry)), dict(enumerate(straight.carry)), job, "carry")
+
+
+def test_two_process_checkpoint_resumes_in_one(job, straight, tmp_path):
+    stopped = job.out / "resume-from" / "checkpoint.safetensors"
+    assert saved(job, "resume-from/checkpoint.safetensors").meta["step"] == 4
+    assert cli(w.charrnn_args("torch", 11, tmp_path, job.text, resume=stopped)) == 0
+    one = load_run(tmp_path / "checkpoint.safetensors")
+    assert_close(one.params, straight.params, job, "resumed in 1")
+    assert_close(dict(enumerate(one.carry)), dict(enumerate(straight.carry)), job, "carry")
+
+
+def test_a_failing_rank_ends_the_job_with_one_line(job):
+    """Rank 1 raises at step 2; rank 0, waiting in the all-reduce, is stopped by torchrun."""
+    assert job.proc.returncode != 0
+    failed = [line for line in job.proc.stderr.splitlines() if "failed:" in line]
+    assert failed == ["worker: rank 1 of 2 failed: ValueError: rank 1 cannot make batch 2"], (
+        job.proc.stderr[-3000:]
+    )
+    assert "rank      : 1 (local_rank: 1)" in job.proc.stderr.split("Root Cause")[-1]
