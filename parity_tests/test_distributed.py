@@ -24,6 +24,8 @@ import pytest
 from twinlm.cli import main as cli
 from twinlm.parity.harness import rel_error
 from twinlm.training.checkpoint import load_run
+from twinlm.training.distributed import Group, rows, shard, why
+from twinlm.training.engines import Batch
 from twinlm.training.loop import Run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
@@ -127,3 +129,48 @@ def test_a_failing_rank_ends_the_job_with_one_line(job):
         job.proc.stderr[-3000:]
     )
     assert "rank      : 1 (local_rank: 1)" in job.proc.stderr.split("Root Cause")[-1]
+
+
+# ---- the pieces, in this process ----------------------------------------------------------------
+
+
+def test_rows_cover_the_global_batch_once():
+    for batch in range(1, 9):
+        for world in range(1, batch + 1):
+            parts = [rows(batch, r, world) for r in range(world)]
+            assert [i for p in parts for i in range(batch)[p]] == list(range(batch))
+            assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
+    with pytest.raises(ValueError, match=r"batch_size \(1\) must be at least .* processes \(2\)"):
+        rows(1, 0, 2)
+
+
+def test_shard_takes_this_ranks_rows_and_share():
+    """Rows of the inputs, targets, masks (batch axis 0) and state (batch axis 1); the share is
+    the rank's fraction of the counted targets, and the shares add up to 1."""
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 9, (5, 4)), rng.integers(0, 9, (5, 4))
+    y[1, :3] = y[4, 1] = -100
+    masks = {"m": rng.random((5, 2, 4, 4))}
+    state = (rng.random((2, 5, 3)), rng.random((2, 5, 3)))
+    shares = []
+    for rank in range(2):
+        local, share = shard(Batch(x, y, masks, state), Group(rank, 2))
+        r = rows(5, rank, 2)
+        np.testing.assert_array_equal(local.x, x[r])
+        np.testing.assert_array_equal(local.masks["m"], masks["m"][r])
+        np.testing.assert_array_equal(local.state[1], state[1][:, r])
+        assert share == np.count_nonzero(y[r] != -100) / 16
+        shares.append(share)
+    assert sum(shares) == 1
+
+
+def test_collective_failures_read_as_one_line():
+    gloo = (
+        "[/x/gloo/transport/tcp/pair.cc:553] Connection closed by peer [::1]:4. This is typically"
+    )
+    assert (
+        why(RuntimeError(gloo))
+        == "lost contact with another rank (Connection closed by peer [::1]:4)"
+    )
+    assert why(ValueError("bad\nsecond line")) == "ValueError: bad"
+    assert why(SystemExit("--text: cannot read t.txt")) == "--text: cannot read t.txt"

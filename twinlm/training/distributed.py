@@ -29,13 +29,14 @@ Rank 0 alone evaluates (the others wait in the next step's all-reduce), prints, 
 checkpoints and plots (twinlm/training/loop.py asks `is_main`). Collectives time out after
 TWINLM_DIST_TIMEOUT seconds (default 600), so a rank that hangs cannot hang the job forever; a rank
 that raises prints one line naming itself and exits non-zero, and torchrun stops the others.
-Process groups: gloo on the CPU; with CUDA, nccl for CUDA tensors and gloo for the NumPy
-backend's CPU buckets.
+Process groups: gloo on the CPU; with a CUDA device per process, nccl for CUDA tensors and gloo
+for the NumPy backend's buckets (the training commands build their models on the CPU today).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -92,9 +93,11 @@ def init_from_env() -> Group:
     import torch.distributed as dist
 
     backend = "gloo"
-    if torch.cuda.is_available():  # nccl for CUDA tensors, gloo for the NumPy backend's buckets
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        backend = "cpu:gloo,cuda:nccl"
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # processes on this machine
+    if torch.cuda.is_available() and torch.cuda.device_count() >= local_world:
+        torch.cuda.set_device(local_rank)  # one GPU per process
+        backend = "cpu:gloo,cuda:nccl"  # nccl for CUDA tensors, gloo for NumPy's buckets
     dist.init_process_group(backend, timeout=timeout())
     return Group(dist.get_rank(), dist.get_world_size())
 
@@ -133,8 +136,9 @@ def why(e: BaseException) -> str:
     if isinstance(e, KeyboardInterrupt):
         return "interrupted"
     first = (str(e).strip().splitlines() or [""])[0]
-    if is_collective_error(e):
-        return f"lost contact with another rank ({type(e).__name__}: {first})"
+    if is_collective_error(e):  # gloo: "[path/to/pair.cc:553] Connection closed by peer …. This …"
+        first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0].rstrip(".")
+        return f"lost contact with another rank ({first})"
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
