@@ -28,7 +28,14 @@ from twinlm.training.distributed import Group, rows, shard, why
 from twinlm.training.engines import Batch
 from twinlm.training.loop import Run
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
+torch = pytest.importorskip("torch")
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),  # conftest.py
+    pytest.mark.skipif(
+        not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+        reason="this torch build has no torch.distributed with gloo",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-12
