@@ -77,7 +77,7 @@ def test_out_that_cannot_hold_a_run_is_refused_at_start(text, tmp_path, monkeypa
     assert f"--out {tmp_path / 'ro'}: cannot write in the folder: Permission denied" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in a read-only folder")
+@pytest.mark.skipif(getattr(os, "geteuid", lambda: 1)() == 0, reason="root writes anywhere")
 def test_read_only_out_folder(text, tmp_path, capsys):
     folder = tmp_path / "ro"
     folder.mkdir()
