@@ -4,6 +4,7 @@ The generic hypothesis sweep (test_parity_ops.py) covers parity at ordinary size
 - T = 1 and every other dimension 1;
 - the KV-cache layout (Tq < Tk, causal) against the full sequence's last Tq rows;
 - the key-projection bias, whose gradient is 0 in exact arithmetic;
+- dq's invariance to one offset added to every key and another to every value;
 - MultiHeadAttention / FeedForward against the functional ops, NumPy and the book's classes
   written with torch built-ins (state_dict keys, the book's `mask` buffer on load);
 - bad input in both backends.
@@ -238,6 +239,43 @@ def test_key_bias_gradient_is_zero_and_agrees(dtype, record_error):
                     err,
                     TOL_FLOAT64,
                 )
+
+
+SHIFT_TOL = {np.float64: 1e-12, np.float32: 1e-4}
+
+
+def _dq(backend: str, q, k, v, dy, causal: bool) -> np.ndarray:
+    if backend == "numpy":
+        _, cache = numpy_impl.attention_forward(q, k, v, causal)
+        return numpy_impl.attention_backward(dy, cache)[0]
+    q_t = _t(q).requires_grad_(True)
+    torch_impl.attention(q_t, _t(k), _t(v), causal).backward(_t(dy))
+    return q_t.grad.numpy()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch_impl"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dq_is_invariant_to_shifting_all_keys_and_all_values(backend, dtype, record_error):
+    """One offset added to every key shifts each score row by a constant, which softmax ignores;
+    one offset added to every value shifts y by that offset (the weights sum to 1). So dq must not
+    change — exactly, in exact arithmetic. In floating point the rows of dS sum to rounding noise
+    proportional to the value offset, which dq = dS k multiplies by the key offset: NumPy's
+    backward projects that noise out (the line `dscores -= weights * dscores.sum(...)` in
+    attention_backward; without it the worst case here is ~9x the float64 tolerance and ~50x the
+    float32 one), torch autograd through the max subtracted in softmax. Offsets of size 100, causal
+    and not, the KV-cache shape Tq < Tk."""
+    worst = 0.0
+    for seed, (tq, tk, causal) in enumerate([(7, 7, True), (7, 7, False), (3, 9, True)] * 3):
+        rng = np.random.default_rng(seed)
+        q = rng.standard_normal((2, 3, tq, 8)).astype(dtype)
+        k, v = (rng.standard_normal((2, 3, tk, 8)).astype(dtype) for _ in range(2))
+        dy = rng.standard_normal((2, 3, tq, 8)).astype(dtype)
+        key_offset, value_offset = (100 * rng.standard_normal((2, 8))).astype(dtype)
+        dq = _dq(backend, q, k, v, dy, causal)
+        shifted = _dq(backend, q, k + key_offset, v + value_offset, dy, causal)
+        worst = max(worst, rel_error(shifted, dq))
+    name = np.dtype(dtype).name
+    record_error("attention", f"dq shift invariance {backend} {name}", worst, SHIFT_TOL[dtype])
 
 
 # ---- the nn.Modules -------------------------------------------------------------------------------

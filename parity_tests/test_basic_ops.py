@@ -227,6 +227,42 @@ def test_layernorm_module():
     assert torch_impl.LayerNorm(4, eps=1e-6).eps == 1e-6
 
 
+@pytest.mark.parametrize("eps", [1e-2, 0.25, 3.0])
+def test_layernorm_eps_is_used(eps, record_error):
+    """A non-default ε three ways — NumPy, torch_impl (function and module), F.layer_norm — forward
+    and every gradient, float64. The rows' variance (~0.1) is of the order of ε, so an ε that were
+    ignored or hard-coded to 1e-5 would be off by far more than rounding (asserted below)."""
+    rng = np.random.default_rng(int(eps * 100))
+    x = 0.3 * rng.standard_normal((5, 7)) + rng.standard_normal((5, 1))  # (rows, emb)
+    scale, shift = 1.0 + 0.5 * rng.standard_normal(7), rng.standard_normal(7)
+    dy = rng.standard_normal(x.shape)
+
+    y, cache = numpy_impl.layernorm_forward(x, scale, shift, eps=eps)
+    grads_np = numpy_impl.layernorm_backward(dy, cache)  # (dx, dscale, dshift)
+    ref_in = [_t(a, grad=True) for a in (x, scale, shift)]
+    ref = F.layer_norm(ref_in[0], (7,), ref_in[1], ref_in[2], eps=eps)
+    ref.backward(_t(dy))
+    ref_grads = [t.grad.numpy() for t in ref_in]
+
+    fn_in = [_t(a, grad=True) for a in (x, scale, shift)]
+    y_fn = torch_impl.layernorm(*fn_in, eps)
+    y_fn.backward(_t(dy))
+    module = torch_impl.LayerNorm(7, eps=eps).double()
+    module.load_state_dict({"scale": _t(scale), "shift": _t(shift)})
+    y_mod = module(_t(x))
+
+    for label, got, grads in (
+        ("numpy", y, grads_np),
+        ("torch_impl", y_fn.detach().numpy(), [t.grad.numpy() for t in fn_in]),
+    ):
+        record_error("layernorm", f"eps≠1e-5 f64 forward {label}", rel_error(got, ref.detach().numpy()), TOL_FLOAT64)  # fmt: skip
+        for name, g, r in zip(("dx", "dscale", "dshift"), grads, ref_grads, strict=True):
+            record_error("layernorm", f"eps≠1e-5 f64 {name} {label}", rel_error(g, r), TOL_FLOAT64)
+    record_error("layernorm", "eps≠1e-5 f64 LayerNorm module", rel_error(y_mod.detach().numpy(), ref.detach().numpy()), TOL_FLOAT64)  # fmt: skip
+    default = F.layer_norm(_t(x), (7,), _t(scale), _t(shift)).numpy()  # ε = 1e-5
+    assert rel_error(default, ref.detach().numpy()) > 1e3 * TOL_FLOAT64  # ε matters here
+
+
 # ---- Embedding: accumulation and small shapes --------------------------------------------------
 
 

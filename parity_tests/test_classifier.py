@@ -456,10 +456,13 @@ def test_bad_inputs():
         ClassifyTask(ClassifySettings(preset="test", pad_id=0))
 
 
-def test_cli_errors_name_the_problem():
+def test_cli_errors_name_the_problem(tmp_path, capsys):
     from twinlm.cli import main
 
-    with pytest.raises(SystemExit, match=r"classify train: k must be in \[1, n_layers=2\], got 5"):
-        main(["classify", "train", "--trainable", "last-k", "--k", "5"])
-    with pytest.raises(SystemExit, match=r"classify predict: checkpoint not found"):
-        main(["classify", "predict", "--checkpoint", "/nonexistent/c.safetensors", "--text", "hi"])
+    out = ["--out", str(tmp_path / "run")]
+    assert main(["classify", "train", "--trainable", "last-k", "--k", "5", *out]) == 2
+    err = capsys.readouterr().err
+    assert "twinlm classify train: error: k must be in [1, n_layers=2], got 5" in err
+    missing = ["classify", "predict", "--checkpoint", "/nonexistent/c.safetensors", "--text", "hi"]
+    assert main(missing) == 2
+    assert "twinlm classify predict: error: checkpoint not found" in capsys.readouterr().err

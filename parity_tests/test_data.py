@@ -12,6 +12,7 @@ import os
 import threading
 import zipfile
 from collections import Counter
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from twinlm import cli
 from twinlm.data import download as data
+from twinlm.data.files import LOCK_NAME
 from twinlm.data.windows import (
     CORPUS_MODULES,
     batches,
@@ -84,6 +86,11 @@ def sha256(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
+def listing(folder) -> list[str]:
+    """The cache folder's files, less the lock file every fetch holds (twinlm/data/files.py)."""
+    return sorted(n for n in os.listdir(folder) if n != LOCK_NAME)
+
+
 SHAKESPEARE = (
     b"First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 50
 )
@@ -98,7 +105,11 @@ def test_download_then_cache_hit(server, tmp_path):
     path = data.fetch("shakespeare", tmp_path, url=url, sha256=sha256(SHAKESPEARE))
     assert path == tmp_path / "tinyshakespeare.txt"
     assert path.read_bytes() == SHAKESPEARE
-    assert sorted(os.listdir(tmp_path)) == ["tinyshakespeare.txt"]  # no temporary file left
+    # No temporary file left; the sha256 recorded beside the file, as sha256sum writes it.
+    assert listing(tmp_path) == ["tinyshakespeare.txt", "tinyshakespeare.txt.sha256"]
+    assert (tmp_path / "tinyshakespeare.txt.sha256").read_text() == (
+        f"{sha256(SHAKESPEARE)}  tinyshakespeare.txt\n"
+    )
     assert server.hits["/input.txt"] == 1
 
     again = data.fetch("shakespeare", tmp_path, url=url, sha256=sha256(SHAKESPEARE))
@@ -112,7 +123,7 @@ def test_hash_mismatch_keeps_nothing(server, tmp_path):
     wrong = sha256(b"something else")
     with pytest.raises(data.ChecksumError, match=f"expected {wrong}, got {sha256(SHAKESPEARE)}"):
         data.fetch("shakespeare", tmp_path, url=server.url("/input.txt"), sha256=wrong)
-    assert os.listdir(tmp_path) == []
+    assert listing(tmp_path) == []
 
 
 def test_pinned_hash_is_checked(server, tmp_path):
@@ -120,14 +131,14 @@ def test_pinned_hash_is_checked(server, tmp_path):
     server.routes["/the-verdict.txt"] = b"not the verdict"
     with pytest.raises(data.ChecksumError, match=data.DATASETS["verdict"].sha256):
         data.fetch("verdict", tmp_path, url=server.url("/the-verdict.txt"))
-    assert os.listdir(tmp_path) == []
+    assert listing(tmp_path) == []
 
 
 def test_http_404(server, tmp_path):
     url = server.url("/missing.txt")
     with pytest.raises(data.DownloadError, match=f"download of {url} failed: HTTP 404 Not Found"):
         data.fetch("verdict", tmp_path, url=url, sha256="0" * 64)
-    assert os.listdir(tmp_path) == []
+    assert listing(tmp_path) == []
 
 
 def test_connection_cut_off(server, tmp_path):
@@ -139,7 +150,7 @@ def test_connection_cut_off(server, tmp_path):
         data.DownloadError, match=f"failed: connection closed after {n} of {n + 1000} bytes$"
     ):
         data.fetch("shakespeare", tmp_path, url=url, sha256=sha256(SHAKESPEARE))
-    assert os.listdir(tmp_path) == []
+    assert listing(tmp_path) == []
 
 
 def test_unreachable_host(tmp_path):
@@ -171,7 +182,12 @@ def test_sms_spam_zip_is_extracted(server, tmp_path):
     assert path == tmp_path / "SMSSpamCollection.tsv"
     assert path.read_bytes() == SMS
     assert (tmp_path / "sms_spam_collection.zip").read_bytes() == archive
-    assert sorted(os.listdir(tmp_path)) == ["SMSSpamCollection.tsv", "sms_spam_collection.zip"]
+    assert listing(tmp_path) == [
+        "SMSSpamCollection.tsv",
+        "SMSSpamCollection.tsv.sha256",
+        "sms_spam_collection.zip",
+        "sms_spam_collection.zip.sha256",
+    ]
     assert data.read_text("sms-spam", tmp_path) == SMS.decode()
 
     # The extracted file lost: re-extracted from the cached zip, with no new download.
@@ -227,6 +243,90 @@ def test_cli_data_get(server, tmp_path, capsys):
     (tmp_path / "the-verdict.txt").unlink()
     assert cli.main([*args, "--sha256", "0" * 64]) == 1
     assert "sha256 mismatch" in capsys.readouterr().err
+
+
+# -- the cache re-verifies what it serves (issue 10) ----------------------------------------------
+
+
+def test_a_file_put_in_the_cache_is_not_trusted(server, tmp_path, capsys):
+    """Before: a file placed in the cache was served forever. Now it is hashed before every use:
+    one without a record is held to the pinned (or asked-for) hash, a damaged one to its record;
+    either is reported and downloaded again."""
+    server.routes["/input.txt"] = SHAKESPEARE
+    url, digest = server.url("/input.txt"), sha256(SHAKESPEARE)
+    placed = tmp_path / "tinyshakespeare.txt"
+    placed.write_bytes(b"not shakespeare")
+    assert data.fetch("shakespeare", tmp_path, url=url, sha256=digest).read_bytes() == SHAKESPEARE
+    assert f"the cached {placed} has sha256 {sha256(b'not shakespeare')}" in capsys.readouterr().err
+    assert server.hits["/input.txt"] == 1
+
+    placed.write_bytes(SHAKESPEARE[:-1] + b"?")  # damaged after it was recorded
+    assert data.fetch("shakespeare", tmp_path, url=url).read_bytes() == SHAKESPEARE
+    assert server.hits["/input.txt"] == 2 and "replacing it" in capsys.readouterr().err
+    assert data.fetch("shakespeare", tmp_path).read_bytes() == SHAKESPEARE  # its record: no network
+    assert server.hits["/input.txt"] == 2
+
+
+def test_a_wrong_cached_file_is_refused_offline(tmp_path, capsys):
+    s = Server()
+    url = s.url("/input.txt")
+    s.close()  # offline
+    (tmp_path / "tinyshakespeare.txt").write_bytes(b"not shakespeare")
+    args = ["data", "get", "shakespeare", "--cache-dir", str(tmp_path), "--url", url]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert f"download of {url} failed" in err and "is not used" in err and "Traceback" not in err
+
+
+def test_url_is_honoured_when_the_cache_holds_other_bytes(server, tmp_path):
+    """Before: --url was ignored once a file was cached. A cached file is served for --url only if
+    it is the very file the mirror must serve (the same hash); otherwise it comes from --url."""
+    old, new = b"an older edition " * 20, b"the mirror's edition " * 20
+    server.routes["/old.txt"], server.routes["/new.txt"] = old, new
+    data.fetch("verdict", tmp_path, url=server.url("/old.txt"), sha256=sha256(old))
+    got = data.fetch("verdict", tmp_path, url=server.url("/new.txt"), sha256=sha256(new))
+    assert got.read_bytes() == new and server.hits["/new.txt"] == 1
+    assert (tmp_path / "the-verdict.txt.sha256").read_text().split()[0] == sha256(new)
+
+
+def test_parts_a_killed_download_left_are_removed(server, tmp_path):
+    server.routes["/input.txt"] = SHAKESPEARE
+    (tmp_path / ".tinyshakespeare.txt.a1b2c3.part").write_bytes(b"half a download")
+    (tmp_path / "other.part").write_bytes(b"not ours")
+    data.fetch("shakespeare", tmp_path, url=server.url("/input.txt"), sha256=sha256(SHAKESPEARE))
+    assert ".tinyshakespeare.txt.a1b2c3.part" not in listing(tmp_path)
+    assert "other.part" in listing(tmp_path)
+
+
+def test_cache_folder_that_cannot_be_used(tmp_path, monkeypatch, capsys):
+    """Before: `data get --cache-dir <a file>` and a read-only cache folder ended in tracebacks."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert cli.main(["data", "get", "verdict", "--cache-dir", str(a_file)]) == 2
+    assert f"{a_file} is a file, not a folder" in capsys.readouterr().err
+
+    def read_only(*args, **kwargs):  # what a read-only folder answers (root writes anywhere)
+        raise PermissionError(13, "Permission denied")
+
+    from twinlm.data import files
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+    assert cli.main(["data", "get", "verdict", "--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write in the folder: Permission denied" in err and "Traceback" not in err
+
+
+def test_classify_sms_spam_offline_is_one_line(tmp_path, monkeypatch, capsys):
+    """Before: `classify train --data sms-spam` offline ended in a DownloadError traceback."""
+    s = Server()
+    url = s.url("/sms.zip")
+    s.close()
+    monkeypatch.setitem(data.DATASETS, "sms-spam", replace(data.DATASETS["sms-spam"], url=url))
+    monkeypatch.setenv("TWINLM_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["classify", "train", "--data", "sms-spam", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert f"twinlm classify train: error: download of {url} failed" in err
+    assert "Traceback" not in err
 
 
 # -- windows --------------------------------------------------------------------------------------

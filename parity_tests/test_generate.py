@@ -534,7 +534,7 @@ def test_text_level_and_loader_errors(tmp_path):
     with pytest.raises(ValueError, match="dtype must be one of"):
         load_model("numpy", checkpoint="x", dtype="float16")
     bad = save_checkpoint(tmp_path / "other.safetensors", {"w": np.zeros(2)}, {"kind": "charrnn"})
-    with pytest.raises(ValueError, match="is not a GPT training checkpoint"):
+    with pytest.raises(ValueError, match="is a charrnn checkpoint, not a gpt one"):
         load_model("torch", checkpoint=bad)
     params = _params()
     params.pop("out_head.weight")

@@ -1,11 +1,24 @@
-"""The `twinlm` command line. Each subcommand's work lives in its own module; this file only parses."""
+"""The `twinlm` command line. Each subcommand's work lives in its own module; this file only parses,
+checks the values of the flags before any work starts (FLAG_CHECKS: one check per flag name, the
+same in every command), and is the one error boundary (`main`):
+
+    exit 0    done
+    exit 1    a runtime failure: download failed, disk full, training diverged, --out busy
+    exit 2    bad input: a flag's value, a missing or unwritable path, a file of the wrong kind
+    exit 70   a bug in twinlm: the traceback is printed, and says so
+    exit 130  stopped by SIGINT (Ctrl-C); 143: by SIGTERM (a training run saves a checkpoint first)
+Every anticipated failure prints one line naming the flag or the file; TWINLM_DEBUG=1 shows the
+traceback of any failure.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
+import traceback
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -60,19 +73,98 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
+# ---- the one check of each flag's value, whichever command it belongs to ------------------------
+
+
+def _integer(low: int):
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return check
+
+
+def _number(low: float, high: float = math.inf, *, above: bool = False, below: bool = False):
+    """A finite float in [low, high], or (low, …) with above=True, (…, high) with below=True."""
+    span = f"{'(' if above else '['}{low:g}, {high:g}{')' if below or high == math.inf else ']'}"
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number in {span}, got {text!r}") from None
+        inside = (value > low if above else value >= low) and (
+            value < high if below else value <= high
+        )
+        if not (math.isfinite(value) and inside):
+            raise argparse.ArgumentTypeError(f"must be a finite number in {span}, got {text}")
+        return value
+
+    return check
+
+
+FLAG_CHECKS = {
+    **dict.fromkeys(
+        "--steps --batch-size --eval-every --stride --max-length --seq-length --epochs --top-k "
+        "--emb-dim --hidden-size --num-layers --n-heads --k --synthetic-size --threads".split(),
+        _integer(1),
+    ),
+    **dict.fromkeys(
+        "--checkpoint-every --seed --warmup --eval-batches --decay-after --max-new-tokens "
+        "--length --pad-id --eos-id".split(),
+        _integer(0),
+    ),
+    **dict.fromkeys(["--lr", "--lr-decay", "--time"], _number(0, above=True)),
+    **dict.fromkeys(
+        ["--weight-decay", "--clip", "--temperature", "--checkpoint-minutes"], _number(0)
+    ),
+    "--drop-rate": _number(0, 1, below=True),
+}
+
+
+class _Store(argparse.Action):
+    """argparse's plain store, which also notes the flag in args.given: a resumed run refuses the
+    given flags that would change its model or data (twinlm/training/loop.py resume_settings)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with FLAG_CHECKS applied to every flag it names, and args.given (see _Store)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Store)
+        self.register("action", "store", _Store)
+
+    def add_argument(self, *names, **kwargs):
+        if names and names[0] in FLAG_CHECKS:
+            kwargs["type"] = FLAG_CHECKS[names[0]]
+        return super().add_argument(*names, **kwargs)
+
+
 def _run_flags(p: argparse.ArgumentParser, *, out: str, eval_every: int) -> None:
     """The flags every training command shares (twinlm/training/loop.py runs them all)."""
     p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--eval-every", type=int, default=eval_every, help="optimizer steps")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="0: only at the end")
+    p.add_argument("--checkpoint-every", type=int, default=1000, help="steps (0: by time only)")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0, help="also (0: by steps only)")
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--out", default=out, help=f"folder for the checkpoint and plots ({out})")
-    p.add_argument("--resume", default=None, help="continue from this checkpoint (same data)")
+    p.add_argument("--resume", default=None, help="continue (or, with a larger --steps, extend)")
+    p.add_argument("--force", action="store_true", help="replace the checkpoint already in --out")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="twinlm",
         description="GPT-2 and a char-RNN LSTM written twice (NumPy with hand-derived gradients, "
         "and PyTorch), trained side by side and proved equal.",
@@ -219,23 +311,54 @@ def _handler(func):
     return func
 
 
+def _exit_code(e: Exception) -> int | None:
+    """The exit status of an anticipated failure (module docstring); None for a bug."""
+    if getattr(e, "exit_code", None) is not None:
+        return e.exit_code
+    if isinstance(e, (ValueError, TypeError, FileNotFoundError, FileExistsError)):
+        return 2
+    if isinstance(e, (IsADirectoryError, NotADirectoryError, PermissionError)):
+        return 2
+    if isinstance(e, (OSError, MemoryError)) or type(e).__name__ == "OutOfMemoryError":
+        return 1  # disk full, network down, out of (GPU) memory
+    return None
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e) or type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    sub = getattr(args, f"{args.command}_command", None)
+    label = f"{parser.prog} {args.command}" + (f" {sub}" if sub else "")
     from twinlm.training.distributed import launched
 
     try:
-        with launched(f"{parser.prog} {args.command}"):  # torchrun: one rank of a process group
+        with launched(label):  # under torchrun: one rank of a process group; a failure is one line
             return int(_handler(args.func)(args) or 0)
-    except (
-        ValueError,
-        TypeError,
-        FileNotFoundError,
-    ) as e:  # bad input: one clear line, no traceback
+    except KeyboardInterrupt as e:  # Ctrl-C; a training run's Interrupted says what it saved
         if os.environ.get("TWINLM_DEBUG"):
             raise
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        print(f"{label}: {e or 'interrupted'}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
+    except Exception as e:
+        code = _exit_code(e)
+        if os.environ.get("TWINLM_DEBUG"):
+            raise
+        if code is None:
+            traceback.print_exc()
+            print(
+                f"{label}: internal error: this is a bug in twinlm, not a problem with your "
+                "input; please report it with the traceback above",
+                file=sys.stderr,
+            )
+            return 70
+        print(f"{label}: error: {_message(e)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import numpy as np
 
 import numpy_impl
 from twinlm.shared.config import validate_config
-from twinlm.shared.naming import BACKENDS, DTYPES, gpt_param_shapes, sub_dict
+from twinlm.shared.naming import BACKENDS, DTYPES, gpt_param_shapes
 from twinlm.shared.sampling import check_generate_args, next_tokens
 from twinlm.shared.validate import (
     require_cache_room,
@@ -299,15 +299,10 @@ def load_model(
     if device is not None and backend == "numpy":
         raise ValueError(f"device is for the torch backend only, got device={device!r} for numpy")
     if checkpoint is not None:
-        from twinlm.training.checkpoint import load_checkpoint
+        from twinlm.training.checkpoint import load_run
 
-        tensors, meta = load_checkpoint(checkpoint)
-        if meta.get("kind") != "gpt" or "cfg" not in meta:
-            raise ValueError(
-                f"checkpoint {checkpoint} is not a GPT training checkpoint "
-                f"(meta kind {meta.get('kind')!r}, expected 'gpt' with a cfg)"
-            )
-        cfg, params = meta["cfg"], sub_dict(tensors, "model.")
+        saved = load_run(checkpoint, "gpt")  # refuses other kinds, damaged or non-float files
+        cfg, params = saved.meta["cfg"], saved.params
     else:
         from twinlm.weights import load_gpt2
 
@@ -326,9 +321,37 @@ def load_model(
 
     import torch_impl
 
+    device = torch_device(device)
     model = torch_impl.GPTModel(cfg, dtype=getattr(torch, dtype.name))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
-    return model.to(device or "cpu").eval()
+    return model.to(device).eval()
+
+
+def torch_device(name: str | None):
+    """torch.device(name) (default cpu), refused with a clear ValueError if this machine has no
+    such device: an unknown name, or CUDA/MPS without the hardware or the build."""
+    import torch
+
+    try:
+        device = torch.device(name or "cpu")
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be a torch device such as cpu or cuda, got {name!r}"
+        ) from None
+    usable = {
+        "cpu": lambda: True,
+        "cuda": torch.cuda.is_available,
+        "mps": lambda: torch.backends.mps.is_available(),
+    }.get(device.type, lambda: False)
+    if not usable():
+        raise ValueError(
+            f"device {name!r} is not available on this machine (torch {torch.__version__})"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA devices"
+        )
+    return device
 
 
 # ---- `twinlm generate` -------------------------------------------------------------------------
@@ -349,36 +372,40 @@ def main_generate(
     device: str | None = None,
     n_heads: int | None = None,
 ) -> int:
-    """Load, generate, print the text (stdout) and the speed (stderr). Returns the exit status."""
+    """Load, generate, print the text (stdout) and the speed (stderr). Returns the exit status
+    (errors are the command line's error boundary's to report)."""
     from twinlm.data.tokenizer import decode, encode
 
-    try:
-        model = load_model(
-            backend,
-            checkpoint=checkpoint,
-            weights=weights,
-            dtype=dtype,
-            device=device,
-            n_heads=n_heads,
+    model = load_model(
+        backend,
+        checkpoint=checkpoint,
+        weights=weights,
+        dtype=dtype,
+        device=device,
+        n_heads=n_heads,
+    )
+    ids = encode(prompt)
+    if not ids:
+        raise ValueError(f"--prompt must encode to at least one token, got {prompt!r}")
+    vocab = model.cfg["vocab_size"]
+    if max(ids) >= vocab:
+        raise ValueError(
+            f"--prompt encodes to GPT-2 token ids up to {max(ids)}, but the model knows "
+            f"{vocab} tokens: it was trained with another tokenizer (a preset of vocab_size "
+            f"{vocab}), so the GPT-2 tokenizer cannot talk to it"
         )
-        ids = encode(prompt)
-        if not ids:
-            raise ValueError(f"--prompt must encode to at least one token, got {prompt!r}")
-        start = time.perf_counter()
-        out = generate_ids(
-            model,
-            ids,
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            rng=np.random.default_rng(seed),
-            eos_id=eos_id,
-            use_cache=use_cache,
-        )
-        seconds = time.perf_counter() - start
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"twinlm generate: {e}", file=sys.stderr)
-        return 2
+    start = time.perf_counter()
+    out = generate_ids(
+        model,
+        ids,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        rng=np.random.default_rng(seed),
+        eos_id=eos_id,
+        use_cache=use_cache,
+    )
+    seconds = time.perf_counter() - start
     print(decode(out))
     n_new = len(out) - len(ids)
     cache = "KV cache" if use_cache else "no cache"

@@ -6,8 +6,14 @@
 
 Every file is checked against a pinned sha256 before it enters the cache; a download is streamed
 into a temporary file in the cache directory and renamed into place only after its hash matched,
-so the cache never holds a partial or unverified file and a cache hit needs no network and no
-re-check. The cache is `$TWINLM_CACHE/data` (default `~/.cache/twinlm/data`).
+so the cache never holds a partial file. Each file's sha256 is recorded beside it (`<file>.sha256`,
+the format of `sha256sum`), and a cached file is hashed again before every use, against the
+`--sha256` asked for, else its record, else the pinned hash: a file that does not match (damaged,
+or put there by hand) is reported and downloaded again, or refused when the download fails. A
+cache hit needs no network. `--url` names a mirror: the file comes from it unless the cache holds
+the very bytes it must serve (same hash). One process at a time works in the cache
+(twinlm/data/files.py), and removes the temporary `.part` files a killed download left. The cache
+is `$TWINLM_CACHE/data` (default `~/.cache/twinlm/data`).
 
 Where the pinned hashes come from (no file was trusted on its own word):
 - shakespeare: the sha256 published by several independent projects that pin this exact URL,
@@ -32,6 +38,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from twinlm.data.files import LOCK_NAME, exclusive, remove_stale, writable_folder
 from twinlm.shared.validate import require_choice
 
 CHUNK = 1 << 16  # bytes per read while streaming a download
@@ -79,7 +86,10 @@ class DownloadError(OSError):
 
 
 class ChecksumError(ValueError):
-    """A downloaded file's sha256 is not the pinned one; the file was not kept."""
+    """A downloaded file's sha256 is not the pinned one; the file was not kept. A runtime failure
+    (the server sent other bytes), so the command line exits 1, not 2."""
+
+    exit_code = 1
 
 
 def cache_root() -> Path:
@@ -176,6 +186,44 @@ def write_atomically(dest: Path, data: bytes) -> Path:
     return dest
 
 
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _record(path: Path, digest: str) -> None:
+    """Write `<path>.sha256` beside the file, in sha256sum's format."""
+    write_atomically(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+
+
+def _recorded(path: Path) -> str | None:
+    """The sha256 recorded beside `path`, or None."""
+    try:
+        return path.with_name(path.name + ".sha256").read_text().split()[0].lower()
+    except (OSError, IndexError):
+        return None
+
+
+def _verified(path: Path, expected: str | None) -> bool:
+    """True if `path` is in the cache with the sha256 `expected`; reports a file that is there
+    with another hash (it is then replaced by a fresh download or extraction)."""
+    if not path.is_file() or expected is None:
+        return False
+    got = sha256_of(path)
+    if got == expected:
+        if _recorded(path) != got:
+            _record(path, got)
+        return True
+    print(
+        f"twinlm: the cached {path} has sha256 {got}, expected {expected}; replacing it",
+        file=sys.stderr,
+    )
+    return False
+
+
 def fetch(
     name: str,
     cache_dir: str | os.PathLike | None = None,
@@ -184,23 +232,36 @@ def fetch(
     *,
     timeout: float = 60.0,
 ) -> Path:
-    """Path of data set `name` in the cache, downloading (and, for a zip, extracting) it if absent.
+    """Path of data set `name` in the cache, downloading (and, for a zip, extracting) it unless
+    the cache holds it with the right sha256 (checked on every call, see the module docstring).
 
-    `url` overrides the source (a mirror); `sha256` overrides the pinned hash. A cached file is
-    returned as is: only verified files ever enter the cache.
+    `url` overrides the source (a mirror); `sha256` overrides the pinned hash.
     """
     require_choice("name", name, list(DATASETS))
     spec = DATASETS[name]
-    folder = data_dir(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(data_dir(cache_dir), "the data cache (--cache-dir, $TWINLM_CACHE)")
     downloaded = folder / spec.filename
-    final = folder / spec.extract_to if spec.extract_to else downloaded
-    if final.exists():
-        return final
-    if not downloaded.exists():
-        download(url or spec.url, downloaded, sha256 or spec.sha256, timeout=timeout, desc=name)
-    if spec.member is not None:
-        _extract_member(downloaded, spec.member, final)
+    expected = (sha256 or spec.sha256).lower()
+    with exclusive(folder / LOCK_NAME, f"the data cache {folder}", wait=True):
+        for stale in (spec.filename, spec.extract_to):
+            if stale:
+                remove_stale(folder, f".{stale}.*.part")
+        final = folder / spec.extract_to if spec.extract_to else downloaded
+        # The hash to hold the file to: the one asked for, else the one recorded when it entered
+        # the cache (it may have come with --sha256), else the pinned one.
+        want = expected if sha256 else _recorded(downloaded) or expected
+        fresh = not _verified(downloaded, want)
+        if fresh:
+            try:
+                download(url or spec.url, downloaded, want, timeout=timeout, desc=name)
+            except DownloadError as e:
+                if downloaded.exists():  # there, but not with the right hash: not served
+                    raise DownloadError(f"{e}; the cached {downloaded} is not used") from e
+                raise
+            _record(downloaded, want)
+        if spec.member is not None and (fresh or not _verified(final, _recorded(final))):
+            _extract_member(downloaded, spec.member, final)
+            _record(final, sha256_of(final))
     return final
 
 
@@ -213,11 +274,7 @@ def read_text(name: str, cache_dir: str | os.PathLike | None = None) -> str:
 def main_get(
     name: str, cache_dir: str | None = None, url: str | None = None, sha256: str | None = None
 ) -> int:
-    """`twinlm data get NAME`: fetch and print the path (what the CLI runs)."""
-    try:
-        path = fetch(name, cache_dir, url=url, sha256=sha256)
-    except (DownloadError, ChecksumError, ValueError) as e:
-        print(f"twinlm data get {name}: {e}", file=sys.stderr)
-        return 1
-    print(path)
+    """`twinlm data get NAME`: fetch and print the path (what the CLI runs; its error boundary
+    reports a failed download, exit 1, or an unusable --cache-dir, exit 2)."""
+    print(fetch(name, cache_dir, url=url, sha256=sha256))
     return 0

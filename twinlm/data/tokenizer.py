@@ -49,6 +49,13 @@ WHISPER_REQUIREMENT = "openai-whisper==20250625"
 WHISPER_MEMBER = "whisper/assets/gpt2.tiktoken"  # under the sdist's top-level folder
 
 
+class TokenizerError(RuntimeError):
+    """Neither the online nor the offline way could load the GPT-2 tokenizer (a runtime failure:
+    the command line reports the message and exits 1)."""
+
+    exit_code = 1
+
+
 def tiktoken_cache_dir() -> Path:
     """twinlm's tiktoken cache: `$TWINLM_CACHE/tiktoken` (default `~/.cache/twinlm/tiktoken`)."""
     return cache_root() / "tiktoken"
@@ -158,7 +165,7 @@ def load_gpt2(cache_dir: str | os.PathLike | None = None) -> tiktoken.Encoding:
         try:
             seed_r50k_cache(cache_dir)
         except Exception as offline:
-            raise RuntimeError(
+            raise TokenizerError(
                 "could not load the GPT-2 tokenizer.\n"
                 f"  tiktoken.get_encoding('gpt2') failed: {online}\n"
                 f"  the offline fallback (the r50k_base rank file from the "

@@ -28,8 +28,9 @@ from twinlm.shared.naming import BACKENDS, charrnn_dropout_mask_shapes
 from twinlm.shared.sampling import check_sampling_args, next_tokens
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.checkpoint import load_run
+from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run, settings_from_args, train
+from twinlm.training.loop import Run, settings_from_args
 
 LN2 = math.log(2.0)
 
@@ -193,6 +194,16 @@ class CharRNNTask:
         return [f"loss curve: {png}"]
 
 
+def saved_vocab(saved) -> ByteVocab:
+    """The byte vocabulary a char-RNN checkpoint was trained with."""
+    try:
+        return ByteVocab(bytes(saved.meta["vocab"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"{saved.path}: its metadata lacks a valid 'vocab' (the bytes the model knows)"
+        ) from None
+
+
 def resume(path: str | Path, text, backend: str | None = None, steps: int | None = None) -> Run:
     """Continue a char-RNN run from its checkpoint on the same text (checked by fingerprint);
     `steps` sets a new total number of steps."""
@@ -200,7 +211,7 @@ def resume(path: str | Path, text, backend: str | None = None, steps: int | None
     settings = CharRNNSettings(**saved.meta["settings"])
     if steps is not None:
         settings.steps = steps
-    task = CharRNNTask(text, settings, ByteVocab(bytes(saved.meta["vocab"])))
+    task = CharRNNTask(text, settings, saved_vocab(saved))
     return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
 
 
@@ -251,10 +262,10 @@ def load_for_sampling(path: str | Path, backend: str | None = None):
     saved = load_run(path, "charrnn")
     meta, backend = saved.meta, backend or saved.meta["backend"]
     require_choice("backend", backend, BACKENDS)
-    model = build_charrnn(backend, meta["cfg"], 0, str(saved.params["embedding.weight"].dtype))
-    engine = make_engine(backend, model)
-    engine.load_params(saved.params)
-    return engine, ByteVocab(bytes(meta["vocab"])), meta
+    dtype = str(next(iter(saved.params.values())).dtype)
+    engine = make_engine(backend, build_charrnn(backend, meta["cfg"], 0, dtype))
+    engine.load_params(saved.params, str(path))
+    return engine, saved_vocab(saved), meta
 
 
 # ---- command line --------------------------------------------------------------------------------
@@ -269,18 +280,26 @@ def read_corpus(path: str | None) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
-        raise SystemExit(f"--text: cannot read {path}: {e.strerror}") from e
+        raise type(e)(e.errno, f"--text {path}: {e.strerror}") from None
+
+
+# The flags a resumed run may change: the number of steps and the optimizer's.
+MAY_CHANGE = ("steps", "lr", "lr_decay", "decay_after", "weight_decay", "clip", "eval_every")
+MAY_CHANGE += ("eval_batches", "checkpoint_every")
 
 
 def main_train(args) -> int:
-    text = read_corpus(args.text)
-    if args.resume:
-        run = resume(args.resume, text, backend=args.backend, steps=args.steps)
-    else:
-        settings = settings_from_args(CharRNNSettings, args)
-        run = Run(CharRNNTask(text, settings), args.backend or "numpy")
-    train(run, args.out, header=run.task.header())
-    return 0
+    def build() -> Run:
+        text = read_corpus(args.text)
+
+        def make(settings, saved):
+            vocab = None if saved is None else saved_vocab(saved)
+            return CharRNNTask(text, settings, vocab)
+
+        fresh = settings_from_args(CharRNNSettings, args)
+        return run_from_args(args, "charrnn", fresh, make, MAY_CHANGE)
+
+    return run_command(args, CharRNNTask.checkpoint_name, build, lambda run: run.task.header())
 
 
 def main_sample(args) -> int:

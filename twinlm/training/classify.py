@@ -26,8 +26,9 @@ from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import BACKENDS, gpt_dropout_mask_shapes
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.checkpoint import load_run
+from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run, settings_from_args, train
+from twinlm.training.loop import Run, settings_from_args
 
 SPAM_LABELS = ("ham", "spam")  # twinlm.data.spam.LABELS: ham 0, spam 1
 OPTIONS = ("num_classes", "trainable", "k", "position", "pad_id")
@@ -119,7 +120,7 @@ class ClassifySettings:
     weight_decay: float = 0.1
     clip: float = 0.0  # the book does not clip
     eval_every: int = 50  # optimizer steps
-    eval_batches: int = 5  # batches per loss estimate (the book's eval_iter)
+    eval_batches: int = 5  # batches per loss estimate (the book's eval_iter; 0: all)
     accuracy_batches: int | None = None  # batches per epoch-end accuracy; None: the whole split
     seed: int = 123
     checkpoint_every: int = 0  # 0: only at the end
@@ -138,8 +139,9 @@ class ClassifyTask:
         """encode: text -> token ids (default: the GPT-2 tokenizer); data: (train, val, test)
         SpamDatasets to use instead of loading settings.data."""
         s = self.settings = settings
-        for name in ("epochs", "batch_size", "eval_every", "eval_batches"):
+        for name in ("epochs", "batch_size", "eval_every"):
             require_int(name, getattr(s, name), 1)
+        require_int("eval_batches", s.eval_batches, 0)  # 0: the whole split
         self.backbone = None
         if s.weights is not None:
             from twinlm.weights import load_gpt2
@@ -336,11 +338,14 @@ def load_classifier(path: str | Path, backend: str = "numpy"):
     require_choice("backend", backend, BACKENDS)
     saved = load_run(path, "classifier")
     meta = saved.meta
+    missing = [k for k in (*OPTIONS, "labels", "max_length") if k not in meta]
+    if missing:
+        raise ValueError(f"{path}: its metadata lacks {missing}, which prediction needs")
     options = {k: meta[k] for k in OPTIONS}
     dtype = str(next(iter(saved.params.values())).dtype)
     model = build_classifier(backend, meta["cfg"], options, 0, dtype, backbone=saved.params)
     engine = make_engine(backend, model)
-    engine.load_params(saved.params)
+    engine.load_params(saved.params, str(path))
     return engine, meta
 
 
@@ -353,6 +358,11 @@ def classify_texts(
 
     if encode is None:
         from twinlm.data.tokenizer import encode
+    for i, text in enumerate(texts):
+        if not encode(text):
+            raise ValueError(
+                f"text {i + 1} ({text!r}) holds no tokens: there is nothing to classify"
+            )
     ds = encode_dataset([(0, t) for t in texts], meta["max_length"], meta["pad_id"], encode)
     logits = engine.eval_logits(ds.ids).astype(np.float64)  # (N, K)
     probs, _ = numpy_impl.softmax_forward(logits)  # (N, K)
@@ -370,31 +380,31 @@ def resume(path: str | Path, backend: str | None = None, encode=None, data=None)
     return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
 
 
+# The flags a resumed run may change: the number of epochs and the optimizer's.
+MAY_CHANGE = ("epochs", "lr", "weight_decay", "eval_every", "eval_batches", "checkpoint_every")
+
+
 def main_train(args) -> int:
-    try:
-        if args.resume:
-            run = resume(args.resume, args.backend)
-        else:
-            run = Run(
-                ClassifyTask(settings_from_args(ClassifySettings, args)), args.backend or "numpy"
-            )
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        raise SystemExit(f"twinlm classify train: {e}") from e
-    task, settings = run.task, run.task.settings
-    header = (
-        f"data {settings.data}: {len(task.train_ds)} train / {len(task.val_ds)} val / "
-        f"{len(task.test_ds)} test, {task.train_ds.max_length} tokens each; trainable "
-        f"{settings.trainable}, position {settings.position}"
-    )
-    train(run, args.out, header=header)
-    return 0
+    def build() -> Run:
+        fresh = settings_from_args(ClassifySettings, args)
+        return run_from_args(args, "classifier", fresh, lambda s, _: ClassifyTask(s), MAY_CHANGE)
+
+    def header(run: Run) -> str:
+        task, s = run.task, run.task.settings
+        return (
+            f"data {s.data}: {len(task.train_ds)} train / {len(task.val_ds)} val / "
+            f"{len(task.test_ds)} test, {task.train_ds.max_length} tokens each; trainable "
+            f"{s.trainable}, position {s.position}"
+        )
+
+    return run_command(args, ClassifyTask.checkpoint_name, build, header)
 
 
 def main_predict(args) -> int:
-    try:
-        model, meta = load_classifier(args.checkpoint, args.backend)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"twinlm classify predict: {e}") from e
+    for i, text in enumerate(args.text):
+        if not text.strip():
+            raise ValueError(f"--text must not be empty (text {i + 1} of {len(args.text)} is)")
+    model, meta = load_classifier(args.checkpoint, args.backend)
     for text in args.text:
         label, prob = classify_texts(model, meta, [text])[0]
         print(f"{label}\t{prob:.4f}\t{text}")

@@ -9,12 +9,17 @@ clip sits `reduce_grads` (None in one process): data-parallel training all-reduc
 there. A recurrent model (the char-RNN) also takes the batch's starting state and returns its
 final state, which the next batch starts from.
 
+The step is also where divergence is caught: the gradient norm comes from the clip (taken with
+an infinite threshold when clip is 0, which leaves the gradients as they are), and a loss or norm
+that is not finite raises DivergenceError before the optimizer touches the parameters.
+
 Both optimizers are AdamW written by hand (numpy_impl.AdamW, torch_impl.AdamW) with the same
 state_dict layout, so a checkpoint holds the same tensors whichever backend wrote it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +28,33 @@ import numpy as np
 import numpy_impl
 
 NumpyState = tuple[np.ndarray, ...] | None  # a recurrent model's state (h, c), or None
+
+
+class DivergenceError(FloatingPointError):
+    """A non-finite loss or gradient norm: training stops before the optimizer applies it (a
+    runtime failure: the command line exits 1)."""
+
+    exit_code = 1
+
+
+def check_same_model(where: str, tensors: dict, model: dict) -> None:
+    """`tensors` hold exactly the model's parameters, in its shapes (ValueError naming `where`)."""
+    missing, extra = sorted(set(model) - set(tensors)), sorted(set(tensors) - set(model))
+    if missing or extra:
+        raise ValueError(
+            f"{where} does not hold this model's parameters: missing {missing[:3]}, "
+            f"unexpected {extra[:3]}"
+        )
+    for k, a in model.items():
+        if tuple(tensors[k].shape) != tuple(a.shape):
+            raise ValueError(
+                f"{where}: {k} has shape {tuple(tensors[k].shape)}, the model's is {tuple(a.shape)}"
+            )
+
+
+def check_finite(loss: float, grad_norm: float) -> None:
+    if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+        raise DivergenceError(f"the loss is {loss:.4g} and the gradient norm {grad_norm:.4g}")
 
 
 @dataclass
@@ -56,38 +88,39 @@ class NumpyEngine:
         )
 
     def step(self, batch: Batch, lr: float) -> tuple[float, NumpyState]:
-        if batch.state is None:
-            loss, grads = self.model.loss_and_grads(batch.x, batch.y, dropout_masks=batch.masks)
-            state = None
-        else:
-            loss, grads, state = self.model.loss_and_grads(
-                batch.x, batch.y, batch.state, dropout_masks=batch.masks
-            )
-        if self.reduce_grads is not None:
-            self.reduce_grads(grads)
-        if self.clip:
-            numpy_impl.clip_grad_norm(grads, self.clip)
+        with np.errstate(over="ignore", invalid="ignore"):  # check_finite reports it, once
+            if batch.state is None:
+                loss, grads = self.model.loss_and_grads(batch.x, batch.y, dropout_masks=batch.masks)
+                state = None
+            else:
+                loss, grads, state = self.model.loss_and_grads(
+                    batch.x, batch.y, batch.state, dropout_masks=batch.masks
+                )
+            if self.reduce_grads is not None:
+                self.reduce_grads(grads)
+            check_finite(loss, numpy_impl.clip_grad_norm(grads, self.clip or math.inf))
         self.opt.lr = lr
         self.opt.step(grads)
         return loss, state
 
     def eval_logits(self, x: np.ndarray, state: NumpyState = None):
         """Logits without dropout (and, for a recurrent model, its final state)."""
-        if state is None:
-            return self.model.forward(x)
-        return self.model.forward(x, state)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run shows inf or nan
+            return self.model.forward(x) if state is None else self.model.forward(x, state)
 
     def eval_loss(self, x: np.ndarray, y: np.ndarray, state: NumpyState = None):
         """Mean cross entropy without dropout: a float, or (float, final state) with a state."""
         out = self.eval_logits(x, state)
         logits = out if state is None else out[0]
-        loss = float(numpy_impl.cross_entropy_forward(logits, y)[0])
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = float(numpy_impl.cross_entropy_forward(logits, y)[0])
         return loss if state is None else (loss, out[1])
 
     def params(self) -> dict[str, np.ndarray]:
         return self.model.params
 
-    def load_params(self, tensors: dict[str, np.ndarray]) -> None:
+    def load_params(self, tensors: dict[str, np.ndarray], where: str = "the tensors") -> None:
+        check_same_model(where, tensors, self.model.params)
         self.model.load_state_dict(tensors)  # may put new arrays in model.params:
         self.opt.params = {k: self.model.params[k] for k in self.opt.params}  # step those
 
@@ -138,12 +171,12 @@ class TorchEngine:
         loss = self.ops.cross_entropy(logits, self._tensor(batch.y))
         loss.backward()  # (DistributedDataParallel all-reduces the gradients here)
         grads = {k: p.grad for k, p in self.trainable.items()}
-        if self.clip:
-            self.ops.clip_grad_norm(grads, self.clip)
+        value = float(loss.detach())
+        check_finite(value, self.ops.clip_grad_norm(grads, self.clip or math.inf))
         self.opt.lr = lr
         self.opt.step(grads)
         state = None if state is None else tuple(s.detach().cpu().numpy() for s in state)
-        return float(loss.detach()), state
+        return value, state
 
     def eval_logits(self, x: np.ndarray, state: NumpyState = None):
         self.model.eval()
@@ -164,7 +197,8 @@ class TorchEngine:
     def params(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
 
-    def load_params(self, tensors: dict[str, np.ndarray]) -> None:
+    def load_params(self, tensors: dict[str, np.ndarray], where: str = "the tensors") -> None:
+        check_same_model(where, tensors, self.model.state_dict())
         self.model.load_state_dict(
             {k: self.torch.from_numpy(np.array(v)) for k, v in tensors.items()}
         )

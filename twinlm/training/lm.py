@@ -21,8 +21,9 @@ from twinlm.shared.config import get_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import gpt_dropout_mask_shapes
 from twinlm.training.checkpoint import load_run
+from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch
-from twinlm.training.loop import Run, settings_from_args, train
+from twinlm.training.loop import Run, settings_from_args
 from twinlm.training.schedule import lr_at
 
 
@@ -63,8 +64,24 @@ class LMTask:
                 f"({self.cfg['context_length']})"
             )
         train_text, val_text = windows.train_val_split(text, 0.9)
-        self.train = windows.make_windows(encode(train_text), s.max_length, s.stride)
-        self.val = windows.make_windows(encode(val_text), s.max_length, s.stride)
+        splits = {"training": encode(train_text), "validation": encode(val_text)}
+        top = max((max(ids, default=0) for ids in splits.values()), default=0)
+        if top >= self.cfg["vocab_size"]:
+            raise ValueError(
+                f"the text encodes to token ids up to {top}, but preset {s.preset!r} has "
+                f"vocab_size {self.cfg['vocab_size']}: the tokenizer and the model disagree "
+                "(with the GPT-2 tokenizer choose a preset of vocab_size 50257, such as 'tiny')"
+            )
+        for split, ids in splits.items():
+            if len(ids) < s.max_length + 1:
+                share = "the first 90 %" if split == "training" else "the last 10 %"
+                raise ValueError(
+                    f"the {split} split ({share} of the text) has {len(ids)} tokens, fewer than "
+                    f"the max_length + 1 = {s.max_length + 1} one window needs; use a longer "
+                    "text or a smaller --max-length"
+                )
+        self.train = windows.make_windows(splits["training"], s.max_length, s.stride)
+        self.val = windows.make_windows(splits["validation"], s.max_length, s.stride)
         self.per_epoch = windows.num_batches(len(self.train[0]), s.batch_size)
         if self.per_epoch == 0:
             raise ValueError(
@@ -107,6 +124,8 @@ class LMTask:
         return Batch(x, y, masks)
 
     def lr(self, step: int) -> float:
+        """Linear warmup to peak_lr, then cosine to min_lr at step `steps` (the total: a run
+        extended on resuming stretches the cosine to its new end)."""
         s = self.settings
         warmup = min(s.warmup_steps, s.steps - 1)
         return lr_at(
@@ -163,28 +182,42 @@ def read_text(path: str | None) -> str:
     if path is None:
         return windows.default_corpus()
     try:
-        return Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as e:
-        raise SystemExit(f"--text: cannot read {path}: {e.strerror}") from e
+        raise type(e)(e.errno, f"--text {path}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--text {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "convert it, e.g. with iconv -t utf-8"
+        ) from None
+
+
+FLAG_OF = {"peak_lr": "lr", "min_lr": "lr", "warmup_steps": "warmup", "overrides": "drop_rate"}
+MAY_CHANGE = ("steps", "peak_lr", "min_lr", "warmup_steps", "eval_every", "checkpoint_every")
+
+
+def settings_of(args) -> TrainSettings:
+    """The settings `twinlm train`'s flags ask for."""
+    overrides = {} if args.drop_rate is None else {"drop_rate": args.drop_rate}
+    return settings_from_args(
+        TrainSettings,
+        args,
+        stride=args.max_length if args.stride is None else args.stride,
+        peak_lr=args.lr,
+        min_lr=args.lr / 10,
+        warmup_steps=args.warmup,
+        overrides=overrides,
+    )
 
 
 def main_train(args) -> int:
     from twinlm.data.tokenizer import encode
 
-    text = read_text(args.text)
-    if args.resume:
-        run = resume(args.resume, text, encode, backend=args.backend)
-    else:
-        overrides = {} if args.drop_rate is None else {"drop_rate": args.drop_rate}
-        settings = settings_from_args(
-            TrainSettings,
-            args,
-            stride=args.stride or args.max_length,
-            peak_lr=args.lr,
-            min_lr=args.lr / 10,
-            warmup_steps=args.warmup,
-            overrides=overrides,
-        )
-        run = Run(LMTask(text, settings, encode), args.backend or "numpy")
-    train(run, args.out)
-    return 0
+    def build() -> Run:
+        text = read_text(args.text)
+        make = lambda settings, saved: LMTask(text, settings, encode)  # noqa: E731
+        return run_from_args(args, "gpt", settings_of(args), make, MAY_CHANGE, FLAG_OF)
+
+    return run_command(args, LMTask.checkpoint_name, build)

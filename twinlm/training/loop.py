@@ -9,27 +9,42 @@
         at each epoch's end: task.epoch_end(run)               e.g. the classifier's accuracies
         every checkpoint_every steps (and at the end): run.save(checkpoint)
 
-Under torchrun every rank runs this loop on its share of each batch (distributed.py); rank 0 alone
-evaluates, prints and writes.
-
 A task is what differs between models: its batches and dropout masks (NumPy, drawn from a
 generator seeded by the step, so both backends see the same numbers and a resumed run continues
 bit for bit), its learning rate, how it is evaluated, and what its checkpoint records. `carry` is
 a recurrent model's state, handed from one batch to the next (None for the others).
+
+A run is never lost (a command also claims its --out first: command.py, outdir.py):
+- checkpoints every checkpoint_every steps and every checkpoint_minutes of wall time, and at the
+  end; a non-finite model is never saved;
+- SIGINT (Ctrl-C) or SIGTERM: the step under way finishes, a checkpoint is written, and train
+  raises Interrupted (the command line exits 130 / 143); a second Ctrl-C stops at once, unsaved;
+- a non-finite loss or gradient norm stops training before the optimizer applies it
+  (DivergenceError, from engines.py; exit 1), and the last checkpoint written stays as it was;
+- a resumed run may have new settings (more steps, another learning rate: command.py decides
+  which); Run.restore keeps the changes in history["resumed"], and train says so.
+
+Under torchrun every rank runs this loop on its share of each batch (distributed.py); rank 0 alone
+evaluates, prints and writes.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from twinlm.shared.naming import BACKENDS
 from twinlm.shared.validate import require_choice
-from twinlm.training.checkpoint import SavedRun, save_run
+from twinlm.training.checkpoint import SavedRun, read_meta, save_run
 from twinlm.training.distributed import is_main, make_data_parallel_engine
-from twinlm.training.engines import Batch, NumpyEngine, NumpyState, TorchEngine
+from twinlm.training.engines import Batch, DivergenceError, NumpyEngine, NumpyState, TorchEngine
 
 HISTORY_KEYS = ("steps", "seen", "train_loss", "val_loss", "step_loss")
 
@@ -91,6 +106,12 @@ class Run:
     # ---- checkpoints: the layout is twinlm/training/checkpoint.py's ---------------------------
 
     def save(self, path: str | Path) -> Path:
+        params = dict(self.engine.params())
+        bad = [k for k, a in params.items() if not np.isfinite(a).all()]
+        if bad:
+            raise DivergenceError(
+                f"parameter {bad[0]} is not finite after step {self.step}; not saved"
+            )
         opt = self.engine.optimizer_state()
         meta = {
             **self.task.meta(),
@@ -101,7 +122,7 @@ class Run:
         }
         saved = SavedRun(
             meta,
-            dict(self.engine.params()),
+            params,
             opt["steps"],
             opt["exp_avg"],
             opt["exp_avg_sq"],
@@ -109,19 +130,38 @@ class Run:
         )
         return save_run(path, saved)
 
-    def restore(self, saved: SavedRun, fingerprint: str | None = None) -> Run:
+    def restore(
+        self, saved: SavedRun, fingerprint: str | None = None, changes: dict | None = None
+    ) -> Run:
         """Continue from a checkpoint: parameters, optimizer state, step, history, carried state.
-        fingerprint: the task's data fingerprint, which must be the checkpoint's."""
+        fingerprint: the task's data fingerprint, which must be the checkpoint's. changes: the
+        settings changed on resuming ({field: (old, new)}, resume_settings), kept in the history."""
+        where = saved.path or "the checkpoint"
         if fingerprint is not None and fingerprint != saved.meta.get("data"):
             raise ValueError(
                 "the training data differs from the data this checkpoint was trained on; "
                 "resume with the same --text (or data) and settings"
             )
-        self.engine.load_params(saved.params)
+        step = int(saved.meta["step"])
+        missing = [
+            k for k in saved.opt_steps if k not in saved.exp_avg or k not in saved.exp_avg_sq
+        ]
+        if missing or (step > 0 and not saved.opt_steps):
+            raise ValueError(
+                f"{where} holds no optimizer state{f' for {missing[0]}' if missing else ''}, so "
+                "training cannot continue from it exactly (it still serves for generating, "
+                "sampling or predicting)"
+            )
+        if step > self.task.total_steps:
+            raise ValueError(
+                f"{where} is at step {step}, past the {self.task.total_steps} steps this run "
+                "would take: give a larger total (--steps, or --epochs) to extend it"
+            )
+        self.engine.load_params(saved.params, where)
         opt = self.engine.optimizer_state()
         opt.update(steps=saved.opt_steps, exp_avg=saved.exp_avg, exp_avg_sq=saved.exp_avg_sq)
         self.engine.load_optimizer_state(opt)
-        self.step = int(saved.meta["step"])
+        self.step = step
         history = dict(saved.meta.get("history", {}))
         for old in ("tokens", "chars", "examples"):  # the x axis's names before "seen"
             if old in history:
@@ -129,19 +169,102 @@ class Run:
         self.history = {**{k: [] for k in HISTORY_KEYS}, **history}
         if saved.carry is not None:
             self.carry = saved.carry
+        self.changes = dict(changes or {})
+        if self.changes:
+            diff = {k: [old, new] for k, (old, new) in self.changes.items()}
+            self.record(resumed={"step": step, "changes": diff})
         return self
 
 
-def train(run: Run, out_dir: str | Path, progress: bool = True, header: str | None = None) -> Path:
-    """Train to task.total_steps, printing evaluations; write checkpoints and the task's report
-    (plots) to out_dir. Returns the checkpoint's path. Data parallel: only rank 0 does more than
-    train (the others wait for it in the next step's all-reduce)."""
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM; the message says whether a checkpoint was written.
+    The command line exits 128 + the signal's number (130, 143), as a shell does."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+class _StopOnSignal:
+    """SIGINT and SIGTERM while training: remember the signal and let the step under way finish
+    (the loop then saves and stops). A second SIGINT raises KeyboardInterrupt at once. Only the
+    main thread can take signals; elsewhere this does nothing."""
+
+    def __init__(self, announce: bool = True):
+        self.signum, self._old, self.announce = None, {}, announce
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        again = " (Ctrl-C again: stop at once, unsaved)" if signum == signal.SIGINT else ""
+        name = signal.Signals(signum).name
+        if self.announce:
+            print(
+                f"\n{name}: stopping after this step to save a checkpoint{again}", file=sys.stderr
+            )
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    run: Run,
+    out_dir: str | Path,
+    progress: bool = True,
+    header: str | None = None,
+    *,
+    checkpoint_minutes: float = 10.0,
+) -> Path:
+    """Train to task.total_steps, printing evaluations; write checkpoints (see the module
+    docstring) and the task's report (plots) to out_dir. Returns the checkpoint's path. Data
+    parallel: only rank 0 does more than train (the others wait for it in the next all-reduce)."""
     from tqdm import tqdm
 
     task, s = run.task, run.task.settings
     main = is_main()
     out_dir = Path(out_dir)
     ckpt = out_dir / task.checkpoint_name
+    if header and main:
+        print(header)
+    if run.step >= task.total_steps:
+        if main:
+            print(
+                f"already at step {run.step}, the run's last: nothing to train (resume with a larger "
+                "--steps, or --epochs, to extend it)"
+            )
+        return ckpt
+    if getattr(run, "changes", None) and main:
+        changed = ", ".join(f"{k} {old} → {new}" for k, (old, new) in run.changes.items())
+        print(
+            f"resuming at step {run.step} with {changed}: the learning rates from here on follow "
+            f"the schedule of the new settings, to step {task.total_steps}"
+        )
+    meta = read_meta(ckpt) if ckpt.exists() else None
+    saved_step = meta.get("step") if meta else None
+
+    def kept() -> str:
+        if saved_step is None:
+            return "no checkpoint was written"
+        return f"the checkpoint of step {saved_step} is kept: {ckpt}"
+
+    def save() -> None:
+        nonlocal saved_step, last_save
+        try:
+            run.save(ckpt)
+        except OSError as e:
+            raise type(e)(e.errno, f"{e.strerror or e}; {kept()}") from e
+        except DivergenceError as e:
+            raise DivergenceError(f"{e}; {kept()}") from None
+        saved_step, last_save = run.step, time.monotonic()
+
     bar = tqdm(
         total=task.total_steps,
         initial=run.step,
@@ -149,34 +272,62 @@ def train(run: Run, out_dir: str | Path, progress: bool = True, header: str | No
         unit="step",
         desc=f"{task.kind} [{run.engine.backend}]",
     )
-    if header and main:
-        bar.write(header)
     if run.step == 0 and task.evaluate_first and main:
         bar.write(task.eval_line(run.step, run.evaluate()))
-    start = epoch_start = time.perf_counter()
+    start = epoch_start = last_save = time.monotonic()
     first = run.step
-    while run.step < task.total_steps:
-        loss = run.train_step()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}")
-        if not main:
-            continue
-        if run.step % s.eval_every == 0 or run.step == task.total_steps:
-            bar.write(task.eval_line(run.step, run.evaluate()))
-        if run.step % task.per_epoch == 0:
-            run.record(epoch_seconds=time.perf_counter() - epoch_start)
-            line = task.epoch_end(run)
-            if line:
-                bar.write(line)
-            epoch_start = time.perf_counter()
-        if s.checkpoint_every and run.step % s.checkpoint_every == 0:
-            run.save(ckpt)
-    bar.close()
+    with _StopOnSignal(announce=main) as stop:
+        try:
+            while run.step < task.total_steps:
+                try:
+                    loss = run.train_step()
+                except DivergenceError as e:
+                    lr = task.lr(run.step)
+                    raise DivergenceError(
+                        f"training diverged at step {run.step + 1} (learning rate {lr:.3g}): {e}; "
+                        f"{kept()}. Try a lower --lr."
+                    ) from None
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+                if not main:  # a data-parallel rank other than 0: train, stop when told to
+                    if stop.signum is not None:
+                        raise Interrupted(stop.signum, f"stopped at step {run.step}")
+                    continue
+                if run.step % s.eval_every == 0 or run.step == task.total_steps:
+                    bar.write(task.eval_line(run.step, run.evaluate()))
+                if run.step % task.per_epoch == 0:
+                    run.record(epoch_seconds=time.monotonic() - epoch_start)
+                    line = task.epoch_end(run)
+                    if line:
+                        bar.write(line)
+                    epoch_start = time.monotonic()
+                by_steps = s.checkpoint_every and run.step % s.checkpoint_every == 0
+                by_time = (
+                    checkpoint_minutes and time.monotonic() - last_save >= 60 * checkpoint_minutes
+                )
+                if stop.signum is not None:
+                    save()
+                    name = signal.Signals(stop.signum).name
+                    raise Interrupted(
+                        stop.signum,
+                        f"stopped by {name} at step {run.step}; checkpoint saved: {ckpt} (continue "
+                        f"with --resume {ckpt})",
+                    )
+                if (by_steps or by_time) and run.step < task.total_steps:
+                    save()
+        except KeyboardInterrupt as e:
+            if isinstance(e, Interrupted):
+                raise
+            raise Interrupted(
+                signal.SIGINT, f"stopped at once at step {run.step}; {kept()}"
+            ) from None
+        finally:
+            bar.close()
+    seconds = time.monotonic() - start
     if not main:
         return ckpt
-    seconds = time.perf_counter() - start
     lines = task.report(run, out_dir)  # before the last save: it may add to the history
-    run.save(ckpt)
+    save()
     for line in lines:
         print(line)
     per_step = seconds / max(run.step - first, 1)

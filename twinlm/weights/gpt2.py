@@ -148,9 +148,15 @@ def _read_tensors(file: Path) -> dict[str, np.ndarray]:
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, or a pickle that weights_only refuses
+        # torch's message goes on to advise weights_only=False, which would run code from the
+        # file: not advice to pass on. Its first sentence says what went wrong.
+        reason = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else repr(e)
+        if "Weights only load failed" in reason:
+            reason = "it holds Python objects besides tensors"
         raise ValueError(
-            f"{file} is not a readable PyTorch weights file (loaded with weights_only=True): {e}"
-        ) from e
+            f"{file} is not a readable PyTorch weights file ({reason}); twinlm reads a state_dict "
+            "of tensors with torch.load(weights_only=True), which never runs code from the file"
+        ) from None
     for wrapper in ("model_state_dict", "state_dict"):  # chapter 5 saves model + optimizer together
         if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
