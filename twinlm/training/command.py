@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import fields, replace
 
 from twinlm.training.checkpoint import SavedRun, load_run
+from twinlm.training.distributed import is_main
 from twinlm.training.loop import Run, train
 from twinlm.training.outdir import claim
 
@@ -84,6 +85,9 @@ def run_command(
 ) -> int:
     """A training command from start to end: claim --out before any work (outdir.py), build the
     run (run_from_args), train it."""
+    if not is_main():  # data parallel: rank 0 alone claims, writes and reports (distributed.py)
+        train(build(), args.out, checkpoint_minutes=args.checkpoint_minutes)
+        return 0
     with claim(args.out, checkpoint_name, resume=args.resume, force=args.force):
         run = build()
         minutes = args.checkpoint_minutes
