@@ -81,7 +81,8 @@ def train_in_lockstep(runs: dict[str, Run], steps: int, progress: bool = True) -
 
     trace, every, start = Trace(runs), max(1, steps // 10), time.perf_counter()
     names = list(runs)
-    bar = tqdm(total=steps, unit="step", desc="lockstep", disable=not progress, leave=False)
+    quiet = None if progress else True  # None: a bar only where stderr is a terminal
+    bar = tqdm(total=steps, unit="step", desc="lockstep", disable=quiet, leave=False)
     bar.write(
         f"{'step':>5} {'lr':>9} {names[0] + ' loss':>15} {names[1] + ' loss':>15} "
         f"{'relative gap':>12} {'time':>6}"
@@ -178,9 +179,9 @@ def verdict(trace: Trace, dtype: str, drift: float, same_text: bool, check_ok: b
             f"(gradients derived by hand) and the PyTorch model (autograd) computed the same "
             f"losses to within {worst:.1e} relative ({worst / eps:.1f} × {dtype}'s machine "
             f"epsilon{below}; {int((gaps == 0).sum())} of the {steps} steps bit for bit), and "
-            f"ended with parameters {drift:.1e} apart: only the order of floating-point "
-            f"additions differs. From the same seed they wrote the same text, and every op "
-            f"matched torch's built-in within tolerance."
+            f"ended with parameters {drift:.1e} apart, as two computations that differ only in "
+            f"the order of floating-point operations would. From the same seed they wrote the "
+            f"same text, and every op matched torch's built-in within tolerance."
         )
     failed = [
         f"the losses differ by up to {worst:.1e} relative (limit {LOSS_GAP_LIMIT[dtype]:.0e})"
