@@ -26,7 +26,7 @@ def test_demo_runs_and_backends_agree(tmp_path, capsys):
 def test_demo_exits_nonzero_when_the_losses_disagree(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(demo.LOSS_GAP_LIMIT, "float64", -1.0)  # any gap, even 0, is too large
     monkeypatch.setattr(demo, "run_check", lambda: 0)  # the parity table has its own tests
-    assert run_demo(steps=2, dtype="float64", corpus_bytes=40_000, out_dir=tmp_path) == 1
+    assert run_demo(steps=1, dtype="float64", corpus_bytes=40_000, out_dir=tmp_path) == 1
     out = capsys.readouterr().out
     assert "Verdict: the backends DISAGREE: the losses differ by up to" in out
     assert "demo FAILED" in out
