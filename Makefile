@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	-$(BIN)/python -m twinlm.data.tokenizer --warm  # GPT-2 BPE ranks, offline-capable (twinlm/data/tokenizer.py)
 	touch $(STAMP)
 
+# One thread for NumPy's BLAS and for torch unless OMP_NUM_THREADS says otherwise: the demo's
+# matrices are small, and on a busy machine two spinning threads per library cost 10x the time.
 demo: $(STAMP)
-	$(BIN)/twinlm demo
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/twinlm demo
 
 check: $(STAMP)
 	$(BIN)/twinlm check

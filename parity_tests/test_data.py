@@ -24,7 +24,6 @@ from twinlm import cli
 from twinlm.data import download as data
 from twinlm.data.files import LOCK_NAME
 from twinlm.data.windows import (
-    CORPUS_MODULES,
     batches,
     default_corpus,
     make_windows,
@@ -472,31 +471,7 @@ def test_batches_bad_input():
         next(batches(inputs[:, 0], targets[:, 0], 2))
 
 
-# -- the default corpus ---------------------------------------------------------------------------
-
-
-def test_default_corpus_deterministic_and_real():
-    text = default_corpus()
-    assert text == default_corpus()
-    assert len(text.encode("utf-8")) > 100_000
-    assert text.startswith("# ===== abc.py =====\n")
-    headers = [line[8:-6] for line in text.splitlines() if line.startswith("# ===== ")]
-    assert headers == sorted(headers) and set(headers) <= set(CORPUS_MODULES)
-    assert len(headers) >= 5
-    assert "def " in text and "class " in text
-
-
-def test_default_corpus_cut(tmp_path):
-    (tmp_path / "abc.py").write_text("x = 'é'\n", encoding="utf-8")
-    full = default_corpus(stdlib=str(tmp_path))
-    assert full == "# ===== abc.py =====\n\nx = 'é'\n\n"
-    cut = len(b"# ===== abc.py =====\n\nx = '") + 1  # half of the two-byte é
-    assert default_corpus(max_bytes=cut, stdlib=str(tmp_path)) == "# ===== abc.py =====\n\nx = '"
-    assert len(default_corpus(max_bytes=50_000).encode()) <= 50_000
-    with pytest.raises(FileNotFoundError, match="no standard-library sources found"):
-        default_corpus(stdlib=str(tmp_path / "nowhere"))
-    with pytest.raises(ValueError, match="max_bytes must be >= 1, got 0"):
-        default_corpus(max_bytes=0)
+# -- the default corpus (its own tests: test_corpus.py) --------------------------------------------
 
 
 def test_pipeline_end_to_end():

@@ -30,7 +30,7 @@ def _check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from twinlm.demo import run_demo
 
-    return run_demo(steps=args.steps, dtype=args.dtype)
+    return run_demo(steps=args.steps, dtype=args.dtype, out_dir=args.out)
 
 
 def _data_get(args: argparse.Namespace) -> int:
@@ -178,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="NumPy and PyTorch train the same GPT in lockstep (`make demo`)"
     )
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--out", default="runs/demo", help="folder for the picture (runs/demo)")
     p.set_defaults(func=_demo)
 
     # Further subcommands (train, generate, data, charrnn, classify, bench) register below.

@@ -1,4 +1,5 @@
-"""The GPT data pipeline: a default corpus, sliding windows of token ids, splits and batches.
+"""The GPT data pipeline: sliding windows of token ids, splits and batches (the default corpus
+lives in corpus.py; `default_corpus` is re-exported here, where training has always found it).
 
 Everything here is NumPy and backend-neutral, so the NumPy and the torch model train on the very
 same batches (torch takes them with `torch.from_numpy`).
@@ -15,74 +16,12 @@ run is reproducible and every epoch has its own order.
 
 from __future__ import annotations
 
-import sysconfig
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.corpus import default_corpus  # noqa: F401  (lm.py and charrnn.py read it here)
 from twinlm.shared.validate import require_int, require_ndim, require_same_shape
-
-# The default corpus, like Karpathy's Linux-source experiment: real text on every machine, offline.
-# Modules that are single files in every Python from 3.10 on (pathlib and zipfile became packages
-# in 3.13/3.12, so they are left out). The text is fixed for a given Python version; a different
-# version brings its own edition of these files, hence a slightly different corpus.
-CORPUS_MODULES = (
-    "abc.py",
-    "argparse.py",
-    "ast.py",
-    "bisect.py",
-    "calendar.py",
-    "collections/__init__.py",
-    "contextlib.py",
-    "copy.py",
-    "csv.py",
-    "dataclasses.py",
-    "difflib.py",
-    "enum.py",
-    "fractions.py",
-    "functools.py",
-    "heapq.py",
-    "inspect.py",
-    "json/decoder.py",
-    "json/encoder.py",
-    "os.py",
-    "pprint.py",
-    "random.py",
-    "shlex.py",
-    "shutil.py",
-    "statistics.py",
-    "string.py",
-    "tempfile.py",
-    "textwrap.py",
-    "threading.py",
-    "tokenize.py",
-    "typing.py",
-)
-DEFAULT_CORPUS_BYTES = 1_000_000  # about the size of tiny shakespeare
-
-
-def default_corpus(max_bytes: int = DEFAULT_CORPUS_BYTES, stdlib: str | None = None) -> str:
-    """The running Python's own standard-library source: CORPUS_MODULES in sorted order, each
-    after a `# ===== <path> =====` header, cut to at most `max_bytes` UTF-8 bytes.
-
-    Deterministic for a given Python version (see CORPUS_MODULES). `stdlib` overrides the folder
-    (default `sysconfig.get_paths()["stdlib"]`); files missing there are skipped.
-    """
-    require_int("max_bytes", max_bytes, 1)
-    root = Path(stdlib or sysconfig.get_paths()["stdlib"])
-    parts = []
-    for rel in sorted(CORPUS_MODULES):
-        path = root / rel
-        if path.is_file():
-            parts.append(f"# ===== {rel} =====\n\n{path.read_text(encoding='utf-8')}\n")
-    if not parts:
-        raise FileNotFoundError(
-            f"no standard-library sources found under {root} for the default corpus; "
-            "pass a text file instead (--text)"
-        )
-    data = "".join(parts).encode("utf-8")[:max_bytes]
-    return data.decode("utf-8", errors="ignore")  # drop a character cut in half at the end
 
 
 def make_windows(ids, max_length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

@@ -72,3 +72,57 @@ def plot_confusion(
     ax.set_ylabel("true")
     ax.set_title(title)
     return _save(fig, path)
+
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2⁻²³ ≈ 1.2e-7: float32's rounding level
+FLOAT64_EPS = float(np.finfo(np.float64).eps)  # 2⁻⁵² ≈ 2.2e-16
+
+
+def plot_lockstep(
+    path: str | os.PathLike,
+    steps: Sequence[int],
+    losses: dict[str, Sequence[float]],
+    gaps: Sequence[float],
+    *,
+    title: str = "two backends, one training run",
+) -> Path:
+    """Two panels over the same steps: every backend's loss overlaid (the lines should coincide),
+    and beneath, on a log axis, the relative gap between them, with float32's and float64's
+    rounding levels (machine epsilon) as reference lines. A gap of exactly 0 cannot sit on a log
+    axis: those steps are marked along the bottom edge instead. gaps[i] = |a - b| / |b| for the
+    first two curves a, b of `losses`."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(7, 5.5), dpi=100, sharex=True, height_ratios=(3, 2)
+    )
+    styles = ({"lw": 3, "alpha": 0.4}, {"lw": 1, "ls": "--"})  # wide under narrow: both seen
+    for (label, ys), style in zip(losses.items(), styles * len(losses)):
+        top.plot(steps, ys, label=label, **style)
+    top.set_ylabel("training loss (nats)")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend()
+
+    steps, gaps = np.asarray(steps), np.asarray(gaps, dtype=np.float64)
+    floor = FLOAT64_EPS / 64  # where the zeros are marked, below any non-zero gap we expect
+    nonzero = gaps > 0
+    bottom.semilogy(steps[nonzero], gaps[nonzero], ".", ms=4, color="C2", label="relative gap")
+    if (~nonzero).any():
+        bottom.semilogy(
+            steps[~nonzero],
+            np.full((~nonzero).sum(), floor),
+            "|",
+            ms=6,
+            color="C7",
+            label="gap exactly 0",
+        )
+    for eps, name, color in ((FLOAT32_EPS, "float32", "C3"), (FLOAT64_EPS, "float64", "C0")):
+        bottom.axhline(eps, color=color, ls=":", lw=1.5, label=f"{name} rounding (eps {eps:.1e})")
+    top_y = max(FLOAT32_EPS * 50, float(gaps.max(initial=0)) * 10)
+    bottom.set_ylim(floor / 4, top_y)
+    bottom.set_xlabel("optimizer step")
+    a, b = list(losses)[:2]
+    bottom.set_ylabel(f"|{a} − {b}| / |{b}|")
+    bottom.grid(alpha=0.3, which="major")
+    bottom.legend(loc="center", ncol=2, fontsize=8)  # between the two lines: nothing there
+    return _save(fig, path)
