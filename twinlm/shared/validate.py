@@ -99,6 +99,11 @@ def require_int(name: str, value, min_value: int | None = None) -> None:
         raise ValueError(f"{name} must be >= {min_value}, got {value}")
 
 
+def require_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def require_choice(name: str, value, choices: Sequence) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
