@@ -62,7 +62,7 @@ def _activate(a: np.ndarray, nonlinearity: str) -> np.ndarray:
 def _derivative(h: np.ndarray, nonlinearity: str) -> np.ndarray:
     """φ'(a) from the output h = φ(a): 1 - h² (tanh) or [h > 0] (relu), in h's dtype."""
     if nonlinearity == "tanh":
-        return 1 - h * h
+        return (1 - h) * (1 + h)  # = 1 - h², without the cancellation of 1 - h·h near |h| = 1
     return (h > 0).astype(h.dtype)
 
 
