@@ -140,8 +140,8 @@ def test_adjoint_through_time(name, record_error):
         rng = np.random.default_rng(seed)
         dims = {**case.dims, "seq": 10} if "seq" in case.dims else case.dims
         arrays = case.sample(rng, np.float64, dims)
-        record_error(f"gru[Cho] {name}", "fd adjoint", adjoint_error(case, arrays, rng),
-                     TOL_FD)  # fmt: skip
+        error = adjoint_error(case, arrays, rng)
+        record_error(f"gru[Cho] {name}", "fd adjoint", error, TOL_FD)
 
 
 @given(

@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     p.set_defaults(func="twinlm.training.classify:main_predict")
 
-    p = sub.add_parser("charrnn", help="Karpathy's char-RNN (byte-level LSTM): train, sample")
+    p = sub.add_parser(
+        "charrnn", help="Karpathy's char-RNN (byte-level LSTM, GRU or RNN): train, sample"
+    )
     charrnn_sub = p.add_subparsers(dest="charrnn_command", required=True)
     p = charrnn_sub.add_parser(
         "train",
@@ -180,10 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_flags(p, out="runs/charrnn", eval_every=100)
     p.add_argument("--text", default=None, help="text file (default: the embedded corpus)")
+    p.add_argument(
+        "--model",
+        choices=["rnn", "gru", "lstm"],
+        default=None,
+        help="the cell, as char-rnn's -model (default lstm; --resume: the checkpoint's)",
+    )
+    p.add_argument(
+        "--nonlinearity", choices=["tanh", "relu"], default=None, help="--model rnn's (tanh)"
+    )
     p.add_argument("--emb-dim", type=int, default=64, help="byte embedding size")
-    p.add_argument("--hidden-size", type=int, default=128, help="LSTM units per layer")
+    p.add_argument("--hidden-size", type=int, default=128, help="units per recurrent layer")
     p.add_argument("--num-layers", type=int, default=2)
-    p.add_argument("--drop-rate", type=float, default=0.0, help="dropout after each LSTM layer")
+    p.add_argument(
+        "--drop-rate", type=float, default=0.0, help="dropout after each recurrent layer"
+    )
     p.add_argument("--batch-size", type=int, default=50, help="parallel streams")
     p.add_argument("--seq-length", type=int, default=50, help="steps of truncated BPTT")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps in total (1000)")

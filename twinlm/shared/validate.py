@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Sequence
 
-from twinlm.shared.naming import QKV_PROJECTIONS
+from twinlm.shared.naming import CELL_STATE, CELLS, QKV_PROJECTIONS
 
 
 def _shape(a) -> tuple[int, ...]:
@@ -194,12 +194,11 @@ def require_token_batch(name: str, idx, vocab_size: int, context_length: int | N
 
 
 CHARRNN_CONFIG_KEYS = ("vocab_size", "emb_dim", "hidden_size", "num_layers", "drop_rate")
-CHARRNN_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")  # = naming.CELLS; cfg["cell"], default lstm
 
 
 def require_charrnn_config(cfg) -> None:
     """A char-RNN config dict: vocab_size, emb_dim, hidden_size, num_layers integers ≥ 1,
-    drop_rate in [0, 1), optionally cell (one of CHARRNN_CELLS; absent: "lstm"), nothing else."""
+    drop_rate in [0, 1), optionally cell (one of naming.CELLS; absent: "lstm"), nothing else."""
     if not isinstance(cfg, dict):
         raise TypeError(f"cfg must be a dict with keys {list(CHARRNN_CONFIG_KEYS)}, got {cfg!r}")
     require_keys("cfg", cfg, CHARRNN_CONFIG_KEYS, optional=("cell",))
@@ -207,7 +206,20 @@ def require_charrnn_config(cfg) -> None:
         require_int(f"cfg[{key!r}]", cfg[key], 1)
     require_probability("cfg['drop_rate']", cfg["drop_rate"])
     if "cell" in cfg:
-        require_choice("cfg['cell']", cfg["cell"], CHARRNN_CELLS)
+        require_choice("cfg['cell']", cfg["cell"], CELLS)
+
+
+def require_cell_state(name: str, state, cell: str) -> None:
+    """A recurrent model's state: None, or a tuple (list) of one array per CELL_STATE[cell]
+    ((h, c) for the LSTM, (h,) for the GRU and the vanilla RNN); shapes are the layer's to check."""
+    if state is None:
+        return
+    names = CELL_STATE[cell]
+    if not isinstance(state, tuple | list) or len(state) != len(names):
+        got = f"{len(state)} arrays" if isinstance(state, tuple | list) else type(state).__name__
+        raise ValueError(
+            f"{name} must be a tuple ({', '.join(names)}) for a {cell} cell, got {got}"
+        )
 
 
 def require_dropout_masks(name: str, masks, shapes: dict[str, tuple[int, ...]]) -> None:
