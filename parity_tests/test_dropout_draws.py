@@ -163,10 +163,8 @@ def test_gru_and_rnn_draw_what_torch_nn_draws(kind, batch_first, record_error):
     I, H, B, T, L, p = 4, 5, 3, 6, 3, 0.4
     torch.manual_seed(0)
     if kind == "gru":
-        ref, ours = (
-            nn.GRU(I, H, L, batch_first=batch_first, dropout=p),
-            torch_impl.GRU(I, H, L, batch_first),
-        )
+        ref = nn.GRU(I, H, L, batch_first=batch_first, dropout=p)
+        ours = torch_impl.GRU(I, H, L, batch_first)
     else:
         nl = kind.removeprefix("rnn_")
         ref = nn.RNN(I, H, L, nonlinearity=nl, batch_first=batch_first, dropout=p)
