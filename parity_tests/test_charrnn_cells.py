@@ -286,3 +286,26 @@ def test_bad_cell_and_state_are_named():
             model.forward(ids, state)
     with pytest.raises(ValueError, match=r"state must be a tuple \(h, c\) for a lstm cell, got 1"):
         numpy_impl.CharRNN(cfg).forward(ids, (zeros,))
+
+
+def test_compare_at_equal_parameter_count_smoke(tmp_path, capsys):
+    """`twinlm charrnn compare` at toy size: every cell at the largest hidden size within the
+    LSTM's parameter count, a table row and a curve each (the real run is a command, not a test)."""
+    from twinlm.training.charrnn_compare import compare, hidden_for_budget, param_count
+
+    cfg = {"vocab_size": 30, "emb_dim": 4, "hidden_size": 8, "num_layers": 2, "drop_rate": 0.0}
+    budget = param_count({**cfg, "cell": "lstm"})
+    for cell in CELLS:
+        h = hidden_for_budget(cfg, cell, budget)
+        assert param_count({**cfg, "cell": cell, "hidden_size": h}) <= budget
+        assert param_count({**cfg, "cell": cell, "hidden_size": h + 1}) > budget
+    assert hidden_for_budget(cfg, "lstm", budget) == 8
+    s = settings(emb_dim=4, hidden_size=8, batch_size=2, seq_length=8, steps=2, eval_every=2,
+                 eval_batches=1, drop_rate=0.0)  # fmt: skip
+    rows = compare(TEXT, s, tmp_path, progress=False)
+    assert [r["cell"] for r in rows] == ["rnn_tanh", "gru", "lstm"]
+    assert rows[0]["hidden"] > rows[1]["hidden"] > rows[2]["hidden"] == 8  # equal budget
+    assert all(0 < r["val_bpc"] < 10 for r in rows)
+    table = (tmp_path / "compare.md").read_text()
+    assert table.count("\n| ") == 4 and (tmp_path / "compare.png").stat().st_size > 1000
+    assert (tmp_path / "gru" / "checkpoint.safetensors").is_file()
