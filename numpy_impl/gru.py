@@ -8,12 +8,10 @@ rows in the order r (reset), z (update), n (candidate). x (B, I), h (B, H):
     reset_after=True  (torch, cuDNN; the default):  n = tanh(gi_n + r ⊙ (h W_hnᵀ + b_hn))
     reset_after=False (Cho et al. 2014, Karpathy):  n = tanh(gi_n + (r ⊙ h) W_hnᵀ + b_hn)
     h' = (1 - z) ⊙ n + z ⊙ h  =  n + z ⊙ (h - n)                          (B, H)
-The two conventions differ only in n: torch resets the hidden matmul's result (so one (B, H) @
-(H, 3H) matmul per step serves all three gates, which is why cuDNN chose it); Cho resets h before
-its matmul (a second, dependent matmul per step). Karpathy's char-rnn GRU.lua also interpolates the
-other way round, h' = z ⊙ n + (1 - z) ⊙ h: his z is our 1 - z, i.e. the same model with the z rows
-of both weights and both biases negated (σ(-a) = 1 - σ(a)); parity_tests/test_gru.py works a 2×2
-example by hand in his form.
+The conventions differ only in n: torch resets the hidden matmul's result, so one (B, H) @ (H, 3H)
+matmul per step serves all three gates (cuDNN's choice); Cho resets h before a second matmul. And
+Karpathy interpolates h' = z ⊙ n + (1 - z) ⊙ h: his z is our 1 - z (our z rows and biases negated).
+parity_tests/test_gru.py works a 2×2 example by hand in his form.
 
 Cell backward, given dh' (B, H); σ' = σ(1 - σ), tanh' = 1 - tanh² (computed as (1 - n)(1 + n):
 near |n| = 1, 1 - n·n cancels away the digits the float32 rule measures):
@@ -304,7 +302,7 @@ class GRU(RecurrentLayer):
     reset_after=True is torch's cell, False Cho 2014's (module docstring); every parameter
     U(-1/√H, 1/√H) as torch."""
 
-    gates, module = 3, "torch.nn.GRU"
+    gates = 3
 
     def __init__(
         self,

@@ -191,8 +191,7 @@ class RecurrentLayer:
     backward(dout, dh_n) -> (dx, dh0, grads) with grads keyed like params.
     """
 
-    gates: int
-    module: str  # torch's class, for messages
+    gates: int  # stacked pre-activations per hidden unit: 1 (RNN), 3 (GRU)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, seed: int, dtype):
         require_int("input_size", input_size, 1)
@@ -256,7 +255,7 @@ class RNN(RecurrentLayer):
     """Multi-layer vanilla RNN (torch.nn.RNN, batch first): a thin class over rnn_forward /
     rnn_backward. nonlinearity "tanh" or "relu"; every parameter U(-1/√H, 1/√H) as torch."""
 
-    gates, module = 1, "torch.nn.RNN"
+    gates = 1
 
     def __init__(
         self,
