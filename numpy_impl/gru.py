@@ -124,7 +124,7 @@ def gru_cell_backward(dh_next: np.ndarray, cache):
     return dgi @ weight_ih, dh, dgi.T @ x, dweight_hh, dgi.sum(axis=0), dbias_hh
 
 
-# ---- the multi-layer GRU over time -----------------------------------------------------------------
+# ---- the multi-layer GRU over time ---------------------------------------------------------------
 
 
 def gru_forward(
@@ -204,7 +204,7 @@ def gru_backward(dout: np.ndarray, dh_n: np.ndarray | None, cache):
     return dx, dh0, grads
 
 
-# ---- one layer's time loops, each convention ---------------------------------------------------------
+# ---- one layer's time loops, each convention -----------------------------------------------------
 
 
 def _steps_reset_after(g, hs, W_hh, b_hn):

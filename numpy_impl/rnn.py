@@ -98,7 +98,7 @@ def rnn_cell_backward(dh_next: np.ndarray, cache):
     )
 
 
-# ---- the multi-layer RNN over time -----------------------------------------------------------------
+# ---- the multi-layer RNN over time ---------------------------------------------------------------
 
 
 def rnn_forward(

@@ -162,7 +162,7 @@ def test_state_dict_keys_are_torch_modules_keys():
     assert charrnn_param_shapes(cfg) == charrnn_param_shapes({**cfg, "cell": "lstm"})
 
 
-# ---- training in lockstep, resume, sampling -------------------------------------------------------
+# ---- training in lockstep, resume, sampling ------------------------------------------------------
 
 TEXT = "".join(
     f"{i}: the quick brown fox jumps over the lazy dog, {i * i} times.\n" for i in range(40)

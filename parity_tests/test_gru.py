@@ -40,9 +40,10 @@ def _sigmoid(a: float) -> float:
     return 1 / (1 + math.exp(-a))
 
 
-# ---- a 2×2 example by hand, in Karpathy's form ------------------------------------------------------
+# ---- a 2×2 example by hand, in Karpathy's form ---------------------------------------------------
 # char-rnn's GRU.lua: z = σ(W_xz x + W_hz h), r = σ(W_xr x + W_hr h), ñ = tanh(W_xn x + W_hn (r ⊙ h)
-# + b_hn), h' = z ⊙ ñ + (1 - z) ⊙ h. Rows are output units; other biases 0; x = (1, 0), h = (0.5, -1).
+# + b_hn), h' = z ⊙ ñ + (1 - z) ⊙ h. Rows are output units; other biases 0; x = (1, 0),
+# h = (0.5, -1).
 X, H_PREV = (1.0, 0.0), (0.5, -1.0)
 W_X = {"r": [[1, 0], [0, 0]], "z": [[0, 0], [-1, 0]], "n": [[1, 0], [1, 0]]}
 W_H = {"r": [[0, 0], [0, 2]], "z": [[2, 0], [0, 0]], "n": [[0, 1], [1, 0]]}  # W_hn mixes the units
@@ -96,7 +97,7 @@ def test_reset_before_matches_karpathy_by_hand():
     assert np.abs(other_way - expected).max() > 0.1
 
 
-# ---- Cho's convention: finite differences and torch_impl --------------------------------------------
+# ---- Cho's convention: finite differences and torch_impl -----------------------------------------
 
 
 def _cho_cell_forward(a):

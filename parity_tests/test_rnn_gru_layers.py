@@ -139,7 +139,7 @@ def _torch_layers(kind: str, I: int, H: int, L: int, batch_first: bool = True):
     )
 
 
-# ---- the classes: layout, init, dtype --------------------------------------------------------------
+# ---- the classes: layout, init, dtype ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -204,7 +204,7 @@ def test_torch_impl_time_major_layout_and_cells_match_torch(kind, record_error):
     assert rel_error(cell(x1).detach().numpy(), ref_cell(x1).detach().numpy()) <= 1e-6  # float32
 
 
-# ---- bad input ------------------------------------------------------------------------------------
+# ---- bad input -----------------------------------------------------------------------------------
 
 
 def _calls(kind: str, x, h0=None, **kwargs):

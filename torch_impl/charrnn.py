@@ -1,9 +1,9 @@
 """Karpathy's char-RNN in PyTorch: embedding → multi-layer recurrent layers (LSTM, GRU or vanilla
 RNN, cfg["cell"]) → dropout → linear decoder.
 
-    e = E[x]                                  (B, T, D)   torch_impl.embedding
-    h, state_n = lstm | gru | rnn(e, state)   (B, T, H)   torch_impl's layer, masks "{core}.dropout.{k}"
-    logits = drop(h) W_decᵀ + b_dec           (B, T, V)   mask "dropout"; torch_impl.linear
+    e = E[x]                                (B, T, D)  torch_impl.embedding
+    h, state_n = lstm|gru|rnn(e, state)     (B, T, H)  the layer; masks "{core}.dropout.{k}"
+    logits = drop(h) W_decᵀ + b_dec         (B, T, V)  mask "dropout"; torch_impl.linear
 See numpy_impl/charrnn.py for the math, the cells and the derived backward; here autograd supplies
 it. `charrnn(x, params, cfg, state, dropout_masks)` takes numpy_impl.charrnn_forward's arguments;
 state is the cell's tuple, (h, c) for the LSTM and (h,) for the GRU and the vanilla RNN.

@@ -7,8 +7,8 @@ an LSTM, as every one was before the choice).
 
 The bytes, the vocabulary and the stateful batches are twinlm/data/bytes.py's: row b of batch k+1
 continues row b of batch k, so the recurrent state at the end of batch k is the right initial state
-for batch k+1. The loop carries it over, but as a plain value: the backward of batch k+1 stops at its
-first step (truncated backpropagation through time). Each epoch starts the streams over from a
+for batch k+1. The loop carries it over, but as a plain value: the backward of batch k+1 stops at
+its first step (truncated backpropagation through time). Each epoch starts the streams over from a
 zero state. Losses are mean cross entropy in nats per byte; bits per character = nats / ln 2.
 
 Everything that decides the numbers is seeded and backend-neutral — the batches, the dropout masks
