@@ -93,18 +93,29 @@ def compare(
                 "seconds": time.perf_counter() - start,
             }
         )
-        curves[f"{cell} (H {hidden})"] = (h["seen"], [v / LN2 for v in h["val_loss"]])
+        curves[f"{cell} (H {hidden})"] = h
     write_table(rows, out_dir / "compare.md", base, budget, backend)
+    plot_curves(out_dir / "compare.png", curves, base.num_layers, budget, backend)
+    return rows
+
+
+def plot_curves(path: Path, histories: dict[str, dict], layers: int, budget: int, backend: str):
+    """Validation bits per character against characters seen, one curve per run history (as
+    Run keeps it), from the first evaluation after step 0 (the untrained ~log2 V would flatten
+    the rest)."""
     from twinlm.report.plots import plot_losses
 
-    plot_losses(
-        out_dir / "compare.png",
+    curves = {}
+    for label, h in histories.items():
+        points = [(s, v / LN2) for s, v in zip(h["seen"], h["val_loss"], strict=True) if s > 0]
+        curves[label] = ([s for s, _ in points], [v for _, v in points])
+    return plot_losses(
+        path,
         curves,
-        title=f"char-RNN cells at ≤ {budget:,} parameters ({base.num_layers} layers, {backend})",
+        title=f"char-RNN cells at ≤ {budget:,} parameters ({layers} layers, {backend})",
         xlabel="characters (bytes) seen",
         ylabel="validation bits per character",
     )
-    return rows
 
 
 def write_table(rows: list[dict], path: Path, s: CharRNNSettings, budget: int, backend: str):
