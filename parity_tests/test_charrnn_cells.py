@@ -223,26 +223,33 @@ def test_resume_continues_bit_for_bit_and_samples_agree(model, tmp_path):
     assert out["numpy"] == out["torch"] and len(out["numpy"]) == 60
 
 
-def test_cli_train_sample_resume_with_each_model(tmp_path, capsys):
+def test_cli_train_sample_resume_with_other_models(tmp_path, capsys):
+    """--model gru through train, resume (a different --model is refused) and sample, torch
+    backend; --model rnn --nonlinearity relu trains (numpy backend)."""
     text = tmp_path / "fox.txt"
     text.write_bytes(TEXT.encode())
-    for model in ("gru", "rnn"):
-        out = tmp_path / model
-        args = ["charrnn", "train", "--model", model, "--nonlinearity", "relu", "--backend",
-                "torch", "--text", str(text), "--hidden-size", "8", "--emb-dim", "4",
-                "--batch-size", "2", "--seq-length", "8", "--steps", "3", "--eval-every", "3",
-                "--eval-batches", "1", "--out", str(out)]  # fmt: skip
-        assert main(args) == 0
-        ckpt = str(out / "checkpoint.safetensors")
-        assert cell_of(model, "relu") in capsys.readouterr().out  # the header names the cell
-        more = ["charrnn", "train", "--text", str(text), "--resume", ckpt, "--steps", "4",
-                "--out", str(out)]  # fmt: skip
-        assert main(more) == 0
-        assert main([*more, "--model", "lstm"]) == 2  # not the checkpoint's model: one line
-        assert "holds a" in capsys.readouterr().err
-        cmd = ["charrnn", "sample", "--checkpoint", ckpt, "--length", "20", "--seed", "1"]
-        assert main(cmd) == 0
-        assert load_for_sampling(ckpt)[2]["step"] == 4
+    common = ["--text", str(text), "--hidden-size", "8", "--emb-dim", "4", "--batch-size", "2",
+              "--seq-length", "8", "--eval-every", "3", "--eval-batches", "1"]  # fmt: skip
+    out = tmp_path / "relu"
+    args = ["charrnn", "train", "--model", "rnn", "--nonlinearity", "relu", "--steps", "1",
+            *common, "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "rnn_relu 2×8" in capsys.readouterr().out  # the header names the cell
+    assert load_for_sampling(out / "checkpoint.safetensors")[2]["cfg"]["cell"] == "rnn_relu"
+    out = tmp_path / "gru"
+    args = ["charrnn", "train", "--model", "gru", "--backend", "torch", "--steps", "3", *common,
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    ckpt = str(out / "checkpoint.safetensors")
+    more = ["charrnn", "train", "--text", str(text), "--resume", ckpt, "--steps", "4",
+            "--out", str(out)]  # fmt: skip
+    assert main(more) == 0
+    capsys.readouterr()
+    assert main([*more, "--model", "lstm"]) == 2  # not the checkpoint's model: one line
+    assert "holds a gru one" in capsys.readouterr().err
+    cmd = ["charrnn", "sample", "--checkpoint", ckpt, "--length", "20", "--seed", "1"]
+    assert main(cmd) == 0
+    assert load_for_sampling(ckpt)[2]["step"] == 4
 
 
 def test_checkpoint_without_a_cell_is_an_lstm(tmp_path):
@@ -289,8 +296,9 @@ def test_bad_cell_and_state_are_named():
 
 
 def test_compare_at_equal_parameter_count_smoke(tmp_path, capsys):
-    """`twinlm charrnn compare` at toy size: every cell at the largest hidden size within the
-    LSTM's parameter count, a table row and a curve each (the real run is a command, not a test)."""
+    """`twinlm charrnn compare` at toy size: every cell's largest hidden size within the LSTM's
+    parameter count; two cells trained, a table row and a curve each (the real run is a command,
+    not a test)."""
     from twinlm.training.charrnn_compare import compare, hidden_for_budget, param_count
 
     cfg = {"vocab_size": 30, "emb_dim": 4, "hidden_size": 8, "num_layers": 2, "drop_rate": 0.0}
@@ -302,10 +310,10 @@ def test_compare_at_equal_parameter_count_smoke(tmp_path, capsys):
     assert hidden_for_budget(cfg, "lstm", budget) == 8
     s = settings(emb_dim=4, hidden_size=8, batch_size=2, seq_length=8, steps=2, eval_every=2,
                  eval_batches=1, drop_rate=0.0)  # fmt: skip
-    rows = compare(TEXT, s, tmp_path, progress=False)
-    assert [r["cell"] for r in rows] == ["rnn_tanh", "gru", "lstm"]
-    assert rows[0]["hidden"] > rows[1]["hidden"] > rows[2]["hidden"] == 8  # equal budget
+    rows = compare(TEXT, s, tmp_path, cells=("gru", "lstm"), progress=False)
+    assert [r["cell"] for r in rows] == ["gru", "lstm"]
+    assert rows[0]["hidden"] > rows[1]["hidden"] == 8  # the same budget
     assert all(0 < r["val_bpc"] < 10 for r in rows)
     table = (tmp_path / "compare.md").read_text()
-    assert table.count("\n| ") == 4 and (tmp_path / "compare.png").stat().st_size > 1000
+    assert table.count("\n| ") == 3 and (tmp_path / "compare.png").stat().st_size > 1000
     assert (tmp_path / "gru" / "checkpoint.safetensors").is_file()
