@@ -1,5 +1,6 @@
-"""Model pieces on every backend: the multi-layer LSTM, the transformer block, one GPT training
-step (forward + backward + AdamW) and generation with and without a KV cache.
+"""Model pieces on every backend: the multi-layer LSTM, the vanilla RNN, GRU and LSTM layers against
+torch's own nn.RNN / GRU / LSTM, the transformer block, one GPT training step (forward + backward +
+AdamW) and generation with and without a KV cache.
 
 Each benchmark skips with a TODO while the code it times does not exist yet (keyed on the names
 the two packages export), so it lights up by itself when that code lands.
@@ -22,10 +23,13 @@ from bench.workloads import (
     LSTM_LAYERS,
     MODES,
     NEW_TOKENS,
+    RECURRENT_CELLS,
+    RECURRENT_SIZE,
     VOCAB,
     gpt_config,
     gpt_flops,
     lstm_layer_flops,
+    recurrent_layer_flops,
     transformer_block_flops,
 )
 
@@ -74,6 +78,41 @@ def test_lstm_layer(benchmark, bench_time, threads, model_size, dtype, mode, bac
     describe(benchmark, component="lstm_layer", mode=mode, dtype=dtype, backend=backend, B=BATCH,
              T=T_, C=C, flops=fwd + bwd if backward else fwd, threads=threads,
              shape=f"x ({BATCH}, {T_}, {C}), hidden {C}, {LSTM_LAYERS} layers")  # fmt: skip
+    time_call(benchmark, fn, bench_time)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", RECURRENT_CELLS)
+def test_recurrent_layer_vs_torch_nn(benchmark, bench_time, threads, cell, backend):
+    """numpy_impl.RNN / GRU / LSTM (hand-written BPTT) against torch's OWN torch.nn.RNN / GRU / LSTM
+    (ATen's loop over time on the CPU, cuDNN on a GPU): the torch-* columns of these rows are the
+    built-in, not torch_impl. Forward + backward (x's and every parameter's gradient), float32,
+    B=32, T=100, input = hidden = 256, 2 layers."""
+    B, T_, C, L = RECURRENT_SIZE
+    dtype = "float32"
+    device = device_or_skip(backend, dtype)
+    rng = np.random.default_rng(0)
+    layers = {"rnn_tanh": (numpy_impl.RNN, torch.nn.RNN), "gru": (numpy_impl.GRU, torch.nn.GRU),
+              "lstm": (numpy_impl.LSTM, torch.nn.LSTM)}  # fmt: skip
+    np_cls, torch_cls = layers[cell]
+    np_model = np_cls(C, C, L, seed=0)
+    x, dout = _normal(rng, dtype, B, T_, C), _normal(rng, dtype, B, T_, C)
+    if backend == "numpy":
+
+        def fn():
+            np_model.forward(x)
+            np_model.backward(dout)
+
+    else:
+        model = torch_cls(C, C, L, batch_first=True)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.params.items()})
+        model.to(device)
+        fn = _torch_fwd_bwd(lambda x_: model(x_)[0], model, x, dout, device, backward=True)
+    fwd, bwd = recurrent_layer_flops(cell, B, T_, C, C, L)
+    name = {"rnn_tanh": "RNN", "gru": "GRU", "lstm": "LSTM"}[cell]
+    describe(benchmark, component=f"{cell}_layer vs nn.{name}", mode="fwd+bwd", dtype=dtype,
+             backend=backend, B=B, T=T_, C=C, flops=fwd + bwd, threads=threads,
+             shape=f"x ({B}, {T_}, {C}), hidden {C}, {L} layers; torch = torch.nn.{name}")  # fmt: skip
     time_call(benchmark, fn, bench_time)
 
 

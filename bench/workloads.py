@@ -47,6 +47,11 @@ LSTM_LAYERS = 2
 QUICK_MODEL_SIZES: tuple[tuple[int, int], ...] = ((64, 256), (256, 256), (64, 768))
 FULL_MODEL_SIZES = FULL_SIZES
 
+# The recurrent layers against torch's own nn.RNN / GRU / LSTM: one size, char-rnn-like, float32,
+# forward + backward (B, T, input = hidden, layers).
+RECURRENT_SIZE = (32, 100, 256, 2)
+RECURRENT_CELLS = ("rnn_tanh", "gru", "lstm")
+
 # Generation (inference, float32): NEW_TOKENS greedy tokens after a T-token prompt, batch 1.
 NEW_TOKENS = 32
 QUICK_GEN_SIZES: tuple[tuple[int, int], ...] = ((64, 256),)
@@ -197,6 +202,33 @@ def lstm_layer_flops(batch: int, t: int, d_in: int, hidden: int, num_layers: int
     fwd = bwd = 0
     for k in range(num_layers):
         f, b = lstm_cell_flops(batch * t, d_in if k == 0 else hidden, hidden)
+        fwd, bwd = fwd + f, bwd + b
+    return fwd, bwd
+
+
+def recurrent_cell_flops(cell: str, rows: int, d_in: int, hidden: int) -> Flops:
+    """One step of a vanilla RNN, GRU or LSTM cell on `rows` rows (the LSTM's count is
+    lstm_cell_flops). Vanilla: the two matmuls (2·H·(I+H)), three adds and a tanh; backward the
+    four matmul gradients, the two bias sums, 1 - h², the product and the sum (5 per unit). GRU:
+    the matmuls (2·3H·(I+H)), bias and gate adds (9 per unit), two sigmoids (4 each), n (3), h'
+    (3); backward the matmul gradients, two 3H bias sums and the gate derivatives (about 30 per
+    unit)."""
+    if cell == "lstm":
+        return lstm_cell_flops(rows, d_in, hidden)
+    g = 3 if cell == "gru" else 1
+    mm = 2 * g * hidden * (d_in + hidden)
+    if cell == "gru":
+        return rows * (mm + 23 * hidden), rows * (2 * mm + 6 * hidden + 30 * hidden)
+    return rows * (mm + 4 * hidden), rows * (2 * mm + 2 * hidden + 5 * hidden)
+
+
+def recurrent_layer_flops(
+    cell: str, batch: int, t: int, d_in: int, hidden: int, num_layers: int
+) -> Flops:
+    """num_layers stacked cells over T steps (lstm_layer_flops for any cell)."""
+    fwd = bwd = 0
+    for k in range(num_layers):
+        f, b = recurrent_cell_flops(cell, batch * t, d_in if k == 0 else hidden, hidden)
         fwd, bwd = fwd + f, bwd + b
     return fwd, bwd
 

@@ -19,11 +19,13 @@ from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.gelu import gelu_backward, gelu_forward
 from numpy_impl.generate import forward_cached
 from numpy_impl.gpt import GPTModel, gpt_body_backward, gpt_body_forward
+from numpy_impl.gru import GRU, gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward, perplexity
 from numpy_impl.lstm import LSTM, lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from numpy_impl.optim import AdamW, clip_grad_norm
+from numpy_impl.rnn import RNN, rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
 from numpy_impl.softmax import softmax_backward, softmax_forward
 from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
 
@@ -32,7 +34,9 @@ __all__ = [
     "CharRNN",
     "GPTClassifier",
     "GPTModel",
+    "GRU",
     "LSTM",
+    "RNN",
     "attention_backward",
     "attention_forward",
     "charrnn_backward",
@@ -51,6 +55,10 @@ __all__ = [
     "forward_cached",
     "gpt_body_backward",
     "gpt_body_forward",
+    "gru_backward",
+    "gru_cell_backward",
+    "gru_cell_forward",
+    "gru_forward",
     "layernorm_backward",
     "layernorm_forward",
     "linear_backward",
@@ -64,6 +72,10 @@ __all__ = [
     "multihead_attention_backward",
     "multihead_attention_forward",
     "perplexity",
+    "rnn_backward",
+    "rnn_cell_backward",
+    "rnn_cell_forward",
+    "rnn_forward",
     "softmax_backward",
     "softmax_forward",
     "token_positions",

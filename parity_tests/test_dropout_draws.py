@@ -155,6 +155,46 @@ def test_lstm_draws_what_torch_nn_lstm_draws(num_layers, batch_first, record_err
         assert rel_error(got[0].detach().numpy(), ours.eval()(x, state)[0].detach().numpy()) > 1e-2
 
 
+@ONE_LAYER_DROPOUT
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("kind", ["gru", "rnn_tanh", "rnn_relu"])
+def test_gru_and_rnn_draw_what_torch_nn_draws(kind, batch_first, record_error):
+    """torch.nn.GRU / RNN(dropout=p) draw like nn.LSTM: time-major (T, B, H) masks."""
+    I, H, B, T, L, p = 4, 5, 3, 6, 3, 0.4
+    torch.manual_seed(0)
+    if kind == "gru":
+        ref = nn.GRU(I, H, L, batch_first=batch_first, dropout=p)
+        ours = torch_impl.GRU(I, H, L, batch_first)
+    else:
+        nl = kind.removeprefix("rnn_")
+        ref = nn.RNN(I, H, L, nonlinearity=nl, batch_first=batch_first, dropout=p)
+        ours = torch_impl.RNN(I, H, L, nl, batch_first)
+    ref, ours = ref.double().train(), ours.double().train()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=torch.float64)
+    h0 = torch.randn(L, B, H, dtype=torch.float64)
+    got, want = _same_draws(lambda: ours(x, h0, p=p), lambda: ref(x, h0))
+    _record(record_error, f"{kind} L={L}", got, want)
+    assert rel_error(got[0].detach().numpy(), ours.eval()(x, h0)[0].detach().numpy()) > 1e-2
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn_relu"])
+def test_charrnn_with_other_cells_draws_what_torch_modules_draw(cell, record_error):
+    cfg = {"vocab_size": 11, "emb_dim": 4, "hidden_size": 6, "num_layers": 2, "drop_rate": 0.35}
+    torch.manual_seed(0)
+    ref = _TorchCharRNN(cfg).double().train()
+    layers = nn.GRU if cell == "gru" else nn.RNN
+    kwargs = {} if cell == "gru" else {"nonlinearity": "relu"}
+    ref.lstm = layers(4, 6, 2, batch_first=True, dropout=0.35, **kwargs).double()
+    ours = torch_impl.CharRNN({**cfg, "cell": cell}, dtype=torch.float64).train()
+    core = cell.split("_")[0]
+    ours.load_state_dict({k.replace("lstm.", f"{core}."): v for k, v in ref.state_dict().items()})
+    x = torch.from_numpy(np.random.default_rng(2).integers(0, 11, (3, 7)))
+    h0 = torch.randn(2, 3, 6, dtype=torch.float64)
+    got, want = _same_draws(lambda: ours(x, (h0,)), lambda: ref(x, h0))
+    _record(record_error, f"CharRNN {cell}", (got[0], got[1][0]), want)
+
+
 class _TorchCharRNN(nn.Module):
     """char-RNN from torch's own modules, dropout inside nn.LSTM and before the decoder."""
 

@@ -14,11 +14,13 @@ from torch_impl.feedforward import FeedForward, feedforward
 from torch_impl.gelu import GELU, gelu
 from torch_impl.generate import forward_cached
 from torch_impl.gpt import GPTModel, gpt_body
+from torch_impl.gru import GRU, GRUCell, gru, gru_cell
 from torch_impl.layernorm import LayerNorm, layernorm
 from torch_impl.linear import linear
 from torch_impl.loss import cross_entropy, perplexity
 from torch_impl.lstm import LSTM, LSTMCell, lstm, lstm_cell
 from torch_impl.optim import AdamW, clip_grad_norm
+from torch_impl.rnn import RNN, RNNCell, rnn, rnn_cell
 from torch_impl.softmax import softmax
 from torch_impl.transformer import TransformerBlock, transformer_block
 
@@ -29,10 +31,14 @@ __all__ = [
     "GELU",
     "GPTClassifier",
     "GPTModel",
+    "GRU",
+    "GRUCell",
     "LSTM",
     "LSTMCell",
     "LayerNorm",
     "MultiHeadAttention",
+    "RNN",
+    "RNNCell",
     "TransformerBlock",
     "attention",
     "charrnn",
@@ -45,6 +51,8 @@ __all__ = [
     "gelu",
     "forward_cached",
     "gpt_body",
+    "gru",
+    "gru_cell",
     "layernorm",
     "linear",
     "lstm",
@@ -53,6 +61,8 @@ __all__ = [
     "multihead_attention",
     "perplexity",
     "resolve_dropout_masks",
+    "rnn",
+    "rnn_cell",
     "softmax",
     "token_positions",
     "transformer_block",

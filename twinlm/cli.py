@@ -262,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     p.set_defaults(func="twinlm.training.classify:main_predict")
 
-    p = sub.add_parser("charrnn", help="Karpathy's char-RNN (byte-level LSTM): train, sample")
+    p = sub.add_parser(
+        "charrnn", help="Karpathy's char-RNN (byte-level LSTM, GRU or RNN): train, sample"
+    )
     charrnn_sub = p.add_subparsers(dest="charrnn_command", required=True)
     p = charrnn_sub.add_parser(
         "train",
@@ -273,10 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_flags(p, out="runs/charrnn", eval_every=100)
     p.add_argument("--text", default=None, help="text file (default: the embedded corpus)")
+    p.add_argument(
+        "--model",
+        choices=["rnn", "gru", "lstm"],
+        default=None,
+        help="the cell, as char-rnn's -model (default lstm; --resume: the checkpoint's)",
+    )
+    p.add_argument(
+        "--nonlinearity", choices=["tanh", "relu"], default=None, help="--model rnn's (tanh)"
+    )
     p.add_argument("--emb-dim", type=int, default=64, help="byte embedding size")
-    p.add_argument("--hidden-size", type=int, default=128, help="LSTM units per layer")
+    p.add_argument("--hidden-size", type=int, default=128, help="units per recurrent layer")
     p.add_argument("--num-layers", type=int, default=2)
-    p.add_argument("--drop-rate", type=float, default=0.0, help="dropout after each LSTM layer")
+    p.add_argument(
+        "--drop-rate", type=float, default=0.0, help="dropout after each recurrent layer"
+    )
     p.add_argument("--batch-size", type=int, default=50, help="parallel streams")
     p.add_argument("--seq-length", type=int, default=50, help="steps of truncated BPTT")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps in total (1000)")
@@ -301,6 +314,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", type=int, default=500, help="bytes to generate")
     p.add_argument("--seed", type=int, default=123)
     p.set_defaults(func="twinlm.training.charrnn:main_sample")
+    p = charrnn_sub.add_parser(
+        "compare",
+        help="RNN, GRU and LSTM at equal parameter count: a bits-per-character table and plot",
+        description="Train each cell with the largest hidden size whose char-RNN has no more "
+        "parameters than the budget (default: the LSTM at --hidden-size), same data, batches and "
+        "schedule; writes compare.md and compare.png to --out. Minutes, not seconds.",
+    )
+    p.add_argument("--text", default=None, help="text file (default: the embedded corpus)")
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        choices=["rnn_tanh", "rnn_relu", "gru", "lstm"],
+        default=["rnn_tanh", "gru", "lstm"],
+    )
+    p.add_argument("--budget", type=int, default=None, help="parameters (default: the LSTM's)")
+    p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--hidden-size", type=int, default=128, help="the LSTM's, which sets the budget")
+    p.add_argument("--emb-dim", type=int, default=64)
+    p.add_argument("--num-layers", type=int, default=2)
+    p.add_argument("--drop-rate", type=float, default=0.0)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--seq-length", type=int, default=50)
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps per cell")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-batches", type=int, default=20, help="per split; 0: the whole split")
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--out", default="runs/charrnn-compare")
+    p.set_defaults(func="twinlm.training.charrnn_compare:main_compare")
     return parser
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import numpy_impl
 import torch_impl
 from twinlm.parity.harness import OpCase, np_pair
+from twinlm.parity.recurrent_cases import RECURRENT_CASES
 from twinlm.shared.naming import QKV_PROJECTIONS
 
 
@@ -520,5 +521,6 @@ CASES: list[OpCase] = [
     _cross_entropy_case(ignore=True),
     LSTM_CELL,
     TRANSFORMER_BLOCK,
+    *RECURRENT_CASES,  # vanilla RNN and GRU cells and layers (twinlm/parity/recurrent_cases.py)
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}

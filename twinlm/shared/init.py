@@ -1,4 +1,5 @@
-"""Every seeded initializer both backends start from: GPT-2, the LSTM, the char-RNN, and dropout masks.
+"""Every seeded initializer both backends start from: GPT-2, the LSTM, GRU and vanilla RNN, the
+char-RNN, and dropout masks.
 
 GPT-2.
 
@@ -27,7 +28,13 @@ import math
 import numpy as np
 
 from twinlm.shared.config import validate_config
-from twinlm.shared.naming import charrnn_param_shapes, gpt_param_shapes, lstm_param_shapes
+from twinlm.shared.naming import (
+    charrnn_param_shapes,
+    gpt_param_shapes,
+    gru_param_shapes,
+    lstm_param_shapes,
+    rnn_param_shapes,
+)
 from twinlm.shared.validate import require_charrnn_config, require_exact_keys, require_shape
 
 INIT_STD = 0.02
@@ -63,29 +70,50 @@ def draw_dropout_masks(
     return {name: (rng.random(shape) >= p).astype(dtype) for name, shape in shapes.items()}
 
 
+def _uniform_params(shapes: dict, hidden_size: int, seed: int, dtype) -> dict[str, np.ndarray]:
+    """torch's recurrent init, U(-1/√H, 1/√H) for every parameter, drawn in float64 in key order
+    and then cast (so the float32 init is the float64 init rounded)."""
+    bound = 1 / math.sqrt(hidden_size)
+    rng = np.random.default_rng(seed)
+    return {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
+
+
 def init_lstm_params(
     input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0, dtype=np.float32
 ) -> dict[str, np.ndarray]:
-    """torch.nn.LSTM's init, U(-1/√H, 1/√H) for every parameter, drawn in float64 in key order and
-    then cast (so the float32 init is the float64 init rounded)."""
-    bound = 1 / math.sqrt(hidden_size)
-    rng = np.random.default_rng(seed)
+    """torch.nn.LSTM's init, U(-1/√H, 1/√H) for every parameter (see _uniform_params)."""
     shapes = lstm_param_shapes(input_size, hidden_size, num_layers)
-    return {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
+    return _uniform_params(shapes, hidden_size, seed, dtype)
+
+
+def init_gru_params(
+    input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0, dtype=np.float32
+) -> dict[str, np.ndarray]:
+    """torch.nn.GRU's init, U(-1/√H, 1/√H) for every parameter (see _uniform_params)."""
+    shapes = gru_param_shapes(input_size, hidden_size, num_layers)
+    return _uniform_params(shapes, hidden_size, seed, dtype)
+
+
+def init_rnn_params(
+    input_size: int, hidden_size: int, num_layers: int = 1, seed: int = 0, dtype=np.float32
+) -> dict[str, np.ndarray]:
+    """torch.nn.RNN's init (tanh and relu alike), U(-1/√H, 1/√H) for every parameter."""
+    shapes = rnn_param_shapes(input_size, hidden_size, num_layers)
+    return _uniform_params(shapes, hidden_size, seed, dtype)
 
 
 def init_charrnn_params(cfg: dict, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
     """The one seeded char-RNN initializer for both backends, torch's default init for each module:
-        embedding.weight ~ N(0, 1)                      (nn.Embedding)
-        lstm.*           ~ U(-1/√H, 1/√H)               (nn.LSTM, both biases independently)
-        decoder.*        ~ U(-1/√H, 1/√H)               (nn.Linear: 1/√fan_in, fan_in = H)
+        embedding.weight        ~ N(0, 1)          (nn.Embedding)
+        lstm.* | gru.* | rnn.*  ~ U(-1/√H, 1/√H)   (nn.LSTM / GRU / RNN, both biases independently)
+        decoder.*               ~ U(-1/√H, 1/√H)   (nn.Linear: 1/√fan_in, fan_in = H)
     drawn in float64 in key order and then cast, so the float32 init is the float64 init rounded."""
     require_charrnn_config(cfg)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
     rng = np.random.default_rng(seed)
-    bound = 1 / math.sqrt(cfg["hidden_size"])  # LSTM and decoder alike: fan_in = H
+    bound = 1 / math.sqrt(cfg["hidden_size"])  # recurrent layers and decoder alike: fan_in = H
     params = {}
     for name, shape in charrnn_param_shapes(cfg).items():
         if name == "embedding.weight":

@@ -1,14 +1,16 @@
 """Names both backends agree on: parameter keys and shapes (torch state_dict keys), dropout-mask
 names and shapes, and the helpers that move between a model's flat dict and a block's view of it.
 
-Parameters. GPT-2 uses the book's keys (`trf_blocks.{i}.att.W_query.weight`, …), the LSTM
-torch.nn.LSTM's (`weight_ih_l{k}`, …), the char-RNN its module tree's (`embedding.weight`,
-`lstm.weight_ih_l0`, `decoder.weight`, …). Each `*_param_shapes` lists them in state_dict order.
+Parameters. GPT-2 uses the book's keys (`trf_blocks.{i}.att.W_query.weight`, …), the LSTM, GRU
+and vanilla RNN torch.nn.LSTM / GRU / RNN's (`weight_ih_l{k}`, …), the char-RNN its module tree's
+(`embedding.weight`, `lstm.weight_ih_l0` — `gru.` / `rnn.` for the other cells —,
+`decoder.weight`, …). Each `*_param_shapes` lists them in state_dict order.
 
 Dropout masks are named by where they act, so NumPy can draw them and torch replay them:
     GPT      drop_emb (B, T, C); per block i, under `trf_blocks.{i}.`: att.dropout (B, H, T, T),
              drop_shortcut.att (B, T, C), drop_shortcut.ff (B, T, C)
-    char-RNN lstm.dropout.{k} (B, T, H) after LSTM layer k < L-1; dropout (B, T, H) before the decoder
+    char-RNN {core}.dropout.{k} (B, T, H) after recurrent layer k < L-1 (core: lstm, gru or rnn);
+             dropout (B, T, H) before the decoder
 """
 
 from __future__ import annotations
@@ -76,26 +78,65 @@ def gpt_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tuple[
     return shapes
 
 
-# ---- LSTM and char-RNN -------------------------------------------------------------------------
+# ---- recurrent layers (LSTM, GRU, vanilla RNN) and the char-RNN --------------------------------
+
+# The char-RNN's cells, cfg["cell"] (absent in configs written before the others: "lstm").
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+# Rows of weight_ih per hidden unit: the gates stacked in torch's order (LSTM i, f, g, o; GRU r, z,
+# n; the vanilla RNN has one pre-activation).
+CELL_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+# The state each cell carries from one step (and one batch) to the next.
+CELL_STATE = {"lstm": ("h", "c"), "gru": ("h",), "rnn_tanh": ("h",), "rnn_relu": ("h",)}
 
 
-def lstm_param_shapes(input_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple]:
-    """torch.nn.LSTM's state_dict keys and shapes, in its order."""
+def recurrent_param_shapes(
+    gates: int, input_size: int, hidden_size: int, num_layers: int
+) -> dict[str, tuple]:
+    """torch.nn.LSTM / GRU / RNN's state_dict keys and shapes, in their order: per layer k
+    weight_ih_l{k} (gates·H, in), weight_hh_l{k} (gates·H, H), bias_ih_l{k}, bias_hh_l{k}
+    (gates·H,); layer 0 reads the input, layer k > 0 the hidden state below."""
     shapes = {}
     for k in range(num_layers):
         layer_in = input_size if k == 0 else hidden_size
-        shapes[f"weight_ih_l{k}"] = (4 * hidden_size, layer_in)
-        shapes[f"weight_hh_l{k}"] = (4 * hidden_size, hidden_size)
-        shapes[f"bias_ih_l{k}"] = (4 * hidden_size,)
-        shapes[f"bias_hh_l{k}"] = (4 * hidden_size,)
+        shapes[f"weight_ih_l{k}"] = (gates * hidden_size, layer_in)
+        shapes[f"weight_hh_l{k}"] = (gates * hidden_size, hidden_size)
+        shapes[f"bias_ih_l{k}"] = (gates * hidden_size,)
+        shapes[f"bias_hh_l{k}"] = (gates * hidden_size,)
     return shapes
+
+
+def lstm_param_shapes(input_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple]:
+    """torch.nn.LSTM's state_dict keys and shapes, in its order (gates i, f, g, o)."""
+    return recurrent_param_shapes(4, input_size, hidden_size, num_layers)
+
+
+def gru_param_shapes(input_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple]:
+    """torch.nn.GRU's state_dict keys and shapes, in its order (gates r, z, n)."""
+    return recurrent_param_shapes(3, input_size, hidden_size, num_layers)
+
+
+def rnn_param_shapes(input_size: int, hidden_size: int, num_layers: int) -> dict[str, tuple]:
+    """torch.nn.RNN's state_dict keys and shapes, in its order (tanh and relu alike)."""
+    return recurrent_param_shapes(1, input_size, hidden_size, num_layers)
+
+
+def charrnn_cell(cfg: dict) -> str:
+    """The char-RNN's cell (CELLS); configs and checkpoints from before the choice are LSTMs."""
+    return cfg.get("cell", "lstm")
+
+
+def charrnn_core(cfg: dict) -> str:
+    """The recurrent submodule's name, and so its keys' prefix: "lstm", "gru" or "rnn" (both
+    vanilla cells, like torch.nn.RNN with either nonlinearity)."""
+    return charrnn_cell(cfg).split("_")[0]
 
 
 def charrnn_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     """Every char-RNN parameter's name and shape, in the order of the torch module's state_dict."""
     V, D, H, L = cfg["vocab_size"], cfg["emb_dim"], cfg["hidden_size"], cfg["num_layers"]
+    gates = CELL_GATES[charrnn_cell(cfg)]
     shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (V, D)}
-    shapes |= with_prefix(lstm_param_shapes(D, H, L), "lstm.")
+    shapes |= with_prefix(recurrent_param_shapes(gates, D, H, L), charrnn_core(cfg) + ".")
     shapes["decoder.weight"] = (V, H)
     shapes["decoder.bias"] = (V,)
     return shapes
@@ -103,7 +144,7 @@ def charrnn_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
 
 def charrnn_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tuple[int, ...]]:
     """Every dropout mask of one char-RNN forward pass, by name, in the order they act."""
-    shape = (batch, seq, cfg["hidden_size"])
-    shapes = {f"lstm.dropout.{k}": shape for k in range(cfg["num_layers"] - 1)}
+    shape, core = (batch, seq, cfg["hidden_size"]), charrnn_core(cfg)
+    shapes = {f"{core}.dropout.{k}": shape for k in range(cfg["num_layers"] - 1)}
     shapes["dropout"] = shape
     return shapes

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Sequence
 
-from twinlm.shared.naming import QKV_PROJECTIONS
+from twinlm.shared.naming import CELL_STATE, CELLS, QKV_PROJECTIONS
 
 
 def _shape(a) -> tuple[int, ...]:
@@ -99,6 +99,11 @@ def require_int(name: str, value, min_value: int | None = None) -> None:
         raise ValueError(f"{name} must be >= {min_value}, got {value}")
 
 
+def require_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def require_choice(name: str, value, choices: Sequence) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -135,6 +140,28 @@ def require_exact_keys(name: str, mapping, expected: Iterable[str], what: str = 
 
 
 LSTM_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # per layer, torch.nn.LSTM's order
+RECURRENT_WEIGHTS = LSTM_WEIGHTS  # torch.nn.GRU and torch.nn.RNN name theirs the same
+
+
+def require_recurrent_weights(
+    weight_ih, weight_hh, bias_ih, bias_hh, gates: int, suffix: str = ""
+) -> tuple[int, int]:
+    """torch.nn.LSTM / GRU / RNN layout with `gates` stacked pre-activations (4, 3, 1):
+    weight_ih (gates·H, I), weight_hh (gates·H, H), bias_ih and bias_hh (gates·H,), all floating
+    point of one dtype. Returns (I, H). `suffix` names a layer's keys, e.g. "_l1"."""
+    names = [f"{w}{suffix}" for w in RECURRENT_WEIGHTS]
+    arrays = (weight_ih, weight_hh, bias_ih, bias_hh)
+    for n, a in zip(names, arrays):
+        require_float(n, a)
+    require_ndim(names[1], weight_hh, 2, 2)
+    hidden = _shape(weight_hh)[1]
+    require_shape(names[1], weight_hh, (gates * hidden, hidden))
+    require_ndim(names[0], weight_ih, 2, 2)
+    require_shape(names[0], weight_ih, (gates * hidden, None))
+    require_shape(names[2], bias_ih, (gates * hidden,))
+    require_shape(names[3], bias_hh, (gates * hidden,))
+    require_same_dtype(names, arrays)
+    return _shape(weight_ih)[1], hidden
 
 
 def require_lstm_weights(
@@ -142,19 +169,7 @@ def require_lstm_weights(
 ) -> tuple[int, int]:
     """torch.nn.LSTM layout: weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,), all
     floating point of one dtype. Returns (I, H). `suffix` names a layer's keys, e.g. "_l1"."""
-    names = [f"{w}{suffix}" for w in LSTM_WEIGHTS]
-    arrays = (weight_ih, weight_hh, bias_ih, bias_hh)
-    for n, a in zip(names, arrays):
-        require_float(n, a)
-    require_ndim(names[1], weight_hh, 2, 2)
-    hidden = _shape(weight_hh)[1]
-    require_shape(names[1], weight_hh, (4 * hidden, hidden))
-    require_ndim(names[0], weight_ih, 2, 2)
-    require_shape(names[0], weight_ih, (4 * hidden, None))
-    require_shape(names[2], bias_ih, (4 * hidden,))
-    require_shape(names[3], bias_hh, (4 * hidden,))
-    require_same_dtype(names, arrays)
-    return _shape(weight_ih)[1], hidden
+    return require_recurrent_weights(weight_ih, weight_hh, bias_ih, bias_hh, 4, suffix)
 
 
 def require_same_dtype(names: Iterable[str], arrays: Iterable) -> None:
@@ -182,14 +197,29 @@ CHARRNN_CONFIG_KEYS = ("vocab_size", "emb_dim", "hidden_size", "num_layers", "dr
 
 
 def require_charrnn_config(cfg) -> None:
-    """A char-RNN config dict: vocab_size, emb_dim, hidden_size, num_layers integers ≥ 1 and
-    drop_rate in [0, 1), nothing else."""
+    """A char-RNN config dict: vocab_size, emb_dim, hidden_size, num_layers integers ≥ 1,
+    drop_rate in [0, 1), optionally cell (one of naming.CELLS; absent: "lstm"), nothing else."""
     if not isinstance(cfg, dict):
         raise TypeError(f"cfg must be a dict with keys {list(CHARRNN_CONFIG_KEYS)}, got {cfg!r}")
-    require_keys("cfg", cfg, CHARRNN_CONFIG_KEYS)
+    require_keys("cfg", cfg, CHARRNN_CONFIG_KEYS, optional=("cell",))
     for key in CHARRNN_CONFIG_KEYS[:-1]:
         require_int(f"cfg[{key!r}]", cfg[key], 1)
     require_probability("cfg['drop_rate']", cfg["drop_rate"])
+    if "cell" in cfg:
+        require_choice("cfg['cell']", cfg["cell"], CELLS)
+
+
+def require_cell_state(name: str, state, cell: str) -> None:
+    """A recurrent model's state: None, or a tuple (list) of one array per CELL_STATE[cell]
+    ((h, c) for the LSTM, (h,) for the GRU and the vanilla RNN); shapes are the layer's to check."""
+    if state is None:
+        return
+    names = CELL_STATE[cell]
+    if not isinstance(state, tuple | list) or len(state) != len(names):
+        got = f"{len(state)} arrays" if isinstance(state, tuple | list) else type(state).__name__
+        raise ValueError(
+            f"{name} must be a tuple ({', '.join(names)}) for a {cell} cell, got {got}"
+        )
 
 
 def require_dropout_masks(name: str, masks, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -316,20 +346,29 @@ def require_feedforward_inputs(x, params) -> None:
     require_shape("layers.2.bias", params["layers.2.bias"], (d,))
 
 
-def require_lstm_cell_inputs(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
-    """lstm_cell: x (B, I), h and c (B, H), the weights in torch.nn.LSTMCell's layout, one dtype."""
-    input_size, hidden = require_lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
-    for name, a in (("x", x), ("h", h), ("c", c)):
+def require_recurrent_cell_inputs(
+    x, states: dict, weight_ih, weight_hh, bias_ih, bias_hh, gates: int
+) -> None:
+    """One recurrent step: x (B, I), each state (B, H) (h; and c for the LSTM), by name in
+    `states`, the weights in torch's cell layout with `gates` pre-activations, one dtype."""
+    input_size, hidden = require_recurrent_weights(weight_ih, weight_hh, bias_ih, bias_hh, gates)
+    for name, a in (("x", x), *states.items()):
         require_float(name, a)
     require_ndim("x", x, 2, 2)
     if _shape(x)[1] != input_size:
         raise ValueError(
-            f"x must have last dimension {input_size} (weight_ih is (4H, I) = "
+            f"x must have last dimension {input_size} (weight_ih is ({gates}H, I) = "
             f"{_shape(weight_ih)}), got shape {_shape(x)}"
         )
-    require_shape("h", h, (_shape(x)[0], hidden))
-    require_shape("c", c, (_shape(x)[0], hidden))
-    require_same_dtype(("x", "h", "c", "weight_ih"), (x, h, c, weight_ih))  # no silent upcasts
+    for name, a in states.items():
+        require_shape(name, a, (_shape(x)[0], hidden))
+    names = ("x", *states, "weight_ih")
+    require_same_dtype(names, (x, *states.values(), weight_ih))  # no silent upcasts
+
+
+def require_lstm_cell_inputs(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
+    """lstm_cell: x (B, I), h and c (B, H), the weights in torch.nn.LSTMCell's layout, one dtype."""
+    require_recurrent_cell_inputs(x, {"h": h, "c": c}, weight_ih, weight_hh, bias_ih, bias_hh, 4)
 
 
 def require_mask_list(name: str, masks: Sequence, count: int, what: str, shape) -> None:
@@ -342,25 +381,81 @@ def require_mask_list(name: str, masks: Sequence, count: int, what: str, shape) 
             require_shape(f"{name}[{k}]", m, shape)
 
 
-def require_lstm_params(params) -> tuple[int, int, int]:
-    """A multi-layer LSTM's params, keyed like torch.nn.LSTM's state_dict (weight_ih_l{k}, …), in
-    its layout, of one dtype. Returns (input_size, hidden_size, num_layers), read off them."""
+def require_recurrent_params(params, gates: int, module: str) -> tuple[int, int, int]:
+    """A multi-layer recurrent layer's params, keyed like `module`'s state_dict (weight_ih_l{k},
+    …; module "torch.nn.LSTM", "torch.nn.GRU" or "torch.nn.RNN"), in its layout with `gates`
+    pre-activations, of one dtype. Returns (input_size, hidden_size, num_layers), read off them."""
     if not isinstance(params, dict) or "weight_ih_l0" not in params:
         raise ValueError(
-            "params must be a dict keyed like torch.nn.LSTM's state_dict (weight_ih_l0, …)"
+            f"params must be a dict keyed like {module}'s state_dict (weight_ih_l0, …)"
         )
     num_layers = 0
     while f"weight_ih_l{num_layers}" in params:
         num_layers += 1
-    require_keys("params", params, [f"{w}_l{k}" for k in range(num_layers) for w in LSTM_WEIGHTS])
-    input_size, hidden = require_lstm_weights(*(params[f"{w}_l0"] for w in LSTM_WEIGHTS), "_l0")
+    names = [f"{w}_l{k}" for k in range(num_layers) for w in RECURRENT_WEIGHTS]
+    require_keys("params", params, names)
+    layer0 = (params[f"{w}_l0"] for w in RECURRENT_WEIGHTS)
+    input_size, hidden = require_recurrent_weights(*layer0, gates, "_l0")
     for k in range(1, num_layers):  # layer k reads layer k-1's hidden state
-        layer = [params[f"{w}_l{k}"] for w in LSTM_WEIGHTS]
-        require_shape(f"weight_hh_l{k}", layer[1], (4 * hidden, hidden))
-        require_shape(f"weight_ih_l{k}", layer[0], (4 * hidden, hidden))
-        require_lstm_weights(*layer, suffix=f"_l{k}")
+        layer = [params[f"{w}_l{k}"] for w in RECURRENT_WEIGHTS]
+        require_shape(f"weight_hh_l{k}", layer[1], (gates * hidden, hidden))
+        require_shape(f"weight_ih_l{k}", layer[0], (gates * hidden, hidden))
+        require_recurrent_weights(*layer, gates, suffix=f"_l{k}")
     require_same_dtype(list(params), params.values())
     return input_size, hidden, num_layers
+
+
+def require_lstm_params(params) -> tuple[int, int, int]:
+    """A multi-layer LSTM's params, keyed like torch.nn.LSTM's state_dict (weight_ih_l{k}, …), in
+    its layout, of one dtype. Returns (input_size, hidden_size, num_layers), read off them."""
+    return require_recurrent_params(params, 4, "torch.nn.LSTM")
+
+
+def require_recurrent_inputs(
+    x,
+    state: dict,
+    dropout_masks,
+    p: float,
+    *,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dtype,
+    batch_first: bool = True,
+) -> None:
+    """A multi-layer recurrent layer's forward: x (B, T, I) (or (T, B, I)) of the parameters'
+    dtype, at least one sequence of one step; each initial state by name in `state` ({"h0": …}
+    and "c0" for the LSTM; a None value: zeros) (L, B, H); p in [0, 1) and, when L > 1, L - 1
+    keep-masks shaped like the output (required when p > 0)."""
+    require_float("x", x)
+    require_ndim("x", x, 3, 3)
+    got = _shape(x)
+    B, T, I = got if batch_first else (got[1], got[0], got[2])
+    if I != input_size:
+        raise ValueError(f"x must have last dimension {input_size} (input_size), got shape {got}")
+    if T == 0 or B == 0:
+        raise ValueError(f"x must hold at least one sequence of at least one step, got shape {got}")
+    if x.dtype != dtype:
+        raise TypeError(f"x must have the parameters' dtype {dtype}, got {x.dtype}")
+    L, H = num_layers, hidden_size
+    for name, s in state.items():
+        if s is None:
+            continue
+        require_float(name, s)
+        require_shape(name, s, (L, B, H))
+        if s.dtype != dtype:
+            raise TypeError(f"{name} must have dtype {dtype}, got {s.dtype}")
+    require_probability("p", p)
+    out_shape = (B, T, H) if batch_first else (T, B, H)
+    if dropout_masks is None:
+        if p > 0 and L > 1:
+            raise ValueError(
+                f"p = {p} needs dropout_masks: {L - 1} keep-masks shaped like the output "
+                f"{out_shape}"
+            )
+    else:
+        what = f"{L - 1} masks (one between each pair of layers)"
+        require_mask_list("dropout_masks", dropout_masks, L - 1, what, out_shape)
 
 
 def require_lstm_inputs(
@@ -375,36 +470,19 @@ def require_lstm_inputs(
     dtype,
     batch_first: bool = True,
 ) -> None:
-    """The multi-layer LSTM's forward: x (B, T, I) (or (T, B, I)) of the parameters' dtype, at
-    least one sequence of one step; state (h0, c0) each (L, B, H) or None; p in [0, 1) and, when
-    L > 1, L - 1 keep-masks shaped like the output (required when p > 0)."""
-    require_float("x", x)
-    require_ndim("x", x, 3, 3)
-    got = _shape(x)
-    B, T, I = got if batch_first else (got[1], got[0], got[2])
-    if I != input_size:
-        raise ValueError(f"x must have last dimension {input_size} (input_size), got shape {got}")
-    if T == 0 or B == 0:
-        raise ValueError(f"x must hold at least one sequence of at least one step, got shape {got}")
-    if x.dtype != dtype:
-        raise TypeError(f"x must have the parameters' dtype {dtype}, got {x.dtype}")
-    L, H = num_layers, hidden_size
-    if state is not None:
-        for name, s in zip(("h0", "c0"), state, strict=True):
-            require_shape(name, s, (L, B, H))
-            if s.dtype != dtype:
-                raise TypeError(f"{name} must have dtype {dtype}, got {s.dtype}")
-    require_probability("p", p)
-    out_shape = (B, T, H) if batch_first else (T, B, H)
-    if dropout_masks is None:
-        if p > 0 and L > 1:
-            raise ValueError(
-                f"p = {p} needs dropout_masks: {L - 1} keep-masks shaped like the output "
-                f"{out_shape}"
-            )
-    else:
-        what = f"{L - 1} masks (one between each pair of layers)"
-        require_mask_list("dropout_masks", dropout_masks, L - 1, what, out_shape)
+    """The multi-layer LSTM's forward (require_recurrent_inputs with state (h0, c0) or None)."""
+    states = {} if state is None else dict(zip(("h0", "c0"), state, strict=True))
+    require_recurrent_inputs(
+        x,
+        states,
+        dropout_masks,
+        p,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dtype=dtype,
+        batch_first=batch_first,
+    )
 
 
 def require_cache_room(idx, batch: int, length: int, max_len: int) -> None:

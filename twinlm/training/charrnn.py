@@ -1,10 +1,14 @@
 """Karpathy's char-rnn as a task for the one loop: truncated BPTT over a text's bytes, sampling,
 and the `twinlm charrnn train|sample` commands.
 
+The model is any of char-rnn's three cells (`--model rnn|gru|lstm`; the vanilla RNN with
+`--nonlinearity tanh|relu`), recorded in the checkpoint as cfg["cell"] (a checkpoint without it is
+an LSTM, as every one was before the choice).
+
 The bytes, the vocabulary and the stateful batches are twinlm/data/bytes.py's: row b of batch k+1
-continues row b of batch k, so the LSTM state at the end of batch k is the right initial state for
-batch k+1. The loop carries it over, but as a plain value: the backward of batch k+1 stops at its
-first step (truncated backpropagation through time). Each epoch starts the streams over from a
+continues row b of batch k, so the recurrent state at the end of batch k is the right initial state
+for batch k+1. The loop carries it over, but as a plain value: the backward of batch k+1 stops at
+its first step (truncated backpropagation through time). Each epoch starts the streams over from a
 zero state. Losses are mean cross entropy in nats per byte; bits per character = nats / ln 2.
 
 Everything that decides the numbers is seeded and backend-neutral — the batches, the dropout masks
@@ -24,7 +28,7 @@ import numpy as np
 
 from twinlm.data.bytes import ByteVocab, StreamBatches, as_bytes, split_ids
 from twinlm.shared.init import draw_dropout_masks, init_charrnn_params
-from twinlm.shared.naming import BACKENDS, charrnn_dropout_mask_shapes
+from twinlm.shared.naming import BACKENDS, CELL_STATE, charrnn_cell, charrnn_dropout_mask_shapes
 from twinlm.shared.sampling import check_sampling_args, next_tokens
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.checkpoint import load_run
@@ -33,15 +37,28 @@ from twinlm.training.engines import Batch, make_engine
 from twinlm.training.loop import Run, settings_from_args
 
 LN2 = math.log(2.0)
+MODELS = ("rnn", "gru", "lstm")  # char-rnn's -model
+NONLINEARITIES = ("tanh", "relu")  # the vanilla RNN's
+
+
+def cell_of(model: str, nonlinearity: str = "tanh") -> str:
+    """cfg["cell"] for char-rnn's -model and the vanilla RNN's nonlinearity: "lstm", "gru",
+    "rnn_tanh" or "rnn_relu"."""
+    require_choice("model", model, MODELS)
+    require_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    return f"rnn_{nonlinearity}" if model == "rnn" else model
 
 
 @dataclass
 class CharRNNSettings:
     """char-rnn's defaults where they fit (rnn_size 128, num_layers 2, seq_length 50, batch_size
     50, learning_rate 2e-3 decayed ×0.97 per epoch after 10, grad_clip 5), with Adam for RMSprop
-    and a global-norm clip for the element-wise one."""
+    and a global-norm clip for the element-wise one. model: "lstm" (char-rnn's default), "gru"
+    (torch's GRU) or "rnn" (vanilla, with `nonlinearity` tanh or relu)."""
 
     dtype: str = "float32"
+    model: str = "lstm"
+    nonlinearity: str = "tanh"
     emb_dim: int = 64
     hidden_size: int = 128
     num_layers: int = 2
@@ -99,6 +116,7 @@ class CharRNNTask:
         self.train = StreamBatches(train_ids, s.batch_size, s.seq_length, "the training split")
         self.val = StreamBatches(val_ids, s.batch_size, s.seq_length, "the validation split (10 %)")
         self.cfg = {
+            "cell": cell_of(s.model, s.nonlinearity),
             "vocab_size": len(self.vocab),
             "emb_dim": s.emb_dim,
             "hidden_size": s.hidden_size,
@@ -113,11 +131,12 @@ class CharRNNTask:
         s = self.settings
         return build_charrnn(backend, self.cfg, s.seed, s.dtype)
 
-    def initial_carry(self) -> tuple[np.ndarray, np.ndarray]:
-        """(h_0, c_0) of zeros, each (num_layers, batch, hidden_size): the start of a text."""
+    def initial_carry(self) -> tuple[np.ndarray, ...]:
+        """The cell's state of zeros ((h_0, c_0) for the LSTM, (h_0,) otherwise), each
+        (num_layers, batch, hidden_size): the start of a text."""
         s = self.settings
         shape = (s.num_layers, s.batch_size, s.hidden_size)
-        return np.zeros(shape, s.dtype), np.zeros(shape, s.dtype)
+        return tuple(np.zeros(shape, s.dtype) for _ in CELL_STATE[self.cfg["cell"]])
 
     def batch(self, step: int, carry) -> Batch:
         k = step % self.per_epoch
@@ -168,6 +187,7 @@ class CharRNNTask:
     def header(self) -> str:
         s = self.settings
         return (
+            f"{self.cfg['cell']} {s.num_layers}×{s.hidden_size} | "
             f"vocabulary {len(self.vocab)} bytes | {self.train.per_epoch} batches of "
             f"{s.batch_size}×{s.seq_length} per epoch | validation {self.val.per_epoch} batches"
         )
@@ -187,7 +207,8 @@ class CharRNNTask:
         png = plot_history(
             out_dir / "loss.png",
             h,
-            title=f"char-RNN ({s.num_layers}×{s.hidden_size}, {run.engine.backend}, {s.dtype})",
+            title=f"char-RNN ({self.cfg['cell']} {s.num_layers}×{s.hidden_size}, "
+            f"{run.engine.backend}, {s.dtype})",
             xlabel="characters (bytes) seen",
             ylabel="cross entropy (nats per byte)",
         )
@@ -239,7 +260,7 @@ def sample(
     cfg = engine.model.cfg
     shape = (cfg["num_layers"], 1, cfg["hidden_size"])
     dtype = next(iter(engine.params().values())).dtype
-    state = (np.zeros(shape, dtype), np.zeros(shape, dtype))
+    state = tuple(np.zeros(shape, dtype) for _ in CELL_STATE[charrnn_cell(cfg)])
 
     def predict(ids: np.ndarray, state):
         logits, state = engine.eval_logits(ids[None, :], state)  # (1, T, V)
