@@ -88,7 +88,8 @@ class KVCache:
 
 
 class NumpyLM:
-    """A numpy_impl GPTModel as generation sees it: float64 logits (B, V) of the last position."""
+    """A numpy_impl GPTModel or Qwen3Model as generation sees it: float64 logits (B, V) of the last
+    position."""
 
     def __init__(self, model):
         self.model, self.n_layers = model, model.cfg["n_layers"]
@@ -105,7 +106,8 @@ class NumpyLM:
 
 
 class TorchLM:
-    """A torch_impl GPTModel as generation sees it (run under no_grad, in eval mode)."""
+    """A torch_impl GPTModel or Qwen3Model as generation sees it (run under no_grad, in eval
+    mode)."""
 
     def __init__(self, model):
         import torch
@@ -134,13 +136,15 @@ class TorchLM:
 
 
 def language_model(model) -> NumpyLM | TorchLM:
-    """The generation adapter for a numpy_impl or torch_impl GPTModel."""
-    if isinstance(model, numpy_impl.GPTModel):
+    """The generation adapter for a GPTModel or a Qwen3Model of numpy_impl or torch_impl."""
+    if isinstance(model, numpy_impl.GPTModel | numpy_impl.Qwen3Model):
         return NumpyLM(model)
-    if "torch_impl" in sys.modules and isinstance(model, sys.modules["torch_impl"].GPTModel):
+    torch_impl = sys.modules.get("torch_impl")
+    if torch_impl is not None and isinstance(model, torch_impl.GPTModel | torch_impl.Qwen3Model):
         return TorchLM(model)
     raise TypeError(
-        f"model must be a numpy_impl.GPTModel or a torch_impl.GPTModel, got {type(model).__name__}"
+        "model must be a GPTModel or a Qwen3Model of numpy_impl or torch_impl, got "
+        f"{type(model).__name__}"
     )
 
 
