@@ -7,7 +7,7 @@ from numpy_impl.attention import (
     multihead_attention_forward,
 )
 from numpy_impl.charrnn import CharRNN, charrnn_backward, charrnn_forward
-from numpy_impl.classifier import GPTClassifier, token_positions
+from numpy_impl.classifier import GPTClassifier, Qwen3Classifier, token_positions
 from numpy_impl.dropout import (
     dropout_backward,
     dropout_forward,
@@ -83,6 +83,7 @@ __all__ = [
     "token_positions",
     "transformer_block_backward",
     "transformer_block_forward",
+    "Qwen3Classifier",
     "Qwen3Model",
     "grouped_query_attention_backward",
     "grouped_query_attention_forward",

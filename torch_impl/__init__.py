@@ -2,7 +2,7 @@
 
 from torch_impl.attention import MultiHeadAttention, attention, multihead_attention
 from torch_impl.charrnn import CharRNN, charrnn
-from torch_impl.classifier import GPTClassifier, token_positions
+from torch_impl.classifier import GPTClassifier, Qwen3Classifier, token_positions
 from torch_impl.dropout import (
     draw_dropout_masks,
     dropout,
@@ -71,6 +71,7 @@ __all__ = [
     "transformer_block",
     "Qwen3Attention",
     "Qwen3DecoderLayer",
+    "Qwen3Classifier",
     "Qwen3Model",
     "RMSNorm",
     "SwiGLU",
