@@ -7,7 +7,7 @@ embedding has 151,936 rows, the last ones unused); its base model pads and ends 
     pad_token_id:  tokenizer_config.json's pad_token (a string or {"content": …}), looked up in the
                    vocabulary; else config.json's pad_token_id; else the eos id
     eos_token_id:  config.json's eos_token_id (the first, if a list); else tokenizer_config.json's
-                   eos_token
+                   eos_token; else <|endoftext|> if the vocabulary has it (None if not)
 Text is encoded without added special tokens (Qwen3's base tokenizer adds none anyway), so
 encode/decode round-trip plain text. `tokenizers` comes with the [hf] and [dev] extras.
 """
@@ -42,7 +42,7 @@ class HFTokenizer:
         tok_config = _json(folder / "tokenizer_config.json")
         self.eos_token_id = _first_id(config.get("eos_token_id"))
         if self.eos_token_id is None:
-            self.eos_token_id = self._lookup(tok_config.get("eos_token"))
+            self.eos_token_id = self._lookup(tok_config.get("eos_token", "<|endoftext|>"))
         pad = self._lookup(tok_config.get("pad_token"))
         if pad is None:
             pad = _first_id(config.get("pad_token_id"))
