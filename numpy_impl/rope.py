@@ -38,7 +38,10 @@ def rope_angles(positions: np.ndarray, head_dim: int, base: float, dtype=np.floa
     computed in `dtype` the way Hugging Face computes its float32 ones."""
     dtype = np.dtype(dtype)
     exponents = np.arange(0, head_dim, 2, dtype=dtype) / dtype.type(head_dim)  # (d/2,) 2i/d
-    inv_freq = 1.0 / (dtype.type(base) ** exponents)  # (d/2,) θᵢ
+    # base^(2i/d) rounded once to dtype: torch's float32 pow is all but correctly rounded, NumPy's
+    # is not (for Qwen3-0.6B's 64 frequencies this agrees with transformers' on 63, powf on 50).
+    powers = (float(base) ** exponents.astype(np.float64)).astype(dtype)  # (d/2,)
+    inv_freq = 1.0 / powers  # (d/2,) θᵢ, divided in dtype as transformers does
     angles = np.asarray(positions).astype(dtype)[:, None] * inv_freq  # (T, d/2) p θᵢ
     return np.cos(angles), np.sin(angles)
 
