@@ -94,15 +94,15 @@ def test_float64_matches_transformers_and_each_other(variant, record_error):
     t_loss.backward()
     t_grads = {k: p.grad.numpy() for k, p in t_model.named_parameters()}
 
-    op = f"qwen3 {name} vs transformers"
-    record_error(op, "logits numpy (f64)", rel_error(logits, ref_logits), TOL64)
+    op, t_logits = f"qwen3[{name}]", t_logits.detach().numpy()
+    record_error(op, "logits numpy/transformers (f64)", rel_error(logits, ref_logits), TOL64)
+    record_error(op, "logits torch_impl/transformers", rel_error(t_logits, ref_logits), TOL64)
+    record_error(op, "loss numpy/transformers (f64)", abs(loss - ref_loss) / ref_loss, TOL64)
     record_error(
-        op, "logits torch_impl (f64)", rel_error(t_logits.detach().numpy(), ref_logits), TOL64
+        op, "loss torch_impl/transformers", abs(t_loss.item() - ref_loss) / ref_loss, TOL64
     )
-    record_error(op, "loss numpy (f64)", abs(loss - ref_loss) / ref_loss, TOL64)
-    record_error(op, "loss torch_impl (f64)", abs(float(t_loss) - ref_loss) / ref_loss, TOL64)
-    record_error(op, "grads numpy (f64)", _grad_error(grads, ref_grads), TOL64)
-    record_error(op, "grads torch_impl (f64)", _grad_error(t_grads, ref_grads), TOL64)
+    record_error(op, "grads numpy/transformers (f64)", _grad_error(grads, ref_grads), TOL64)
+    record_error(op, "grads torch_impl/transformers", _grad_error(t_grads, ref_grads), TOL64)
     record_error(op, "grads numpy/torch_impl (f64)", _grad_error(grads, t_grads), TOL64)
     # The gradients are real: every tensor moves, the tied embedding collects both of its uses.
     assert all(np.abs(g).max() > 1e-6 for g in ref_grads.values())
