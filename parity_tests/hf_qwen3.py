@@ -74,7 +74,8 @@ def _rms_norm(self, hidden_states):
 
 
 def _rotary(self, x, position_ids):
-    theta = self.config.rope_parameters["rope_theta"]
+    rope = getattr(self.config, "rope_parameters", None) or {}  # transformers ≥ 5; < 5: top level
+    theta = rope.get("rope_theta", getattr(self.config, "rope_theta", None))
     dim = 2 * self.inv_freq.shape[0]
     inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
     freqs = position_ids[..., None].to(torch.float64) * inv_freq
