@@ -19,24 +19,24 @@ import numpy as np
 from twinlm.shared.validate import require_float
 
 
-def _one_over_one_plus_exp(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^z) = σ(-z), as a new array."""
+def _one_over_one_plus_exp_(z: np.ndarray) -> np.ndarray:
+    """z ← 1 / (1 + e^z) = σ(-z), in place (one buffer for the three passes)."""
     with np.errstate(over="ignore", under="ignore"):  # e^z = inf or 0: σ is exactly 0 or 1
-        e = np.exp(z)
-    e += 1.0
-    return np.reciprocal(e, out=e)
+        np.exp(z, out=z)
+    z += 1.0
+    return np.reciprocal(z, out=z)
 
 
 def silu_forward(x: np.ndarray):
     """y = x σ(x), elementwise. Returns (y, cache)."""
     require_float("x", x)
-    s = _one_over_one_plus_exp(-x)  # (...) σ(x) = 1 / (1 + e^(-x))
+    s = _one_over_one_plus_exp_(np.negative(x))  # (...) σ(x) = 1 / (1 + e^(-x))
     return x * s, (x, s)
 
 
 def silu_backward(dy: np.ndarray, cache) -> np.ndarray:
     x, s = cache
-    d = _one_over_one_plus_exp(x)  # (...) σ(-x) = 1 / (1 + e^x), without the cancellation of 1 - s
+    d = _one_over_one_plus_exp_(x.copy())  # (...) σ(-x) = 1 / (1 + e^x), not 1 - s (docstring)
     d *= x  # x σ(-x)
     d += 1.0
     d *= s  # s (1 + x σ(-x)) = dy/dx
