@@ -24,7 +24,7 @@ from bench.workloads import (
     qwen3_block_flops,
 )
 from twinlm.generation import generate
-from twinlm.parity.opcases_qwen3 import _block_ref
+from twinlm.parity.opcases_qwen3 import qwen3_block_builtin
 from twinlm.shared.config import get_config
 from twinlm.shared.init import init_qwen3_params
 from twinlm.shared.naming import qwen3_param_shapes, sub_dict
@@ -64,7 +64,8 @@ def test_qwen3_block(benchmark, bench_time, threads, model_size, dtype, mode, ba
             extra = {"n_heads": torch.tensor(H), "n_kv_heads": torch.tensor(Hkv)}
 
             def forward(x_):
-                return _block_ref({"x": x_, "cos": cos_t, "sin": sin_t, **extra, **named})[0]
+                (y,) = qwen3_block_builtin({"x": x_, "cos": cos_t, "sin": sin_t, **extra, **named})
+                return y
 
         else:
 

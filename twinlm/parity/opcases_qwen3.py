@@ -340,7 +340,7 @@ def _block_impl(t):
     return (torch_impl.qwen3_block(x, params, int(H), int(Hkv), cos, sin, EPS),)
 
 
-def _block_ref(t):
+def qwen3_block_builtin(t):
     """Qwen3DecoderLayer from built-ins: x + attn(rms_norm(x)), then h + mlp(rms_norm(h))."""
     x, C = t["x"], t["x"].shape[-1]
     h = x + _attention_ref(
@@ -357,7 +357,7 @@ QWEN3_BLOCK = OpCase(
     _block_np_forward,
     _block_np_backward,
     torch_impl=_block_impl,
-    torch_ref=_block_ref,
+    torch_ref=qwen3_block_builtin,
     grad_inputs=("x", *_BLOCK_KEYS),
     dims={"batch": 2, "seq": 6, "emb": 8, "kv_heads": 2, "groups": 2, "half_head": 2, "hidden": 24},
     fd_dims={

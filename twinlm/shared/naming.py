@@ -160,11 +160,10 @@ def qwen3_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
 
 class LMNames:
     """Where a GPT and a Qwen3 keep the same things, for code that handles both (the classifier):
-    the token embedding, block i's prefix, the final norm's prefix, the output head's prefix."""
+    block i's prefix, the final norm's prefix, the output head's prefix, every parameter's shape."""
 
     def __init__(self, qwen3: bool):
         self.qwen3 = qwen3
-        self.embedding = "model.embed_tokens.weight" if qwen3 else "tok_emb.weight"
         self.final_norm = "model.norm." if qwen3 else "final_norm."
         self.head = "lm_head." if qwen3 else "out_head."
 
