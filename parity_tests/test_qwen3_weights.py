@@ -163,7 +163,7 @@ def test_paths_and_hub_ids(tmp_path, monkeypatch):
         load_qwen3(tmp_path / "no" / "such" / "folder")
     # A hub id without huggingface_hub (or offline): one line saying how to download it.
     monkeypatch.setitem(__import__("sys").modules, "huggingface_hub", None)
-    with pytest.raises(FileNotFoundError, match="huggingface-cli download Qwen/Qwen3-0.6B-Base"):
+    with pytest.raises(FileNotFoundError, match="hf download Qwen/Qwen3-0.6B-Base --local-dir"):
         load_qwen3("Qwen/Qwen3-0.6B-Base")
 
 

@@ -2,7 +2,7 @@
 
 `load_qwen3(path) -> (cfg, params)`: path is a local folder holding `config.json` and either
 `model.safetensors` or a sharded `model.safetensors.index.json` (its `weight_map` names the shard of
-every tensor), as `huggingface-cli download Qwen/Qwen3-0.6B-Base --local-dir DIR` leaves it. A hub
+every tensor), as `hf download Qwen/Qwen3-0.6B-Base --local-dir DIR` leaves it. A hub
 id such as "Qwen/Qwen3-0.6B-Base" is downloaded first when huggingface_hub is installed (the [hf]
 extra) and the hub is reachable; otherwise the error says how to download it.
 
@@ -89,7 +89,7 @@ def qwen3_folder(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(
             f"path must be a Qwen3 model folder or a hub id like Qwen/Qwen3-0.6B-Base, got {path}"
         )
-    how = f"huggingface-cli download {path} --local-dir <folder>, then pass that folder"
+    how = f"hf download {path} --local-dir <folder> (huggingface_hub ≥ 0.34), then pass that folder"
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
