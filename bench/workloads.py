@@ -326,3 +326,54 @@ OPS: tuple[OpBench, ...] = (
     ),
 )
 OPS_BY_NAME = {op.name: op for op in OPS}
+
+
+# ---- Qwen3 ------------------------------------------------------------------------------------------
+
+QWEN3_GROUPS = 2  # query heads per key/value head, as in Qwen3-0.6B (16 / 8)
+QWEN3_HIDDEN_RATIO = 3  # SwiGLU hidden size / width, as in Qwen3-0.6B (3072 / 1024)
+QWEN3_GEN_PROMPT, QWEN3_GEN_TOKENS = 16, 8  # generation at the qwen3-0.6b shape (float32)
+
+
+def qwen3_block_config(C: int) -> dict:
+    """The block benchmark's shape at width C: 64-dimensional heads, Qwen3-0.6B's grouping and
+    hidden ratio (the other keys only satisfy the config check)."""
+    heads = max(QWEN3_GROUPS, C // HEAD_DIM)
+    return {"vocab_size": 2, "context_length": 1 << 20, "emb_dim": C, "n_heads": heads,
+            "n_kv_heads": heads // QWEN3_GROUPS, "head_dim": HEAD_DIM, "n_layers": 1,
+            "hidden_dim": QWEN3_HIDDEN_RATIO * C, "rope_base": 1e6, "rms_norm_eps": 1e-6,
+            "tie_embeddings": True, "attention_bias": False}  # fmt: skip
+
+
+def rmsnorm_flops(rows: int, c: int) -> Flops:
+    """Forward x·x and Σ (2), ·r (1), ·w (1): 4 per element. Backward g = dy·w, g·x̂ and Σ, x̂·m,
+    subtract, ·r, dw = Σ dy·x̂: 8 per element."""
+    return 4 * rows * c, 8 * rows * c
+
+
+def qwen3_block_flops(batch: int, t: int, cfg: dict) -> Flops:
+    """input_layernorm, q/k/v projections, QK-norm, RoPE (2 multiplies and an add per element of
+    q and k, both ways), grouped-query attention (the full T×T scores per query head), o_proj,
+    shortcut, post_attention_layernorm, SwiGLU (gate, up, SiLU ~4 forward / 6 backward, the
+    product, down), shortcut. Backward also sums the three projections' dx and the two branches'."""
+    rows, C, F = batch * t, cfg["emb_dim"], cfg["hidden_dim"]
+    hd, H, Hkv = cfg["head_dim"], cfg["n_heads"], cfg["n_kv_heads"]
+    parts = (
+        rmsnorm_flops(rows, C),
+        linear_flops(rows, C, H * hd, bias=False),
+        linear_flops(rows, C, Hkv * hd, bias=False),
+        linear_flops(rows, C, Hkv * hd, bias=False),
+        rmsnorm_flops(rows * (H + Hkv), hd),
+        (3 * rows * (H + Hkv) * hd, 3 * rows * (H + Hkv) * hd),
+        attention_flops(batch * H, t, t, hd),
+        linear_flops(rows, H * hd, C, bias=False),
+        rmsnorm_flops(rows, C),
+        linear_flops(rows, C, F, bias=False),
+        linear_flops(rows, C, F, bias=False),
+        (5 * rows * F, 8 * rows * F),
+        linear_flops(rows, F, C, bias=False),
+    )
+    adds = 2 * rows * C
+    fwd = sum(p[0] for p in parts) + adds
+    bwd = sum(p[1] for p in parts) + adds + 2 * rows * C + rows * C  # qkv dx and gate/up dx sums
+    return fwd, bwd

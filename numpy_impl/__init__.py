@@ -7,7 +7,7 @@ from numpy_impl.attention import (
     multihead_attention_forward,
 )
 from numpy_impl.charrnn import CharRNN, charrnn_backward, charrnn_forward
-from numpy_impl.classifier import GPTClassifier, token_positions
+from numpy_impl.classifier import GPTClassifier, Qwen3Classifier, token_positions
 from numpy_impl.dropout import (
     dropout_backward,
     dropout_forward,
@@ -19,14 +19,28 @@ from numpy_impl.feedforward import feedforward_backward, feedforward_forward
 from numpy_impl.gelu import gelu_backward, gelu_forward
 from numpy_impl.generate import forward_cached
 from numpy_impl.gpt import GPTModel, gpt_body_backward, gpt_body_forward
+from numpy_impl.gqa import grouped_query_attention_backward, grouped_query_attention_forward
 from numpy_impl.gru import GRU, gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward, perplexity
 from numpy_impl.lstm import LSTM, lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from numpy_impl.optim import AdamW, clip_grad_norm
+from numpy_impl.qwen3 import Qwen3Model, qwen3_body_backward, qwen3_body_forward
+from numpy_impl.qwen3_block import (
+    qwen3_attention_backward,
+    qwen3_attention_forward,
+    qwen3_block_backward,
+    qwen3_block_forward,
+    qwen3_qkv_backward,
+    qwen3_qkv_forward,
+)
+from numpy_impl.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from numpy_impl.rnn import RNN, rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
+from numpy_impl.rope import rope_angles, rope_backward, rope_forward
+from numpy_impl.silu import silu_backward, silu_forward
 from numpy_impl.softmax import softmax_backward, softmax_forward
+from numpy_impl.swiglu import swiglu_backward, swiglu_forward
 from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
 
 __all__ = [
@@ -81,4 +95,25 @@ __all__ = [
     "token_positions",
     "transformer_block_backward",
     "transformer_block_forward",
+    "Qwen3Classifier",
+    "Qwen3Model",
+    "grouped_query_attention_backward",
+    "grouped_query_attention_forward",
+    "qwen3_attention_backward",
+    "qwen3_attention_forward",
+    "qwen3_block_backward",
+    "qwen3_block_forward",
+    "qwen3_body_backward",
+    "qwen3_body_forward",
+    "qwen3_qkv_backward",
+    "qwen3_qkv_forward",
+    "rmsnorm_backward",
+    "rmsnorm_forward",
+    "rope_angles",
+    "rope_backward",
+    "rope_forward",
+    "silu_backward",
+    "silu_forward",
+    "swiglu_backward",
+    "swiglu_forward",
 ]

@@ -1,4 +1,5 @@
-"""GPT-2 with its output head replaced by a class head (the book's chapter 6), hand-written backward.
+"""GPT-2 or Qwen3 with its output head replaced by a class head (the book's chapter 6), hand-written
+backward.
 
 Forward, idx (B, T) token ids; the body is numpy_impl/gpt.py's up to the last block:
     x = drop(tok_emb[idx] + pos_emb[0..T-1])     (B, T, C)
@@ -20,6 +21,10 @@ The body is numpy_impl/gpt.py's gpt_body_forward / gpt_body_backward with first_
 blocks run forward and drop their caches at once, so nothing is kept that backward won't use, and
 no gradient is computed for a frozen parameter. Gradients come back for the trainable parameters
 only.
+
+Qwen3Classifier is the same code path (the class _Decapitated) with numpy_impl/qwen3.py's body
+(qwen3_body_forward / qwen3_body_backward), an RMSNorm for final_norm (model.norm), the head under
+lm_head, and no dropout.
 """
 
 from __future__ import annotations
@@ -30,18 +35,23 @@ from numpy_impl.gpt import gpt_body_backward, gpt_body_forward, select_dropout_m
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
+from numpy_impl.qwen3 import qwen3_body_backward, qwen3_body_forward
+from numpy_impl.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from twinlm.shared.classifier import (
     PAD_ID,
+    QWEN3_PAD_ID,
     check_classifier_options,
     classifier_param_shapes,
     decapitate,
     trainable_keys,
 )
-from twinlm.shared.config import validate_config
-from twinlm.shared.init import init_gpt_params
+from twinlm.shared.config import validate_config, validate_lm_config, validate_qwen3_config
+from twinlm.shared.init import init_gpt_params, init_qwen3_params
+from twinlm.shared.naming import LMNames
 from twinlm.shared.validate import (
     require_exact_keys,
     require_ids,
+    require_no_dropout,
     require_shape,
     require_token_batch,
 )
@@ -64,36 +74,23 @@ def token_positions(idx: np.ndarray, position: str, pad_id: int) -> np.ndarray:
     return (T - 1 - np.argmax(not_pad[:, ::-1], axis=1)).astype(np.int64)  # (B,)
 
 
-class GPTClassifier:
-    """The book's decapitated GPTModel: `params` keyed like its state_dict, with out_head.weight
-    (num_classes, C) and out_head.bias (num_classes,).
+class _Decapitated:
+    """What a decapitated GPT and a decapitated Qwen3 share: options, params, the forward from the
+    body's output to the class logits and its backward. A subclass supplies its architecture:
+    `_init(seed, dtype)` (a fresh backbone), `_body` / `_body_backward` (the body op pair),
+    `_norm` / `_norm_backward` (final_norm's, over (B, C)) and `_masks` (the dropout masks)."""
 
-    trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
-    or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
-    GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
-    The new head is drawn from `seed` (twinlm.shared.classifier.init_head_params)."""
+    names: LMNames
 
-    def __init__(
-        self,
-        cfg: dict,
-        num_classes: int = 2,
-        *,
-        trainable: str = "last-block",
-        k: int | None = None,
-        position: str = "last",
-        pad_id: int = PAD_ID,
-        seed: int = 0,
-        dtype=np.float32,
-        backbone: dict | None = None,
-    ):
-        self.cfg = validate_config(dict(cfg))
+    def __init__(self, cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone):
+        self.cfg = validate_lm_config(dict(cfg))
         self.first_trainable = check_classifier_options(
             self.cfg, num_classes, trainable, k, position, pad_id
         )
         self.num_classes, self.trainable, self.k = num_classes, trainable, k
         self.position, self.pad_id = position, pad_id
         if backbone is None:
-            backbone = init_gpt_params(self.cfg, seed, dtype)
+            backbone = self._init(seed, dtype)
         self.params: dict[str, np.ndarray] = decapitate(
             backbone, self.cfg, num_classes, seed, dtype
         )
@@ -103,7 +100,7 @@ class GPTClassifier:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.params["out_head.weight"].dtype
+        return self.params[self.names.head + "weight"].dtype
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.params.items()}
@@ -120,19 +117,19 @@ class GPTClassifier:
     # ---- forward / backward --------------------------------------------------------------------
 
     def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
-        """Class logits (B, K) for token ids idx (B, T). Dropout as in numpy_impl.GPTModel."""
-        cfg, P = self.cfg, self.params
+        """Class logits (B, K) for token ids idx (B, T). Dropout as in the backbone's model."""
+        cfg, P, head = self.cfg, self.params, self.names.head
         require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
         B, T = idx.shape
         positions = token_positions(idx, self.position, self.pad_id)  # (B,)
-        masks = select_dropout_masks(cfg, B, T, self.dtype, dropout_rng, dropout_masks)
+        masks = self._masks(B, T, dropout_rng, dropout_masks)
         self.last_dropout_masks = masks
 
-        # x (B, T, C); caches are kept only from the first trainable block up (numpy_impl/gpt.py)
-        x, body_cache = gpt_body_forward(idx, P, cfg, masks, self.first_trainable)
+        # x (B, T, C); caches are kept only from the first trainable block up
+        x, body_cache = self._body(idx, masks)
         h = x[np.arange(B), positions]  # (B, C)
-        n, norm_cache = layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
-        logits, head_cache = linear_forward(n, P["out_head.weight"], P["out_head.bias"])  # (B, K)
+        n, norm_cache = self._norm(h)  # (B, C)
+        logits, head_cache = linear_forward(n, P[head + "weight"], P[head + "bias"])  # (B, K)
         self._cache = ((B, T), positions, body_cache, norm_cache, head_cache)
         return logits
 
@@ -142,17 +139,16 @@ class GPTClassifier:
             raise RuntimeError("backward needs a forward first")
         (B, T), positions, body_cache, norm_cache, head_cache = self._cache
         require_shape("dlogits", dlogits, (B, self.num_classes))
-        grads = {}
+        head, grads = self.names.head, {}
 
-        dn, grads["out_head.weight"], grads["out_head.bias"] = linear_backward(dlogits, head_cache)
+        dn, grads[head + "weight"], grads[head + "bias"] = linear_backward(dlogits, head_cache)
         if self.trainable == "head":
             return grads  # the body is frozen: stop here
-        dh, grads["final_norm.scale"], grads["final_norm.shift"] = layernorm_backward(
-            dn, norm_cache
-        )  # (B, C)
+        dh, norm_grads = self._norm_backward(dn, norm_cache)  # (B, C)
+        grads |= norm_grads
         dx = np.zeros((B, T, dh.shape[-1]), dtype=dh.dtype)  # (B, T, C)
         dx[np.arange(B), positions] = dh  # only the classified positions reach the loss
-        grads |= gpt_body_backward(dx, body_cache)  # trainable blocks (+ embeddings)
+        grads |= self._body_backward(dx, body_cache)  # trainable blocks (+ embeddings)
         return {k: grads[k] for k in self.trainable_keys}
 
     def loss_and_grads(self, idx, labels, dropout_rng=None, dropout_masks=None):
@@ -164,3 +160,98 @@ class GPTClassifier:
         loss, loss_cache = cross_entropy_forward(logits, labels)
         dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, K)
         return float(loss), self.backward(dlogits)
+
+
+class GPTClassifier(_Decapitated):
+    """The book's decapitated GPTModel: `params` keyed like its state_dict, with out_head.weight
+    (num_classes, C) and out_head.bias (num_classes,).
+
+    trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
+    or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
+    GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
+    The new head is drawn from `seed` (twinlm.shared.classifier.init_head_params)."""
+
+    names = LMNames(qwen3=False)
+
+    def __init__(
+        self,
+        cfg: dict,
+        num_classes: int = 2,
+        *,
+        trainable: str = "last-block",
+        k: int | None = None,
+        position: str = "last",
+        pad_id: int = PAD_ID,
+        seed: int = 0,
+        dtype=np.float32,
+        backbone: dict | None = None,
+    ):
+        validate_config(cfg)
+        super().__init__(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+
+    def _init(self, seed, dtype):
+        return init_gpt_params(self.cfg, seed, dtype)
+
+    def _masks(self, B, T, dropout_rng, dropout_masks):
+        return select_dropout_masks(self.cfg, B, T, self.dtype, dropout_rng, dropout_masks)
+
+    def _body(self, idx, masks):
+        return gpt_body_forward(idx, self.params, self.cfg, masks, self.first_trainable)
+
+    def _body_backward(self, dx, cache):
+        return gpt_body_backward(dx, cache)
+
+    def _norm(self, h):
+        P = self.params
+        return layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
+
+    def _norm_backward(self, dn, cache):
+        dh, dscale, dshift = layernorm_backward(dn, cache)
+        return dh, {"final_norm.scale": dscale, "final_norm.shift": dshift}
+
+
+class Qwen3Classifier(_Decapitated):
+    """Qwen3 decapitated (the Qwen3-0.6B-Base spam classifier): `params` keyed like Hugging Face's
+    state_dict without the head, plus lm_head.weight (num_classes, C) and lm_head.bias
+    (num_classes,). Arguments as GPTClassifier's; backbone: a Qwen3's params (e.g. from
+    twinlm.weights.load_qwen3; an lm_head is ignored), default init_qwen3_params(cfg, seed); pad_id
+    defaults to Qwen3's <|endoftext|>. Dropout-free. The math is GPTClassifier's with
+    numpy_impl/qwen3.py's body and an RMSNorm for final_norm."""
+
+    names = LMNames(qwen3=True)
+
+    def __init__(
+        self,
+        cfg: dict,
+        num_classes: int = 2,
+        *,
+        trainable: str = "last-block",
+        k: int | None = None,
+        position: str = "last",
+        pad_id: int = QWEN3_PAD_ID,
+        seed: int = 0,
+        dtype=np.float32,
+        backbone: dict | None = None,
+    ):
+        validate_qwen3_config(cfg)
+        super().__init__(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+
+    def _init(self, seed, dtype):
+        return init_qwen3_params(self.cfg, seed, dtype)
+
+    def _masks(self, B, T, dropout_rng, dropout_masks):
+        require_no_dropout(dropout_rng, dropout_masks)
+        return {}
+
+    def _body(self, idx, masks):
+        return qwen3_body_forward(idx, self.params, self.cfg, self.first_trainable)
+
+    def _body_backward(self, dx, cache):
+        return qwen3_body_backward(dx, cache)
+
+    def _norm(self, h):
+        return rmsnorm_forward(h, self.params["model.norm.weight"], self.cfg["rms_norm_eps"])
+
+    def _norm_backward(self, dn, cache):
+        dh, dweight = rmsnorm_backward(dn, cache)
+        return dh, {"model.norm.weight": dweight}

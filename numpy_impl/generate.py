@@ -1,4 +1,4 @@
-"""GPT's forward pass over a KV cache (book chapter 5 `generate`, made fast), for inference.
+"""GPT's and Qwen3's forward pass over a KV cache (book chapter 5 `generate`, made fast), for inference.
 
 In causal attention a token's key and value at layer l depend only on the tokens up to it, so
 generation can keep them instead of recomputing them at every step:
@@ -9,6 +9,12 @@ generation can keep them instead of recomputing them at every step:
                y = softmax(q K_l[:, :, :start+T]ᵀ / √hd + causal offset) V_l[:, :, :start+T]
     logits of the last position only (generation needs no more)          (B, 1, V)
 Per new token this is O(t) in attention and O(1) elsewhere, instead of O(t²) and O(t).
+
+Qwen3 caches the same way, with two differences: the cache holds Hkv key/value heads (grouped-query
+attention: H / Hkv times less than a GPT's H), and the keys are cached after RoPE, so the new
+tokens are rotated at their true positions start .. start+T-1 (rope_angles of those positions) and
+the cached keys never move. A KV cache that got the positions wrong would still give plausible
+text; twinlm tests that cached logits equal uncached ones.
 
 Only the math lives here. The cache object, the reuse/crop rule and the sampling loop are
 twinlm/generation.py's (the same for both backends): forward_cached reads `cache.length` as the
@@ -24,8 +30,14 @@ from numpy_impl.attention import attention_forward
 from numpy_impl.embedding import embedding_forward
 from numpy_impl.feedforward import feedforward_forward
 from numpy_impl.gpt import GPTModel
+from numpy_impl.gqa import grouped_query_attention_forward
 from numpy_impl.layernorm import layernorm_forward
 from numpy_impl.linear import linear_forward
+from numpy_impl.qwen3 import Qwen3Model
+from numpy_impl.qwen3_block import qwen3_qkv_forward
+from numpy_impl.rmsnorm import rmsnorm_forward
+from numpy_impl.rope import rope_angles
+from numpy_impl.swiglu import swiglu_forward
 from twinlm.shared.naming import QKV_PROJECTIONS, sub_dict
 
 
@@ -47,10 +59,14 @@ def _attention_cached(x: np.ndarray, p: dict, n_heads: int, cache, layer: int) -
     return linear_forward(ctx, p["att.out_proj.weight"], p["att.out_proj.bias"])[0]  # (B, T, C)
 
 
-def forward_cached(model: GPTModel, idx: np.ndarray, cache, last_only: bool = True) -> np.ndarray:
-    """GPTModel.forward without dropout for idx (B, T), the tokens at positions [cache.length,
+def forward_cached(
+    model: GPTModel | Qwen3Model, idx: np.ndarray, cache, last_only: bool = True
+) -> np.ndarray:
+    """model.forward without dropout for idx (B, T), the tokens at positions [cache.length,
     cache.length + T); attention also sees every cached key and value. Returns the logits (B, 1, V)
     of the last position (last_only) or (B, T, V)."""
+    if isinstance(model, Qwen3Model):
+        return _qwen3_forward_cached(model, idx, cache, last_only)
     cfg, P = model.cfg, model.params
     start, T = cache.length, idx.shape[1]
     tok, _ = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
@@ -65,3 +81,27 @@ def forward_cached(model: GPTModel, idx: np.ndarray, cache, last_only: bool = Tr
         x = x[:, -1:]  # (B, 1, C) only the last position's logits are needed to generate
     x, _ = layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
     return linear_forward(x, P["out_head.weight"])[0]  # (B, T or 1, V)
+
+
+def _qwen3_forward_cached(model: Qwen3Model, idx: np.ndarray, cache, last_only: bool) -> np.ndarray:
+    cfg, P, eps = model.cfg, model.params, model.cfg["rms_norm_eps"]
+    start, T = cache.length, idx.shape[1]
+    x, _ = embedding_forward(idx, P["model.embed_tokens.weight"])  # (B, T, C)
+    positions = np.arange(start, start + T)  # the new tokens' true positions
+    cos, sin = rope_angles(positions, cfg["head_dim"], cfg["rope_base"], x.dtype)  # (T, hd/2)
+    B = idx.shape[0]
+    for layer in range(cfg["n_layers"]):
+        p = sub_dict(P, f"model.layers.{layer}.")
+        att = sub_dict(p, "self_attn.")
+        n1, _ = rmsnorm_forward(x, p["input_layernorm.weight"], eps)  # (B, T, C)
+        (q, k, v), _ = qwen3_qkv_forward(n1, att, cfg["n_heads"], cfg["n_kv_heads"], cos, sin, eps)
+        k_all, v_all = cache.append(layer, k, v)  # (B, Hkv, length + T, hd), rotated keys
+        ctx, _ = grouped_query_attention_forward(q, k_all, v_all, causal=True)  # (B, H, T, hd)
+        ctx = ctx.transpose(0, 2, 1, 3).reshape(B, T, -1)  # (B, T, H·hd)
+        h = x + linear_forward(ctx, att["o_proj.weight"], att.get("o_proj.bias"))[0]
+        n2, _ = rmsnorm_forward(h, p["post_attention_layernorm.weight"], eps)
+        x = h + swiglu_forward(n2, sub_dict(p, "mlp."))[0]  # (B, T, C)
+    if last_only:
+        x = x[:, -1:]  # (B, 1, C)
+    x, _ = rmsnorm_forward(x, P["model.norm.weight"], eps)
+    return linear_forward(x, P[model.head_key])[0]  # (B, T or 1, V)

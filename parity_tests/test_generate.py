@@ -521,7 +521,7 @@ def test_next_tokens_rejects_bad_logits(logits, error, match):
 
 def test_text_level_and_loader_errors(tmp_path):
     np_model, _ = _models("float32")
-    with pytest.raises(TypeError, match="model must be a numpy_impl.GPTModel or a torch_impl"):
+    with pytest.raises(TypeError, match="model must be a GPTModel or a Qwen3Model of numpy_impl"):
         generate_text(object(), "abc", _encode, _decode, 3)
     with pytest.raises(TypeError, match="prompt must be a str"):
         generate_text(np_model, b"abc", _encode, _decode, 3)

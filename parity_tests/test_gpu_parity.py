@@ -63,3 +63,24 @@ def test_gpt_on_gpu_matches_numpy_float64(device, record_error):
     record_error(
         "GPTModel", f"{device} vs numpy, f64 grads", grads_error(t_grads, grads), TOL_FLOAT64
     )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_qwen3_on_gpu_matches_numpy_float64(device, record_error):
+    cfg = get_config("qwen3-test", tie_embeddings=False, attention_bias=True)
+    np_model = numpy_impl.Qwen3Model(cfg, seed=3, dtype=np.float64)
+    t_model = torch_impl.Qwen3Model(cfg, seed=3, dtype=torch.float64).to(device)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, cfg["vocab_size"], (2, cfg["context_length"]))
+    targets = rng.integers(0, cfg["vocab_size"], idx.shape)
+    loss, grads = np_model.loss_and_grads(idx, targets)
+    logits = t_model(torch.from_numpy(idx).to(device))
+    t_loss = torch_impl.cross_entropy(logits, torch.from_numpy(targets).to(device))
+    t_loss.backward()
+    t_grads = {k: p.grad.cpu().numpy() for k, p in t_model.named_parameters()}
+    record_error(
+        "Qwen3Model", f"{device} vs numpy, f64 loss", abs(t_loss.item() - loss) / loss, TOL_FLOAT64
+    )
+    record_error(
+        "Qwen3Model", f"{device} vs numpy, f64 grads", grads_error(t_grads, grads), TOL_FLOAT64
+    )

@@ -187,7 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the book's GPT on a text (chapter 5), either backend")
     _run_flags(p, out="runs/gpt", eval_every=25)
     p.add_argument("--text", default=None, help="UTF-8 text file (default: the embedded corpus)")
-    p.add_argument("--preset", default="tiny", help="model size from twinlm.shared.config.PRESETS")
+    p.add_argument("--arch", choices=["gpt", "qwen3"], default="gpt", help="the model (gpt)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="model size from twinlm.shared.config.PRESETS (tiny) or QWEN3_PRESETS (qwen3-tiny)",
+    )
     p.add_argument("--steps", type=int, default=200, help="optimizer steps in total")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=64, help="tokens per training window")
@@ -201,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", default=None, help="a `twinlm train` checkpoint")
-    source.add_argument("--weights", default=None, help="GPT-2 weights (HF safetensors or .pth)")
+    source.add_argument(
+        "--weights", default=None, help="GPT-2 weights (HF safetensors, .pth) or a Qwen3 folder"
+    )
     p.add_argument("--prompt", default="Every effort moves you")
     p.add_argument("--max-new-tokens", type=int, default=50)
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
@@ -237,9 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     classify_sub = p.add_subparsers(dest="classify_command", required=True)
     p = classify_sub.add_parser("train", help="fine-tune a decapitated GPT; curves, checkpoint")
     _run_flags(p, out="runs/classifier", eval_every=50)
-    p.add_argument("--weights", default=None, help="pretrained GPT-2 file (default: fresh GPT)")
+    p.add_argument(
+        "--weights", default=None, help="GPT-2 weights or a Qwen3 folder (default: fresh model)"
+    )
     p.add_argument("--n-heads", type=int, default=None, help="attention heads of --weights")
-    p.add_argument("--preset", default="tiny", help="model size without --weights")
+    p.add_argument("--preset", default="tiny", help="model without --weights (tiny, qwen3-tiny…)")
     p.add_argument("--data", choices=["sms-spam", "synthetic"], default="synthetic")
     p.add_argument("--synthetic-size", type=int, default=500, help="texts made by --data synthetic")
     p.add_argument(
@@ -247,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--k", type=int, default=None, help="blocks trained with --trainable last-k")
     p.add_argument("--position", choices=["last", "last-non-pad"], default="last")
-    p.add_argument("--pad-id", type=int, default=50256, help="right-padding token id")
+    p.add_argument(
+        "--pad-id", type=int, default=None, help="right-padding id (default: the tokenizer's)"
+    )
     p.add_argument("--drop-rate", type=float, default=0.0, help="the book fine-tunes with 0.0")
     p.add_argument("--max-length", type=int, default=None, help="default: longest training text")
     p.add_argument("--epochs", type=int, default=5)
@@ -260,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="classifier.safetensors from train")
     p.add_argument("--text", required=True, action="append", help="a text (repeat for more)")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.add_argument(
+        "--tokenizer", default=None, help="Qwen3: folder with tokenizer.json (default: training's)"
+    )
     p.set_defaults(func="twinlm.training.classify:main_predict")
 
     p = sub.add_parser(

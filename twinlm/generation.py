@@ -1,11 +1,11 @@
-"""Text generation with a GPT of either backend (book chapter 5 `generate`), with and without a
-KV cache. The bookkeeping lives here once; each backend supplies only the math
+"""Text generation with a GPT or a Qwen3 of either backend (book chapter 5 `generate`), with and
+without a KV cache. The bookkeeping lives here once; each backend supplies only the math
 (`forward_cached` in numpy_impl/generate.py and torch_impl/generate.py, which derive it).
 
     generate(model, idx, max_new_tokens, ...)           NumPy ids (B, T) in, (B, T + n) out
     generate_ids(model, ids, max_new_tokens, ...)       one sequence: a list of ids in and out
     generate_text(model, prompt, encode, decode, ...)   the prompt and its continuation, as text
-    load_model(backend, checkpoint=... | weights=...)   a numpy_impl or torch_impl GPTModel
+    load_model(backend, checkpoint=... | weights=...)   a GPTModel or Qwen3Model of either backend
 
 The loop, the book's: at every step take the logits of the last position of the last
 `context_size` tokens, pick a token (twinlm.shared.sampling.next_tokens, one sampler for both
@@ -17,7 +17,10 @@ already run; a step then runs only the new tokens. GPT-2's position embeddings a
 the sequence is longer than `context_size`, the book crops it to the last `context_size` tokens, so
 every token of the window moves to a new position and every cached key and value is stale. To give
 exactly the tokens of uncached generation the cache is then rebuilt from the cropped window at
-every step: past the context it saves only the output head on the other positions.
+every step: past the context it saves only the output head on the other positions. Qwen3's RoPE
+depends on absolute positions too (its scores only on offsets, but cropping drops the oldest
+token all the same), so the same rule holds; within the window each new token is rotated at
+position cache.length + t (numpy_impl/generate.py).
 
 eos_id: the book's rule for one sequence: stop when eos_id is drawn, without appending it. In a
 batch, a row that has drawn eos_id is padded with eos_id from then on, and generation stops at the
@@ -34,8 +37,8 @@ from collections.abc import Callable
 import numpy as np
 
 import numpy_impl
-from twinlm.shared.config import validate_config
-from twinlm.shared.naming import BACKENDS, DTYPES, gpt_param_shapes
+from twinlm.shared.config import is_qwen3_config, validate_lm_config
+from twinlm.shared.naming import BACKENDS, DTYPES, lm_names
 from twinlm.shared.sampling import check_generate_args, next_tokens
 from twinlm.shared.validate import (
     require_cache_room,
@@ -88,7 +91,8 @@ class KVCache:
 
 
 class NumpyLM:
-    """A numpy_impl GPTModel as generation sees it: float64 logits (B, V) of the last position."""
+    """A numpy_impl GPTModel or Qwen3Model as generation sees it: float64 logits (B, V) of the last
+    position."""
 
     def __init__(self, model):
         self.model, self.n_layers = model, model.cfg["n_layers"]
@@ -105,7 +109,8 @@ class NumpyLM:
 
 
 class TorchLM:
-    """A torch_impl GPTModel as generation sees it (run under no_grad, in eval mode)."""
+    """A torch_impl GPTModel or Qwen3Model as generation sees it (run under no_grad, in eval
+    mode)."""
 
     def __init__(self, model):
         import torch
@@ -134,13 +139,15 @@ class TorchLM:
 
 
 def language_model(model) -> NumpyLM | TorchLM:
-    """The generation adapter for a numpy_impl or torch_impl GPTModel."""
-    if isinstance(model, numpy_impl.GPTModel):
+    """The generation adapter for a GPTModel or a Qwen3Model of numpy_impl or torch_impl."""
+    if isinstance(model, numpy_impl.GPTModel | numpy_impl.Qwen3Model):
         return NumpyLM(model)
-    if "torch_impl" in sys.modules and isinstance(model, sys.modules["torch_impl"].GPTModel):
+    torch_impl = sys.modules.get("torch_impl")
+    if torch_impl is not None and isinstance(model, torch_impl.GPTModel | torch_impl.Qwen3Model):
         return TorchLM(model)
     raise TypeError(
-        f"model must be a numpy_impl.GPTModel or a torch_impl.GPTModel, got {type(model).__name__}"
+        "model must be a GPTModel or a Qwen3Model of numpy_impl or torch_impl, got "
+        f"{type(model).__name__}"
     )
 
 
@@ -149,23 +156,33 @@ class StepLogits:
     idx[:, -context_size:], the book's step. With a cache, keys and values of earlier calls are
     reused: while L ≤ context_size and the cache holds a prefix of idx, only the tokens after it
     run; otherwise (the first call, another sequence, or a window that has moved) the cache is
-    rebuilt from idx[:, -context_size:]."""
+    rebuilt from idx[:, -context_size:]. max_len: the longest idx the caller will pass, when it
+    knows (generate does: prompt + new tokens); the cache then holds min(context_size, max_len)
+    positions, not context_size (Qwen3-0.6B's 32768 would be 3.8 GB of float32 keys and values)."""
 
-    def __init__(self, lm, batch: int, context_size: int, use_cache: bool = True):
+    def __init__(
+        self,
+        lm,
+        batch: int,
+        context_size: int,
+        use_cache: bool = True,
+        max_len: int | None = None,
+    ):
         self.lm, self.context_size = lm, context_size
-        self.cache = KVCache(lm.n_layers, batch, context_size, lm.empty) if use_cache else None
+        room = context_size if max_len is None else min(context_size, max_len)
+        self.cache = KVCache(lm.n_layers, batch, room, lm.empty) if use_cache else None
 
     def __call__(self, idx: np.ndarray) -> np.ndarray:
         cache = self.cache
         if cache is None:
             return self.lm.last_logits(idx[:, -self.context_size :])
         n = cache.length
-        reusable = n < idx.shape[1] <= cache.max_len and np.array_equal(
+        reusable = n < idx.shape[1] <= min(self.context_size, cache.max_len) and np.array_equal(
             cache.tokens[:, :n], idx[:, :n]
         )
         if not reusable:
             cache.length = 0  # rebuild: prefill the (cropped) window at positions 0 ..
-            n, idx = 0, idx[:, -cache.max_len :]
+            n, idx = 0, idx[:, -self.context_size :]
         new = idx[:, n:]
         require_cache_room(new, batch=cache.tokens.shape[0], length=n, max_len=cache.max_len)
         logits = self.lm.cached_logits(new, cache)  # (B, V)
@@ -185,8 +202,8 @@ def generate(
     use_cache: bool = True,
     context_size: int | None = None,
 ) -> np.ndarray:
-    """Extend the NumPy token ids idx (B, T) by up to max_new_tokens tokens with a numpy_impl or
-    torch_impl GPTModel; returns int64 (B, T + n). temperature 0 is greedy, > 0 samples with `rng`
+    """Extend the NumPy token ids idx (B, T) by up to max_new_tokens tokens with a GPTModel or a
+    Qwen3Model of numpy_impl or torch_impl; returns int64 (B, T + n). temperature 0 is greedy, > 0 samples with `rng`
     (one draw per row and step); top_k keeps the k largest logits; the model sees at most the last
     context_size tokens (default: its context_length); use_cache=False runs the book's loop, True
     gives the same tokens, faster. eos_id as in the module docstring."""
@@ -206,7 +223,9 @@ def generate(
         context_size=context_size,
     )
     idx = np.array(idx, dtype=np.int64)  # a copy: the caller's array is never written
-    step_logits = StepLogits(lm, idx.shape[0], context_size, use_cache)
+    step_logits = StepLogits(
+        lm, idx.shape[0], context_size, use_cache, idx.shape[1] + max_new_tokens
+    )
     done = np.zeros(idx.shape[0], dtype=bool)  # rows that have drawn eos_id
     was_training = getattr(model, "training", False)
     if was_training:
@@ -285,16 +304,17 @@ def load_model(
     device: str | None = None,
     n_heads: int | None = None,
 ):
-    """A GPTModel of `backend` ("numpy" or "torch") in evaluation mode, from exactly one of:
-    checkpoint: a `twinlm train` checkpoint (tensors `model.<key>`, its config in meta["cfg"]);
-    weights: GPT-2 weights (Hugging Face safetensors/.bin or the book's .pth; twinlm.weights.
-    load_gpt2, which also takes n_heads). dtype: "float32" or "float64"; device: torch only."""
+    """A GPTModel or Qwen3Model of `backend` ("numpy" or "torch") in evaluation mode, from exactly
+    one of: checkpoint: a `twinlm train` checkpoint (tensors `model.<key>`, its config in
+    meta["cfg"]); weights: GPT-2 weights (Hugging Face safetensors/.bin or the book's .pth;
+    twinlm.weights.load_gpt2, which also takes n_heads) or a Qwen3 folder or hub id
+    (twinlm.weights.load_qwen3). dtype: "float32" or "float64"; device: torch only."""
     require_choice("backend", backend, BACKENDS)
     dtype = _float_dtype(dtype)
     if (checkpoint is None) == (weights is None):
         raise ValueError(
             f"pass exactly one of checkpoint= (a twinlm training checkpoint) or weights= (GPT-2 "
-            f"weights), got checkpoint={checkpoint!r}, weights={weights!r}"
+            f"weights or a Qwen3 folder), got checkpoint={checkpoint!r}, weights={weights!r}"
         )
     if device is not None and backend == "numpy":
         raise ValueError(f"device is for the torch backend only, got device={device!r} for numpy")
@@ -304,17 +324,23 @@ def load_model(
         saved = load_run(checkpoint, "gpt")  # refuses other kinds, damaged or non-float files
         cfg, params = saved.meta["cfg"], saved.params
     else:
-        from twinlm.weights import load_gpt2
+        from twinlm.weights import load_pretrained
 
-        cfg, params = load_gpt2(weights, n_heads=n_heads, dtype=dtype)
+        cfg, params = load_pretrained(weights, n_heads, dtype=dtype)
+    cfg = validate_lm_config(dict(cfg))
+    qwen3 = is_qwen3_config(cfg)
     params = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
-    shapes = gpt_param_shapes(validate_config(dict(cfg)))
-    require_exact_keys("the loaded tensors", params, shapes, " the GPT's parameters")
+    shapes = lm_names(cfg).param_shapes(cfg)
+    what = " the Qwen3's parameters" if qwen3 else " the GPT's parameters"
+    require_exact_keys("the loaded tensors", params, shapes, what)
     for k, shape in shapes.items():
         require_shape(k, params[k], shape)
 
     if backend == "numpy":
-        model = numpy_impl.GPTModel(cfg, dtype=dtype)
+        if qwen3:  # seed None: no random init of weights about to be replaced
+            model = numpy_impl.Qwen3Model(cfg, seed=None, dtype=dtype)
+        else:
+            model = numpy_impl.GPTModel(cfg, dtype=dtype)
         model.load_state_dict(params)
         return model
     import torch
@@ -322,7 +348,11 @@ def load_model(
     import torch_impl
 
     device = torch_device(device)
-    model = torch_impl.GPTModel(cfg, dtype=getattr(torch, dtype.name))
+    t_dtype = getattr(torch, dtype.name)
+    if qwen3:
+        model = torch_impl.Qwen3Model(cfg, seed=None, dtype=t_dtype)
+    else:
+        model = torch_impl.GPTModel(cfg, dtype=t_dtype)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     return model.to(device).eval()
 
@@ -354,6 +384,21 @@ def torch_device(name: str | None):
     return device
 
 
+def text_codec(weights: str | os.PathLike | None = None):
+    """(encode, decode) for a model loaded from `weights`: the tokenizer.json of a Qwen3 folder
+    (twinlm.data.hf_tokenizer), else GPT-2's BPE (training checkpoints and GPT-2 weights)."""
+    from twinlm.weights import is_qwen3_weights, qwen3_folder
+
+    if weights is not None and is_qwen3_weights(weights):
+        from twinlm.data.hf_tokenizer import load_hf_tokenizer
+
+        tokenizer = load_hf_tokenizer(qwen3_folder(weights))
+        return tokenizer.encode, tokenizer.decode
+    from twinlm.data.tokenizer import decode, encode
+
+    return encode, decode
+
+
 # ---- `twinlm generate` -------------------------------------------------------------------------
 
 
@@ -374,8 +419,7 @@ def main_generate(
 ) -> int:
     """Load, generate, print the text (stdout) and the speed (stderr). Returns the exit status
     (errors are the command line's error boundary's to report)."""
-    from twinlm.data.tokenizer import decode, encode
-
+    encode, decode = text_codec(weights)
     model = load_model(
         backend,
         checkpoint=checkpoint,
@@ -390,9 +434,9 @@ def main_generate(
     vocab = model.cfg["vocab_size"]
     if max(ids) >= vocab:
         raise ValueError(
-            f"--prompt encodes to GPT-2 token ids up to {max(ids)}, but the model knows "
+            f"--prompt encodes to token ids up to {max(ids)}, but the model knows "
             f"{vocab} tokens: it was trained with another tokenizer (a preset of vocab_size "
-            f"{vocab}), so the GPT-2 tokenizer cannot talk to it"
+            f"{vocab}), so this tokenizer cannot talk to it"
         )
     start = time.perf_counter()
     out = generate_ids(

@@ -53,11 +53,11 @@ def check_ops(seed: int = 0, names: list[str] | None = None) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'op':<30}{'dtype':<9}{'fwd err':>10}{'grad err':>10}{'tol fwd':>10}{'tol grad':>10}  result"
+    head = f"{'op':<36}{'dtype':<9}{'fwd err':>10}{'grad err':>10}{'tol fwd':>10}{'tol grad':>10}  result"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['op']:<30}{r['dtype']:<9}{r['fwd']:>10.1e}{r['grad']:>10.1e}"
+            f"{r['op']:<36}{r['dtype']:<9}{r['fwd']:>10.1e}{r['grad']:>10.1e}"
             f"{r['tol_fwd']:>10.1e}{r['tol_grad']:>10.1e}  {'pass' if r['ok'] else 'FAIL'}"
         )
     lines.append(

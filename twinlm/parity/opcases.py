@@ -1,7 +1,7 @@
 """The registry of ops checked for parity: for each, inputs and its NumPy / torch_impl / torch twins.
 
 `CASES` is what `twinlm check` prints and what `parity_tests/test_parity_ops.py` sweeps with
-hypothesis. The torch built-in (`torch_ref`) is the independent third implementation.
+hypothesis; Qwen3's ops are in twinlm/parity/opcases_qwen3.py. The torch built-in (`torch_ref`) is the independent third implementation.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import numpy_impl
 import torch_impl
 from twinlm.parity.harness import OpCase, np_pair
+from twinlm.parity.opcases_qwen3 import QWEN3_CASES
 from twinlm.parity.recurrent_cases import RECURRENT_CASES
 from twinlm.shared.naming import QKV_PROJECTIONS
 
@@ -522,5 +523,6 @@ CASES: list[OpCase] = [
     LSTM_CELL,
     TRANSFORMER_BLOCK,
     *RECURRENT_CASES,  # vanilla RNN and GRU cells and layers (twinlm/parity/recurrent_cases.py)
+    *QWEN3_CASES,  # twinlm/parity/opcases_qwen3.py
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}

@@ -85,7 +85,7 @@ __all__ = [
     "write_csv",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]  # the source checkout (bench/ lives there)
+ROOT = Path(__file__).resolve().parents[2]  # the source checkout (bench/ lives there)
 DEFAULT_OUT = ROOT / "bench" / "report"
 DEFAULT_JSON = ROOT / ".benchmarks" / "latest.json"
 

@@ -1,4 +1,5 @@
-"""GPT-2 as a spam classifier (the book's chapter 6): options and parameters both backends share.
+"""GPT-2 (or Qwen3) as a spam classifier (the book's chapter 6): options and parameters both backends
+share.
 
 Decapitation. The pretrained GPT predicts the next token with out_head (V, C); a classifier needs
 one score per class, so out_head is replaced by a new Linear(emb_dim, num_classes) with a bias, as
@@ -18,6 +19,13 @@ What trains ("trainable"):
     "all"         everything, embeddings included
 The NumPy backward stops at the first trainable block; torch marks the rest requires_grad=False.
 
+Qwen3 (the blog series' Qwen3-0.6B-Base recipe) is decapitated the same way: lm_head (V, C), or the
+tied embedding's use as the head, gives way to a new lm_head.weight (K, C) and lm_head.bias (K,);
+the body is the Qwen3 layers, final_norm is model.norm (an RMSNorm), the blocks are
+model.layers.{i}, and texts are padded with the tokenizer's pad id (Qwen3's <|endoftext|>,
+151643) instead of GPT-2's 50256. Every function here takes either config
+(twinlm.shared.naming.lm_names says where each piece lives).
+
 This module holds what numpy_impl/classifier.py and torch_impl/classifier.py both import: the
 option checks, the classifier's parameter names and shapes, which of them train, and the new
 head's seeded init (decapitate). It imports neither backend nor torch; the training loop,
@@ -30,11 +38,12 @@ import math
 
 import numpy as np
 
-from twinlm.shared.config import validate_config
-from twinlm.shared.naming import gpt_param_shapes
+from twinlm.shared.config import validate_lm_config
+from twinlm.shared.naming import lm_names
 from twinlm.shared.validate import require_choice, require_exact_keys, require_int
 
 PAD_ID = 50256  # GPT-2's <|endoftext|> (twinlm.data.tokenizer.EOT_ID), which the book pads with
+QWEN3_PAD_ID = 151643  # Qwen3's <|endoftext|>, its tokenizer's pad_token
 TRAINABLE_OPTIONS = ("last-block", "last-k", "head", "all")
 POSITION_OPTIONS = ("last", "last-non-pad")
 
@@ -47,7 +56,7 @@ def check_classifier_options(
 ) -> int:
     """Validate the classifier's options; returns the index of the first trainable block
     (n_layers when no block trains, 0 for "all")."""
-    validate_config(cfg)
+    validate_lm_config(cfg)
     require_int("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(
@@ -76,23 +85,26 @@ def check_classifier_options(
 
 
 def classifier_param_shapes(cfg: dict, num_classes: int) -> dict[str, tuple[int, ...]]:
-    """The GPT's parameters with out_head (V, C) replaced by out_head.weight (K, C) and .bias (K,)."""
-    shapes = {k: s for k, s in gpt_param_shapes(cfg).items() if not k.startswith("out_head.")}
-    shapes["out_head.weight"] = (num_classes, cfg["emb_dim"])
-    shapes["out_head.bias"] = (num_classes,)
+    """The language model's parameters with its head (GPT: out_head (V, C); Qwen3: lm_head, absent
+    when tied) replaced by <head>.weight (K, C) and <head>.bias (K,)."""
+    names = lm_names(cfg)
+    shapes = {k: s for k, s in names.param_shapes(cfg).items() if not k.startswith(names.head)}
+    shapes[names.head + "weight"] = (num_classes, cfg["emb_dim"])
+    shapes[names.head + "bias"] = (num_classes,)
     return shapes
 
 
 def trainable_keys(cfg: dict, num_classes: int, trainable: str, k: int | None = None) -> list[str]:
     """The names of the parameters that train, in state_dict order."""
     first = check_classifier_options(cfg, num_classes, trainable, k, "last", 0)
+    names = lm_names(cfg)
     keys = list(classifier_param_shapes(cfg, num_classes))
     if trainable == "all":
         return keys
     if trainable == "head":
-        return [n for n in keys if n.startswith("out_head.")]
-    blocks = tuple(f"trf_blocks.{i}." for i in range(first, cfg["n_layers"]))
-    return [n for n in keys if n.startswith((*blocks, "final_norm.", "out_head."))]
+        return [n for n in keys if n.startswith(names.head)]
+    blocks = tuple(names.block(i) for i in range(first, cfg["n_layers"]))
+    return [n for n in keys if n.startswith((*blocks, names.final_norm, names.head))]
 
 
 def init_head_params(cfg: dict, num_classes: int, seed: int = 0, dtype=np.float32) -> dict:
@@ -101,23 +113,24 @@ def init_head_params(cfg: dict, num_classes: int, seed: int = 0, dtype=np.float3
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    C = cfg["emb_dim"]
+    C, head = cfg["emb_dim"], lm_names(cfg).head
     rng = np.random.default_rng([seed, 6])  # 6: chapter 6; any value apart from the body's seed
     bound = 1.0 / math.sqrt(C)
     weight = rng.uniform(-bound, bound, (num_classes, C))  # (K, C)
     bias = rng.uniform(-bound, bound, (num_classes,))  # (K,)
-    return {"out_head.weight": weight.astype(dtype), "out_head.bias": bias.astype(dtype)}
+    return {head + "weight": weight.astype(dtype), head + "bias": bias.astype(dtype)}
 
 
 def decapitate(
     gpt_params: dict, cfg: dict, num_classes: int, seed: int = 0, dtype=np.float32
 ) -> dict[str, np.ndarray]:
-    """Copies of a GPT's parameters (NumPy arrays, book keys; any out_head.* is dropped) plus a
-    new seeded head: the classifier's parameters, in `dtype`."""
+    """Copies of a language model's parameters (NumPy arrays, its own keys; its head, out_head.* or
+    lm_head.*, is dropped) plus a new seeded head: the classifier's parameters, in `dtype`."""
     shapes = classifier_param_shapes(cfg, num_classes)
-    body = {k: v for k, v in gpt_params.items() if not k.startswith("out_head.")}
+    head = lm_names(cfg).head
+    body = {k: v for k, v in gpt_params.items() if not k.startswith(head)}
     body = {k: v for k, v in body.items() if not k.endswith(".att.mask")}  # book buffers
-    body_keys = [k for k in shapes if not k.startswith("out_head.")]
+    body_keys = [k for k in shapes if not k.startswith(head)]
     require_exact_keys("gpt_params", body, body_keys, " cfg")
     params = {}
     for name, value in body.items():

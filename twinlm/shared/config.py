@@ -1,4 +1,4 @@
-"""GPT model configurations: the book's config dict, the GPT-2 sizes, and small presets.
+"""Model configurations: the book's GPT config dict, the GPT-2 sizes, Qwen3's, and small presets.
 
 A config is a plain dict with the keys of "Build a Large Language Model (From Scratch)", ch. 4:
     vocab_size, context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias
@@ -95,11 +95,145 @@ def validate_config(cfg: dict) -> dict:
     return cfg
 
 
-def get_config(name: str, **overrides) -> dict:
-    """A validated copy of preset `name` with `overrides` applied, e.g. get_config("test", drop_rate=0)."""
-    if name not in PRESETS:
-        raise ValueError(f"preset name must be one of {sorted(PRESETS)}, got {name!r}")
-    unknown = sorted(set(overrides) - set(CONFIG_KEYS))
+# ---- Qwen3 ---------------------------------------------------------------------------------------
+#
+# A Qwen3 config is a dict too, with the GPT's names where the meaning is the same (vocab_size,
+# context_length, emb_dim, n_heads, n_layers) and Raschka's Qwen3 notebook's names for the rest:
+#   n_kv_heads      key/value heads (grouped-query attention; divides n_heads)
+#   head_dim        per head (Qwen3: not emb_dim / n_heads; 0.6B has 16 × 128 = 2048 ≠ 1024)
+#   hidden_dim      the SwiGLU feed-forward's hidden size
+#   rope_base       RoPE's θ (Hugging Face's rope_theta; 1e6 for Qwen3)
+#   rms_norm_eps    RMSNorm's ε (1e-6)
+#   tie_embeddings  the output head is the token embedding (tie_word_embeddings)
+#   attention_bias  biases on q, k, v and o projections (Hugging Face's attention_bias)
+# Qwen3 is dropout-free, so there is no drop_rate. `is_qwen3_config` tells the two kinds apart.
+
+QWEN3_CONFIG_KEYS = (
+    "vocab_size",
+    "context_length",
+    "emb_dim",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "hidden_dim",
+    "n_layers",
+    "rope_base",
+    "rms_norm_eps",
+    "tie_embeddings",
+    "attention_bias",
+)
+
+QWEN3_PRESETS: dict[str, dict] = {
+    # Qwen/Qwen3-0.6B-Base's shape (its config.json): 596M parameters, 151.9M of them the tied
+    # embedding. The instruct model Qwen3-0.6B is the same shape with context 40960.
+    "qwen3-0.6b": {
+        "vocab_size": 151936,
+        "context_length": 32768,
+        "emb_dim": 1024,
+        "n_heads": 16,
+        "n_kv_heads": 8,
+        "head_dim": 128,
+        "hidden_dim": 3072,
+        "n_layers": 28,
+        "rope_base": 1_000_000.0,
+        "rms_norm_eps": 1e-6,
+        "tie_embeddings": True,
+        "attention_bias": False,
+    },
+    # Training from scratch on GPT-2 BPE tokens (`twinlm train --arch qwen3`): the "tiny" GPT's size.
+    "qwen3-tiny": {
+        "vocab_size": 50257,
+        "context_length": 128,
+        "emb_dim": 64,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "head_dim": 16,
+        "hidden_dim": 192,
+        "n_layers": 2,
+        "rope_base": 1_000_000.0,
+        "rms_norm_eps": 1e-6,
+        "tie_embeddings": True,
+        "attention_bias": False,
+    },
+    # Parity tests: 2 query heads per key/value head, n_heads · head_dim ≠ emb_dim, milliseconds.
+    "qwen3-test": {
+        "vocab_size": 67,
+        "context_length": 12,
+        "emb_dim": 16,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "head_dim": 6,
+        "hidden_dim": 24,
+        "n_layers": 2,
+        "rope_base": 10_000.0,
+        "rms_norm_eps": 1e-6,
+        "tie_embeddings": True,
+        "attention_bias": False,
+    },
+}
+
+
+def is_qwen3_config(cfg) -> bool:
+    """A Qwen3 config (it has n_kv_heads), as opposed to the book's GPT config."""
+    return isinstance(cfg, dict) and "n_kv_heads" in cfg
+
+
+def validate_qwen3_config(cfg: dict) -> dict:
+    """Check every Qwen3 key is present and sensible; returns `cfg` unchanged."""
+    if not isinstance(cfg, dict):
+        raise TypeError(
+            f"cfg must be a dict with keys {list(QWEN3_CONFIG_KEYS)}, got {type(cfg).__name__}"
+        )
+    missing = [k for k in QWEN3_CONFIG_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"cfg is missing Qwen3 keys {missing}")
+    unknown = sorted(set(cfg) - set(QWEN3_CONFIG_KEYS))
     if unknown:
-        raise ValueError(f"unknown config keys {unknown}; expected some of {list(CONFIG_KEYS)}")
-    return validate_config({**PRESETS[name], **overrides})
+        raise ValueError(f"cfg has keys {unknown} that a Qwen3 config does not have (dropout-free)")
+    ints = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_kv_heads", "head_dim")
+    for key in (*ints, "hidden_dim", "n_layers"):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"cfg[{key!r}] must be an int, got {value!r}")
+        if value <= 0:
+            raise ValueError(f"cfg[{key!r}] must be positive, got {value}")
+    if cfg["n_heads"] % cfg["n_kv_heads"] != 0:
+        raise ValueError(
+            f"cfg['n_heads'] ({cfg['n_heads']}) must be divisible by cfg['n_kv_heads'] "
+            f"({cfg['n_kv_heads']}): each key/value head serves a whole group of query heads"
+        )
+    if cfg["head_dim"] % 2 != 0:
+        raise ValueError(
+            f"cfg['head_dim'] must be even (RoPE rotates pairs), got {cfg['head_dim']}"
+        )
+    for key in ("rope_base", "rms_norm_eps"):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"cfg[{key!r}] must be a positive number, got {value!r}")
+    for key in ("tie_embeddings", "attention_bias"):
+        if not isinstance(cfg[key], bool):
+            raise TypeError(f"cfg[{key!r}] must be a bool, got {cfg[key]!r}")
+    return cfg
+
+
+def validate_lm_config(cfg: dict) -> dict:
+    """validate_qwen3_config for a Qwen3 config, validate_config (the book's GPT) otherwise."""
+    return validate_qwen3_config(cfg) if is_qwen3_config(cfg) else validate_config(cfg)
+
+
+def get_config(name: str, **overrides) -> dict:
+    """A validated copy of preset `name` (a GPT's from PRESETS or a Qwen3's from QWEN3_PRESETS) with
+    `overrides` applied, e.g. get_config("test", drop_rate=0)."""
+    if name in QWEN3_PRESETS:
+        preset, keys, validate = QWEN3_PRESETS[name], QWEN3_CONFIG_KEYS, validate_qwen3_config
+    elif name in PRESETS:
+        preset, keys, validate = PRESETS[name], CONFIG_KEYS, validate_config
+    else:
+        names = sorted(PRESETS) + sorted(QWEN3_PRESETS)
+        raise ValueError(f"preset name must be one of {names}, got {name!r}")
+    unknown = sorted(set(overrides) - set(keys))
+    if unknown:
+        raise ValueError(
+            f"unknown config keys {unknown} for preset {name!r}; expected some of {list(keys)}"
+        )
+    return validate({**preset, **overrides})

@@ -1,5 +1,5 @@
-"""Every seeded initializer both backends start from: GPT-2, the LSTM, GRU and vanilla RNN, the
-char-RNN, and dropout masks.
+"""Every seeded initializer both backends start from: GPT-2, Qwen3, the LSTM, GRU and vanilla
+RNN, the char-RNN, and dropout masks.
 
 GPT-2.
 
@@ -27,12 +27,13 @@ import math
 
 import numpy as np
 
-from twinlm.shared.config import validate_config
+from twinlm.shared.config import validate_config, validate_qwen3_config
 from twinlm.shared.naming import (
     charrnn_param_shapes,
     gpt_param_shapes,
     gru_param_shapes,
     lstm_param_shapes,
+    qwen3_param_shapes,
     rnn_param_shapes,
 )
 from twinlm.shared.validate import require_charrnn_config, require_exact_keys, require_shape
@@ -59,6 +60,29 @@ def init_gpt_params(cfg: dict, seed: int = 0, dtype=np.float32) -> dict[str, np.
         else:
             value = INIT_STD * rng.standard_normal(shape)
         params[name] = value.astype(dtype)
+    return params
+
+
+def init_qwen3_params(cfg: dict, seed: int | None = 0, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Qwen3's initial parameters with Hugging Face's keys: Qwen3PreTrainedModel's init, every
+    Linear weight and the embedding N(0, 0.02²) (initializer_range; no depth scaling), biases 0,
+    RMSNorm weights 1. Drawn in float64 in key order and then cast, like init_gpt_params.
+    seed None: every weight 0 and every norm 1 without drawing (a model about to be loaded)."""
+    validate_qwen3_config(cfg)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    rng = None if seed is None else np.random.default_rng(seed)
+    params = {}
+    for name, shape in qwen3_param_shapes(cfg).items():
+        if name.endswith(
+            "norm.weight"
+        ):  # input_layernorm, post_attention_layernorm, q/k_norm, norm
+            params[name] = np.ones(shape, dtype=dtype)
+        elif name.endswith(".bias") or rng is None:
+            params[name] = np.zeros(shape, dtype=dtype)
+        else:
+            params[name] = (INIT_STD * rng.standard_normal(shape)).astype(dtype)
     return params
 
 

@@ -1,8 +1,9 @@
 """Names both backends agree on: parameter keys and shapes (torch state_dict keys), dropout-mask
 names and shapes, and the helpers that move between a model's flat dict and a block's view of it.
 
-Parameters. GPT-2 uses the book's keys (`trf_blocks.{i}.att.W_query.weight`, …), the LSTM, GRU
-and vanilla RNN torch.nn.LSTM / GRU / RNN's (`weight_ih_l{k}`, …), the char-RNN its module tree's
+Parameters. GPT-2 uses the book's keys (`trf_blocks.{i}.att.W_query.weight`, …), Qwen3 Hugging
+Face's (`model.layers.{i}.self_attn.q_proj.weight`, …), the LSTM, GRU and vanilla RNN
+torch.nn.LSTM / GRU / RNN's (`weight_ih_l{k}`, …), the char-RNN its module tree's
 (`embedding.weight`, `lstm.weight_ih_l0` — `gru.` / `rnn.` for the other cells —,
 `decoder.weight`, …). Each `*_param_shapes` lists them in state_dict order.
 
@@ -14,6 +15,8 @@ Dropout masks are named by where they act, so NumPy can draw them and torch repl
 """
 
 from __future__ import annotations
+
+from twinlm.shared.config import is_qwen3_config
 
 BACKENDS = ("numpy", "torch")
 DTYPES = ("float32", "float64")
@@ -148,3 +151,70 @@ def charrnn_dropout_mask_shapes(cfg: dict, batch: int, seq: int) -> dict[str, tu
     shapes = {f"{core}.dropout.{k}": shape for k in range(cfg["num_layers"] - 1)}
     shapes["dropout"] = shape
     return shapes
+
+
+# ---- Qwen3 (Hugging Face's state_dict keys) ----------------------------------------------------
+
+QWEN3_ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+QWEN3_MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+
+
+def qwen3_block_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """One decoder layer's parameters relative to `model.layers.{i}.`, in Hugging Face's order."""
+    C, F, hd = cfg["emb_dim"], cfg["hidden_dim"], cfg["head_dim"]
+    q_out, kv_out = cfg["n_heads"] * hd, cfg["n_kv_heads"] * hd
+    outs = {"q_proj": q_out, "k_proj": kv_out, "v_proj": kv_out}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for proj, out in outs.items():
+        shapes[f"self_attn.{proj}.weight"] = (out, C)
+        if cfg["attention_bias"]:
+            shapes[f"self_attn.{proj}.bias"] = (out,)
+    shapes["self_attn.o_proj.weight"] = (C, q_out)
+    if cfg["attention_bias"]:
+        shapes["self_attn.o_proj.bias"] = (C,)
+    shapes["self_attn.q_norm.weight"] = (hd,)
+    shapes["self_attn.k_norm.weight"] = (hd,)
+    shapes["mlp.gate_proj.weight"] = (F, C)
+    shapes["mlp.up_proj.weight"] = (F, C)
+    shapes["mlp.down_proj.weight"] = (C, F)
+    shapes["input_layernorm.weight"] = (C,)
+    shapes["post_attention_layernorm.weight"] = (C,)
+    return shapes
+
+
+def qwen3_param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Every Qwen3ForCausalLM parameter's key and shape, in Hugging Face's state_dict order;
+    `lm_head.weight` only when the head is not tied to the embedding."""
+    V, C = cfg["vocab_size"], cfg["emb_dim"]
+    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (V, C)}
+    block = qwen3_block_param_shapes(cfg)
+    for i in range(cfg["n_layers"]):
+        shapes |= with_prefix(block, f"model.layers.{i}.")
+    shapes["model.norm.weight"] = (C,)
+    if not cfg["tie_embeddings"]:
+        shapes["lm_head.weight"] = (V, C)
+    return shapes
+
+
+# ---- either language model ---------------------------------------------------------------------
+
+
+class LMNames:
+    """Where a GPT and a Qwen3 keep the same things, for code that handles both (the classifier):
+    block i's prefix, the final norm's prefix, the output head's prefix, every parameter's shape."""
+
+    def __init__(self, qwen3: bool):
+        self.qwen3 = qwen3
+        self.final_norm = "model.norm." if qwen3 else "final_norm."
+        self.head = "lm_head." if qwen3 else "out_head."
+
+    def block(self, i: int) -> str:
+        return f"model.layers.{i}." if self.qwen3 else f"trf_blocks.{i}."
+
+    def param_shapes(self, cfg: dict) -> dict[str, tuple[int, ...]]:
+        return qwen3_param_shapes(cfg) if self.qwen3 else gpt_param_shapes(cfg)
+
+
+def lm_names(cfg: dict) -> LMNames:
+    """The names of cfg's architecture (a Qwen3 config has n_kv_heads)."""
+    return LMNames(is_qwen3_config(cfg))

@@ -493,3 +493,98 @@ def require_cache_room(idx, batch: int, length: int, max_len: int) -> None:
             f"idx (shape {got}) does not fit the cache: batch {batch}, "
             f"{length} of {max_len} positions used"
         )
+
+
+# ---- Qwen3's ops -----------------------------------------------------------------------------------
+
+
+def require_rope_inputs(x, cos, sin) -> None:
+    """rope: x (..., T, d) floating point with d even; cos and sin (T, d/2)."""
+    require_float("x", x)
+    require_ndim("x", x, 2)
+    T, d = _shape(x)[-2:]
+    if d % 2 != 0:
+        raise ValueError(f"x must have an even last dimension (RoPE rotates pairs), got {d}")
+    require_shape("cos", cos, (T, d // 2))
+    require_shape("sin", sin, (T, d // 2))
+
+
+def require_gqa_inputs(q, k, v, causal: bool) -> int:
+    """grouped_query_attention: q (B, H, Tq, d), k and v (B, Hkv, Tk, d) with Hkv dividing H;
+    causal needs Tq ≤ Tk. Returns the group size H / Hkv."""
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_float(name, a)
+        require_ndim(name, a, 4, 4)
+    require_same_shape(("k", "v"), (k, v))
+    B, Hkv, Tk, d = _shape(k)
+    require_shape("q", q, (B, None, None, d))
+    H, Tq = _shape(q)[1:3]
+    require_divisible("q heads", H, "key/value heads", Hkv)
+    if causal and Tq > Tk:
+        raise ValueError(
+            f"causal attention needs no more queries than keys (q rows are the last positions), "
+            f"got q {_shape(q)} and k {_shape(k)}"
+        )
+    return H // Hkv
+
+
+SWIGLU_KEYS = ("gate_proj.weight", "up_proj.weight", "down_proj.weight")
+
+
+def require_swiglu_inputs(x, params) -> None:
+    """swiglu: x (..., d) against gate_proj.weight (hidden, d), up_proj (hidden, d), down_proj
+    (d, hidden), Hugging Face's Qwen3MLP keys."""
+    require_keys("params", params, SWIGLU_KEYS)
+    require_ndim("gate_proj.weight", params["gate_proj.weight"], 2, 2)
+    hidden, d = _shape(params["gate_proj.weight"])
+    require_float("x", x)
+    require_last_dim("x", x, d, "gate_proj.weight is (hidden, d)")
+    require_shape("up_proj.weight", params["up_proj.weight"], (hidden, d))
+    require_shape("down_proj.weight", params["down_proj.weight"], (d, hidden))
+
+
+QWEN3_ATTENTION_KEYS = (
+    "q_proj.weight",
+    "k_proj.weight",
+    "v_proj.weight",
+    "o_proj.weight",
+    "q_norm.weight",
+    "k_norm.weight",
+)
+QWEN3_ATTENTION_BIAS_KEYS = ("q_proj.bias", "k_proj.bias", "v_proj.bias", "o_proj.bias")
+
+
+def require_qwen3_attention_inputs(x, params, n_heads: int, n_kv_heads: int, cos, sin) -> int:
+    """qwen3_attention: x (B, T, C) against Hugging Face's Qwen3Attention keys (relative to
+    `self_attn.`), n_kv_heads dividing n_heads, the RoPE tables (T, head_dim / 2). Returns head_dim."""
+    require_keys("params", params, QWEN3_ATTENTION_KEYS, QWEN3_ATTENTION_BIAS_KEYS)
+    require_int("n_heads", n_heads, 1)
+    require_int("n_kv_heads", n_kv_heads, 1)
+    require_divisible("n_heads", n_heads, "n_kv_heads", n_kv_heads)
+    require_ndim("q_norm.weight", params["q_norm.weight"], 1, 1)
+    hd = _shape(params["q_norm.weight"])[0]
+    require_float("x", x)
+    require_ndim("x", x, 3, 3)
+    C = _shape(x)[-1]
+    outs = {"q_proj": n_heads * hd, "k_proj": n_kv_heads * hd, "v_proj": n_kv_heads * hd}
+    for name, out in outs.items():
+        require_shape(f"{name}.weight", params[f"{name}.weight"], (out, C))
+        if params.get(f"{name}.bias") is not None:
+            require_shape(f"{name}.bias", params[f"{name}.bias"], (out,))
+    require_shape("o_proj.weight", params["o_proj.weight"], (C, n_heads * hd))
+    if params.get("o_proj.bias") is not None:
+        require_shape("o_proj.bias", params["o_proj.bias"], (C,))
+    require_shape("k_norm.weight", params["k_norm.weight"], (hd,))
+    T = _shape(x)[1]
+    require_shape("cos", cos, (T, hd // 2))
+    require_shape("sin", sin, (T, hd // 2))
+    return hd
+
+
+def require_no_dropout(dropout_rng=None, dropout_masks=None) -> None:
+    """Qwen3 has no dropout: a generator or a non-empty mask dict is a mistake, named."""
+    if dropout_rng is not None or dropout_masks:
+        raise ValueError(
+            "Qwen3 is dropout-free: pass no dropout_rng and no (or empty) dropout_masks, got "
+            f"dropout_rng={dropout_rng!r}, dropout_masks with {len(dropout_masks or {})} masks"
+        )

@@ -1,7 +1,13 @@
-"""GPT-2 as a spam classifier (the book's chapter 6): a task for the one training loop, its
-evaluation (losses, accuracies, the confusion matrix), prediction from a checkpoint, and the work
-behind `twinlm classify`. The decapitation, the "trainable" options and the new head's seeded init,
-which both backends import, are in twinlm/shared/classifier.py.
+"""GPT-2 (or Qwen3) as a spam classifier (the book's chapter 6): a task for the one training loop,
+its evaluation (losses, accuracies, the confusion matrix), prediction from a checkpoint, and the
+work behind `twinlm classify`. The decapitation, the "trainable" options and the new head's seeded
+init, which both backends import, are in twinlm/shared/classifier.py.
+
+The backbone is GPT-2 weights (load_gpt2), a Qwen3 checkpoint folder (load_qwen3; its
+tokenizer.json encodes the texts and its pad token pads them, the blog series' Qwen3-0.6B-Base
+recipe), or a fresh seeded model of a preset (a GPT's, or a Qwen3's such as qwen3-tiny, which
+reads GPT-2 tokens). pad_id None means the tokenizer's: 50256 for GPT-2's, pad_token_id for a
+Qwen3 folder's.
 
 The book's train_classifier_simple is this loop with: AdamW (lr 5e-5, weight decay 0.1) over the
 trainable parameters, a constant learning rate, no clipping, losses over eval_batches batches
@@ -21,7 +27,7 @@ import numpy_impl
 from twinlm.data.spam import SpamDataset
 from twinlm.data.windows import StepBatches
 from twinlm.shared.classifier import PAD_ID, check_classifier_options, trainable_keys
-from twinlm.shared.config import get_config, validate_config
+from twinlm.shared.config import get_config, is_qwen3_config, validate_config, validate_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import BACKENDS, gpt_dropout_mask_shapes
 from twinlm.shared.validate import require_choice, require_int
@@ -103,14 +109,14 @@ def load_classification_data(
 @dataclass
 class ClassifySettings:
     preset: str = "tiny"
-    weights: str | None = None  # pretrained GPT-2 (twinlm.weights.load_gpt2); None: fresh seeded
+    weights: str | None = None  # GPT-2 weights or a Qwen3 folder (twinlm.weights.load_pretrained)
     n_heads: int | None = None  # for --weights whose heads cannot be inferred
     data: str = "synthetic"
     synthetic_size: int = 500
     trainable: str = "last-block"
     k: int | None = None
     position: str = "last"
-    pad_id: int = PAD_ID
+    pad_id: int | None = None  # None: the tokenizer's (GPT-2: 50256; a Qwen3 folder's pad token)
     dtype: str = "float32"
     drop_rate: float = 0.0  # the book's chapter-6 config
     max_length: int | None = None
@@ -142,17 +148,28 @@ class ClassifyTask:
         for name in ("epochs", "batch_size", "eval_every"):
             require_int(name, getattr(s, name), 1)
         require_int("eval_batches", s.eval_batches, 0)  # 0: the whole split
-        self.backbone = None
+        self.backbone, self.tokenizer = None, None  # tokenizer: a Qwen3 folder's, else GPT-2's
         if s.weights is not None:
-            from twinlm.weights import load_gpt2
+            from twinlm.weights import is_qwen3_weights, load_pretrained, qwen3_folder
 
-            cfg, self.backbone = load_gpt2(s.weights, s.n_heads)
-            self.cfg = validate_config({**cfg, "drop_rate": s.drop_rate, **s.overrides})
+            cfg, self.backbone = load_pretrained(s.weights, s.n_heads)
+            if is_qwen3_weights(s.weights):
+                from twinlm.data.hf_tokenizer import has_hf_tokenizer, load_hf_tokenizer
+
+                folder = qwen3_folder(s.weights)
+                if has_hf_tokenizer(folder):
+                    self.tokenizer = load_hf_tokenizer(folder)
         else:
-            self.cfg = get_config(s.preset, **{"drop_rate": s.drop_rate, **s.overrides})
-        check_classifier_options(self.cfg, 2, s.trainable, s.k, s.position, s.pad_id)  # fail early
+            cfg = get_config(s.preset)
+        self.cfg = self._config(cfg)
+        self.pad_id = s.pad_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.pad_token_id if self.tokenizer else PAD_ID
+        check_classifier_options(self.cfg, 2, s.trainable, s.k, s.position, self.pad_id)
         if data is None:
-            if encode is None:
+            if encode is None and self.tokenizer is not None:
+                encode = self.tokenizer.encode
+            elif encode is None:
                 from twinlm.data.tokenizer import VOCAB_SIZE, encode
 
                 if self.cfg["vocab_size"] < VOCAB_SIZE:
@@ -167,7 +184,7 @@ class ClassifyTask:
                 seed=s.seed,
                 synthetic_size=s.synthetic_size,
                 max_length=s.max_length,
-                pad_id=s.pad_id,
+                pad_id=self.pad_id,
             )
         self.train_ds, self.val_ds, self.test_ds = data
         digest = hashlib.sha256(b"".join(d.ids.tobytes() + d.labels.tobytes() for d in data))
@@ -188,7 +205,7 @@ class ClassifyTask:
             trainable=s.trainable,
             k=s.k,
             position=s.position,
-            pad_id=s.pad_id,
+            pad_id=self.pad_id,
         )
         self.trainable_keys = trainable_keys(self.cfg, num_classes, s.trainable, s.k)
         self.total_steps, self.seen_per_step = s.epochs * self.per_epoch, s.batch_size
@@ -196,6 +213,15 @@ class ClassifyTask:
             lambda epoch: self.train_ds.batches(s.batch_size, True, s.seed + epoch, True),
             self.per_epoch,
         )
+
+    def _config(self, cfg: dict) -> dict:
+        """The backbone's config with the settings' drop_rate and overrides (Qwen3: no dropout)."""
+        s = self.settings
+        if not is_qwen3_config(cfg):
+            return validate_config({**cfg, "drop_rate": s.drop_rate, **s.overrides})
+        if s.drop_rate:
+            raise ValueError(f"drop_rate must be 0 for a Qwen3 (dropout-free), got {s.drop_rate}")
+        return validate_qwen3_config({**cfg, **s.overrides})
 
     def build_model(self, backend: str):
         return build_classifier(
@@ -208,7 +234,7 @@ class ClassifyTask:
     def batch(self, step: int, carry=None) -> Batch:
         x, y = self.train_batch(step)
         masks = {}
-        if self.cfg["drop_rate"] > 0:
+        if self.cfg.get("drop_rate", 0) > 0:  # Qwen3 has no drop_rate: no masks
             s = self.settings
             rng = np.random.default_rng([s.seed, 2, step])  # one generator per step
             shapes = gpt_dropout_mask_shapes(self.cfg, *x.shape)
@@ -280,6 +306,7 @@ class ClassifyTask:
             "dtype": self.settings.dtype,
             "settings": asdict(self.settings),
             "data": self.fingerprint,
+            "tokenizer": None if self.tokenizer is None else str(self.tokenizer.folder),
         }
 
     def report(self, run: Run, out_dir: Path) -> list[str]:
@@ -316,18 +343,18 @@ class ClassifyTask:
 
 
 def build_classifier(backend: str, cfg: dict, options: dict, seed: int, dtype: str, backbone=None):
-    """A decapitated GPT of either backend (options: num_classes, trainable, k, position, pad_id)."""
+    """A decapitated GPT or Qwen3 (as cfg says) of either backend (options: num_classes,
+    trainable, k, position, pad_id)."""
+    name = "Qwen3Classifier" if is_qwen3_config(cfg) else "GPTClassifier"
     if backend == "numpy":
-        return numpy_impl.GPTClassifier(
-            cfg, **options, seed=seed, dtype=np.dtype(dtype), backbone=backbone
-        )
+        cls = getattr(numpy_impl, name)
+        return cls(cfg, **options, seed=seed, dtype=np.dtype(dtype), backbone=backbone)
     import torch
 
     import torch_impl
 
-    return torch_impl.GPTClassifier(
-        cfg, **options, seed=seed, dtype=getattr(torch, dtype), backbone=backbone
-    )
+    cls = getattr(torch_impl, name)
+    return cls(cfg, **options, seed=seed, dtype=getattr(torch, dtype), backbone=backbone)
 
 
 # ---- prediction from a checkpoint ----------------------------------------------------------------
@@ -356,7 +383,11 @@ def classify_texts(
     training length, as the book's classify_review does."""
     from twinlm.data.spam import encode_dataset
 
-    if encode is None:
+    if encode is None and meta.get("tokenizer"):  # a Qwen3 folder's tokenizer.json
+        from twinlm.data.hf_tokenizer import load_hf_tokenizer
+
+        encode = load_hf_tokenizer(meta["tokenizer"]).encode
+    elif encode is None:
         from twinlm.data.tokenizer import encode
     for i, text in enumerate(texts):
         if not encode(text):
@@ -405,6 +436,8 @@ def main_predict(args) -> int:
         if not text.strip():
             raise ValueError(f"--text must not be empty (text {i + 1} of {len(args.text)} is)")
     model, meta = load_classifier(args.checkpoint, args.backend)
+    if args.tokenizer is not None:
+        meta = {**meta, "tokenizer": args.tokenizer}
     for text in args.text:
         label, prob = classify_texts(model, meta, [text])[0]
         print(f"{label}\t{prob:.4f}\t{text}")

@@ -1,10 +1,13 @@
-"""Train the book's GPT on a text, in either backend: the chapter-5 task for the one loop.
+"""Train the book's GPT (or a Qwen3) on a text, in either backend: the chapter-5 task for the one loop.
 
 The data is the book's pipeline: a 90/10 split of the text, token windows of max_length with the
 given stride (`twinlm.data.windows`), batches in a seeded order that changes every epoch. Dropout
 masks come from one NumPy generator per step; the learning rate is linear warmup then cosine
 (`schedule.lr_at`). So NumPy and PyTorch train on identical inputs, and a run resumed from a
 checkpoint continues exactly as if it had never stopped.
+
+arch "qwen3" trains a Qwen3Model (presets QWEN3_PRESETS, e.g. qwen3-tiny: GPT-2 BPE tokens, so the
+same data pipeline) through the same loop; Qwen3 is dropout-free, so its batches carry no masks.
 """
 
 from __future__ import annotations
@@ -17,19 +20,24 @@ from pathlib import Path
 import numpy as np
 
 from twinlm.data import windows
-from twinlm.shared.config import get_config
+from twinlm.shared.config import QWEN3_PRESETS, get_config, is_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import gpt_dropout_mask_shapes
+from twinlm.shared.validate import require_choice
 from twinlm.training.checkpoint import load_run
 from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch
 from twinlm.training.loop import Run, settings_from_args
 from twinlm.training.schedule import lr_at
 
+ARCHS = ("gpt", "qwen3")
+DEFAULT_PRESETS = {"gpt": "tiny", "qwen3": "qwen3-tiny"}
+
 
 @dataclass
 class TrainSettings:
     preset: str = "tiny"
+    arch: str = "gpt"  # "qwen3": preset from QWEN3_PRESETS
     dtype: str = "float32"
     max_length: int = 64  # tokens per training window (≤ the preset's context_length)
     stride: int = 64  # the book uses stride = max_length: windows do not overlap
@@ -57,7 +65,11 @@ class LMTask:
 
     def __init__(self, text: str, settings: TrainSettings, encode):
         s = self.settings = settings
+        require_choice("arch", s.arch, ARCHS)
         self.cfg = get_config(s.preset, **s.overrides)
+        if is_qwen3_config(self.cfg) != (s.arch == "qwen3"):
+            names = sorted(QWEN3_PRESETS) if s.arch == "qwen3" else ["tiny", "gpt2-small", "…"]
+            raise ValueError(f"preset {s.preset!r} is not a {s.arch} preset; choose one of {names}")
         if s.max_length > self.cfg["context_length"]:
             raise ValueError(
                 f"max_length ({s.max_length}) must be ≤ the preset's context_length "
@@ -99,15 +111,16 @@ class LMTask:
 
     def build_model(self, backend: str):
         s = self.settings
+        name = "Qwen3Model" if s.arch == "qwen3" else "GPTModel"
         if backend == "numpy":
             import numpy_impl
 
-            return numpy_impl.GPTModel(self.cfg, seed=s.seed, dtype=np.dtype(s.dtype))
+            return getattr(numpy_impl, name)(self.cfg, seed=s.seed, dtype=np.dtype(s.dtype))
         import torch
 
         import torch_impl
 
-        return torch_impl.GPTModel(self.cfg, seed=s.seed, dtype=getattr(torch, s.dtype))
+        return getattr(torch_impl, name)(self.cfg, seed=s.seed, dtype=getattr(torch, s.dtype))
 
     def initial_carry(self) -> None:
         return None
@@ -117,7 +130,7 @@ class LMTask:
         s = self.settings
         x, y = self.train_batch(step)
         masks = {}
-        if self.cfg["drop_rate"] > 0:
+        if self.cfg.get("drop_rate", 0) > 0:  # Qwen3 has no drop_rate: no masks
             rng = np.random.default_rng([s.seed, 1, step])  # one generator per step: resumable
             shapes = gpt_dropout_mask_shapes(self.cfg, *x.shape)
             masks = draw_dropout_masks(shapes, rng, self.cfg["drop_rate"], np.dtype(s.dtype))
@@ -162,7 +175,7 @@ class LMTask:
         png = plot_history(
             out_dir / "loss.png",
             h,
-            title=f"GPT ({s.preset}, {run.engine.backend}, {s.dtype})",
+            title=f"{'Qwen3' if s.arch == 'qwen3' else 'GPT'} ({s.preset}, {run.engine.backend}, {s.dtype})",
         )
         return [f"loss curve: {png}"]
 
@@ -200,10 +213,13 @@ MAY_CHANGE = ("steps", "peak_lr", "min_lr", "warmup_steps", "eval_every", "check
 
 def settings_of(args) -> TrainSettings:
     """The settings `twinlm train`'s flags ask for."""
+    if args.arch == "qwen3" and args.drop_rate is not None:
+        raise ValueError("--drop-rate: Qwen3 is dropout-free")
     overrides = {} if args.drop_rate is None else {"drop_rate": args.drop_rate}
     return settings_from_args(
         TrainSettings,
         args,
+        preset=args.preset or DEFAULT_PRESETS[args.arch],
         stride=args.max_length if args.stride is None else args.stride,
         peak_lr=args.lr,
         min_lr=args.lr / 10,
