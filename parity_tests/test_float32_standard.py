@@ -1,7 +1,14 @@
-"""The float32 standard (twinlm/parity/harness.py) can fail.
+"""The float32 standard (twinlm/parity/harness.py) can fail, and what it found.
 
-Deliberately degraded float32 implementations are caught: a GELU with a 1e-4 relative error (by the
-per-example bound and by R), and one with a 1e-6 error, inside the per-example bound (by R alone).
+1. Deliberately degraded float32 implementations are caught: a GELU with a 1e-4 relative error (by
+   the per-example bound and by R), and one with a 1e-6 error, inside the per-example bound (by R
+   alone).
+2. A place where a backend was less accurate than torch, before and after:
+   - softmax backward: s ⊙ (dy - Σ dy s) cancels in a row with one s_k ≈ 1; the rounding of the sum
+     was all of the tiny dx there (100 % error at x = [10, -10]). It now hands that residual back
+     (dx -= s Σ dx), as torch autograd does through the max subtracted in the forward (torch_impl).
+     torch's own softmax backward keeps the old formula, so the standard, which allows what torch
+     does, could not flag it; against float64 it is plain.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from twinlm.parity.harness import (
     Float32Run,
     Float32Runs,
     compare_float32,
+    np_pair,
     random_douts,
     run_numpy,
 )
@@ -116,3 +124,57 @@ def test_gelu_with_a_1e_6_relative_error_fails_the_ratio_alone():
     runs = _run(_with_relative_error(CASES_BY_NAME["gelu[tanh]"], 1e-6))
     assert runs["numpy", "fwd"].worst < FLOAT32_BOUND
     assert runs["numpy", "fwd"].ratio > 5 * FLOAT32_RATIO
+
+
+# ---- softmax backward: the residual of a row with one s_k ≈ 1 ----------------------------------------
+
+
+def _softmax_backward_without_residual(ds, s):
+    """numpy_impl.softmax_backward before: s ⊙ (dy - Σ dy s), nothing more (torch's own formula)."""
+    return s * (ds - (ds * s).sum(axis=-1, keepdims=True))
+
+
+def _peaked_softmax_case(backward):
+    """Rows of three logits, one of them 16 to 20 above the others: one weight within 1e-7 of 1."""
+    softmax = CASES_BY_NAME["softmax"]
+
+    def sample(rng, dtype, d):
+        x = rng.uniform(-10.0, -8.0, (d["batch"], d["rows"], d["n"]))
+        x[..., 0] *= -1.0
+        return {"x": rng.permuted(x, axis=-1).astype(dtype)}
+
+    np_forward, np_backward = np_pair(numpy_impl.softmax_forward, backward, ("x",), ("x",))
+    return dataclasses.replace(
+        softmax,
+        sample=sample,
+        np_forward=np_forward,
+        np_backward=np_backward,
+        dims={"batch": 2, "rows": 8, "n": 3},
+    )
+
+
+def test_softmax_backward_before_and_after_on_peaked_rows():
+    """x = [10, -10]: dx = ±s₀s₁(dy₀ - dy₁) ≈ 2e-9; before, dx₀ came out 0 (100 % error)."""
+    x = np.array([[10.0, -10.0], [9.0, -9.0], [10.0, -9.5]], dtype=np.float32)
+    dy = np.array([[0.3, -1.2], [1.0, 0.5], [-0.7, 0.2]], dtype=np.float32)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    torch.softmax(xt, dim=-1).backward(torch.tensor(dy, dtype=torch.float64))
+    exact = xt.grad.numpy()
+    s, cache = numpy_impl.softmax_forward(x)
+
+    def row_errors(dx):  # each row relative to its own largest gradient
+        return np.max(np.abs(dx - exact), axis=-1) / np.max(np.abs(exact), axis=-1)
+
+    before = row_errors(_softmax_backward_without_residual(dy, s))
+    after = row_errors(numpy_impl.softmax_backward(dy, cache))
+    assert before[0] == pytest.approx(1.0) and np.all(before > 1e-3)
+    assert np.all(after < 4 * U32)
+
+
+def test_softmax_backward_on_peaked_rows_in_the_standards_units():
+    """Before: as far off as torch's own softmax backward (the same formula), 2²⁴ u, i.e. 100 %."""
+    before = _run(_peaked_softmax_case(_softmax_backward_without_residual))
+    assert before["numpy", "grad"].worst == before["numpy", "grad"].worst_ref == 2.0**24
+    after = _run(_peaked_softmax_case(numpy_impl.softmax_backward))
+    assert after.ok(), after.verdicts()
+    assert after["numpy", "grad"].worst < 64  # measured: 15 u
