@@ -1,14 +1,17 @@
 """The float32 standard (twinlm/parity/harness.py) can fail, and what it found.
 
 1. Deliberately degraded float32 implementations are caught: a GELU with a 1e-4 relative error (by
-   the per-example bound and by R), and one with a 1e-6 error, inside the per-example bound (by R
-   alone).
-2. A place where a backend was less accurate than torch, before and after:
+   the per-example bound and by R), one with a 1e-6 error, inside the per-example bound (by R alone),
+   and LayerNorm's old centring (by R, on rows whose first feature is an outlier).
+2. Two places where a backend was less accurate than torch, before and after:
    - softmax backward: s ⊙ (dy - Σ dy s) cancels in a row with one s_k ≈ 1; the rounding of the sum
      was all of the tiny dx there (100 % error at x = [10, -10]). It now hands that residual back
      (dx -= s Σ dx), as torch autograd does through the max subtracted in the forward (torch_impl).
      torch's own softmax backward keeps the old formula, so the standard, which allows what torch
      does, could not flag it; against float64 it is plain.
+   - LayerNorm centred each row on its first entry, rounding x - x₀ relative to |x - x₀|: 4-6×
+     torch's error on rows whose first feature is an outlier. It now subtracts the mean, then the
+     mean of what is left, which is as exact on constant rows.
 """
 
 from __future__ import annotations
@@ -178,3 +181,64 @@ def test_softmax_backward_on_peaked_rows_in_the_standards_units():
     after = _run(_peaked_softmax_case(numpy_impl.softmax_backward))
     assert after.ok(), after.verdicts()
     assert after["numpy", "grad"].worst < 64  # measured: 15 u
+
+
+# ---- LayerNorm: centring on the mean, not on the first entry -----------------------------------------
+
+
+def _layernorm_centred_on_first_entry(x, scale, shift, eps=1e-5):
+    """numpy_impl.layernorm_forward before: x - μ as d - mean(d), d = x - x₀."""
+    xc = x - x[..., :1]
+    xc -= xc.mean(axis=-1, keepdims=True)
+    std = np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + float(eps))
+    xhat = xc / std
+    return xhat * scale + shift, (xhat, std, scale)
+
+
+def _outlier_first_layernorm_case(forward):
+    """Rows of 128 features whose first is an outlier (60 next to standard normals), as in GPT-2's
+    activations, where a few features are far larger than the rest."""
+    layernorm = CASES_BY_NAME["layernorm"]
+
+    def sample(rng, dtype, d):
+        a = layernorm.sample(rng, np.float64, d)
+        a["x"][..., 0] = 60.0
+        a["shift"][:] = 0.0  # y = x̂ ⊙ scale: nothing added that would round the same in both
+        return {k: v.astype(dtype) for k, v in a.items()}
+
+    np_forward, np_backward = np_pair(
+        forward, numpy_impl.layernorm_backward, ("x", "scale", "shift"), ("x", "scale", "shift")
+    )
+    return dataclasses.replace(
+        layernorm,
+        sample=sample,
+        np_forward=np_forward,
+        np_backward=np_backward,
+        dims={"batch": 2, "seq": 4, "emb": 128},
+    )
+
+
+def test_layernorm_before_and_after_on_rows_with_an_outlier_first():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 64)).astype(np.float32)
+    x[:, 0] = 60.0
+    scale, shift = np.ones(64, np.float32), np.zeros(64, np.float32)
+    exact = F.layer_norm(torch.tensor(x, dtype=torch.float64), (64,), eps=1e-5).numpy()
+    ref32 = F.layer_norm(torch.tensor(x), (64,), eps=1e-5).numpy()
+
+    def rms_u(y):
+        return float(np.sqrt(np.mean((y - exact) ** 2))) / U32
+
+    before = rms_u(_layernorm_centred_on_first_entry(x, scale, shift)[0])
+    after = rms_u(numpy_impl.layernorm_forward(x, scale, shift)[0])
+    torch_error = rms_u(ref32)
+    assert before > 3 * torch_error  # measured: 4.9 u, torch 1.1 u
+    assert after < 1.2 * torch_error  # measured: 0.8 u
+
+
+def test_layernorm_centred_on_the_first_entry_fails_the_ratio():
+    before = _run(_outlier_first_layernorm_case(_layernorm_centred_on_first_entry))
+    assert before["numpy", "fwd"].ratio > FLOAT32_RATIO
+    assert before["numpy", "fwd"].worst < FLOAT32_BOUND  # every example looks fine on its own
+    after = _run(_outlier_first_layernorm_case(numpy_impl.layernorm_forward))
+    assert after.ok(), after.verdicts()
