@@ -179,7 +179,7 @@ class Float32Run:
         self.worst = 0.0  # the largest per-example error seen, in units of u · max|exact|
         self.worst_ref = 0.0  # the same for the float32 reference (for the record, not judged)
         self.tightest = (0.0, FLOAT32_BOUND)  # (error, bound) of the example nearest its bound
-        self.shares: list[float] = []  # a/(a + c) for each tensor
+        self.shares: list[float] = []  # a/(a + c) for each tensor (module docstring)
 
     def add(self, got, ref32, exact) -> float:
         """One example: the backend's float32 arrays, the float32 reference's, the float64 result's
@@ -230,7 +230,8 @@ class Float32Run:
 
     @property
     def ratio(self) -> float:
-        """R: 0 with no tensor to judge, 1 for as accurate as the reference, ∞ where it is exact."""
+        """R: 1 for as accurate as the reference (and for tensors exact in both), ∞ where only the
+        backend's results are not finite; 0 with no tensor to judge."""
         if not self.shares:
             return 0.0
         s = sum(self.shares) / len(self.shares)
