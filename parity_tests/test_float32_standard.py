@@ -12,11 +12,18 @@
    - LayerNorm centred each row on its first entry, rounding x - x₀ relative to |x - x₀|: ~4×
      torch's error on rows whose first feature is an outlier. It now subtracts the mean, then the
      mean of what is left, which is as exact on constant rows.
+   - cross entropy, where the target holds nearly all the probability: 1 + r and p_y - 1 rounded
+     the other terms' sum r away (torch's own cross_entropy still does: 100 % off in float32 at
+     logits [10, -10]). It now uses log1p(r) and -r / (1 + r).
+3. Softmax and cross entropy on such peaked rows, which the sweep leaves out (its logits are
+   bounded by 5 because torch's built-ins cannot referee them to 1e-10, even in float64): NumPy and
+   torch_impl against a 60-digit reference, in float32 and float64.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 
 import numpy as np
 import pytest
@@ -24,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 import numpy_impl
+import torch_impl
 from twinlm.parity.harness import (
     FLOAT32_BOUND,
     FLOAT32_RATIO,
@@ -77,17 +85,17 @@ def test_one_lucky_reference_rounding_does_not_decide_a_run():
 
 
 def test_a_result_small_through_cancellation_is_judged_against_the_reference():
-    """log(1 + e⁻²⁰) ≈ 2e-9 from float32 logits [10, -10]: 1 + e⁻²⁰ rounds to 1, the loss to 0, in
-    NumPy and torch alike: 100 % off, 2²⁴ u, which the reference's own error allows."""
-    logits, targets = np.array([[10.0, -10.0]], dtype=np.float32), np.array([0])
-    exact = F.cross_entropy(torch.tensor(logits).double(), torch.tensor(targets)).numpy()
-    ref32 = F.cross_entropy(torch.tensor(logits), torch.tensor(targets)).numpy()
-    loss, _ = numpy_impl.cross_entropy_forward(logits, targets)
+    """log(1 + e⁻²⁰) ≈ 2e-9, the cross entropy of float32 logits [10, -10]: torch's float32
+    cross_entropy rounds 1 + e⁻²⁰ to 1 and returns 0, 100 % off, 2²⁴ u. A backend that far off is
+    no worse than the reference there (NumPy's is exact since it uses log1p); 9× as far is."""
+    logits, targets = torch.tensor([[10.0, -10.0]]), torch.tensor([0])
+    exact = F.cross_entropy(logits.double(), targets).numpy()
+    ref32 = F.cross_entropy(logits, targets).numpy()
     run = Float32Run()
-    run.add([loss], [ref32], [exact])
+    run.add([np.float32(0.0)], [ref32], [exact])
     assert run.worst > FLOAT32_BOUND and run.worst == run.worst_ref
     assert run.tightest[0] <= run.tightest[1]
-    run.add([np.float32(1e-6)], [ref32], [exact])  # but not 500× the reference's error
+    run.add([np.float32(10 * exact)], [ref32], [exact])  # 9× the exact value off
     assert run.tightest[0] > run.tightest[1]
 
 
@@ -242,3 +250,57 @@ def test_layernorm_centred_on_the_first_entry_fails_the_ratio():
     assert before["numpy", "fwd"].worst < FLOAT32_BOUND  # every example looks fine on its own
     after = _run(_outlier_first_layernorm_case(numpy_impl.layernorm_forward))
     assert after.ok(), after.verdicts()
+
+
+# ---- peaked rows against a 60-digit reference ---------------------------------------------------
+
+PEAKED = [[10.0, -10.0], [10.0, -4.0], [9.0, -6.0, -7.0], [8.7, -9.0, -2.18], [-20.0, 3.0, 1.0]]
+
+
+def _exact_softmax_and_cross_entropy(row, dy, target):
+    """(softmax, its gradient for upstream dy, cross entropy at target, its gradient), to 60 digits."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        e = [decimal.Decimal(float(v)).exp() for v in row]
+        total = sum(e)
+        s = [v / total for v in e]
+        s_dy = sum(si * decimal.Decimal(float(d)) for si, d in zip(s, dy))
+        ds = [si * (decimal.Decimal(float(d)) - s_dy) for si, d in zip(s, dy)]
+        loss = total.ln() - decimal.Decimal(float(row[target]))
+        dz = [si - (1 if j == target else 0) for j, si in enumerate(s)]
+        return tuple(np.array([float(v) for v in a]) for a in (s, ds, [loss], dz))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_peaked_rows_against_a_60_digit_reference(dtype):
+    eps = float(np.finfo(dtype).eps)
+    rng = np.random.default_rng(3)
+    t_dtype = torch.float32 if dtype == np.float32 else torch.float64
+    for row in PEAKED:
+        x = np.array([row], dtype=dtype)
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        target = int(np.argmax(row))
+        s, ds, loss, dz = _exact_softmax_and_cross_entropy(x[0], dy[0], target)
+
+        y, cache = numpy_impl.softmax_forward(x)
+        np_ds = numpy_impl.softmax_backward(dy, cache)
+        np_loss, cache = numpy_impl.cross_entropy_forward(x, np.array([target]))
+        np_dz = numpy_impl.cross_entropy_backward(np.ones((), dtype), cache)
+        xt = torch.tensor(x, requires_grad=True)
+        torch_impl.softmax(xt).backward(torch.tensor(dy))
+        ti_ds = xt.grad.numpy().copy()
+        xt.grad = None
+        ti_loss = torch_impl.cross_entropy(xt, torch.tensor([target], dtype=torch.int64))
+        ti_loss.backward()
+        assert ti_loss.dtype == t_dtype
+
+        def rel(got, want):
+            got = np.asarray(got, dtype=np.float64).reshape(want.shape)
+            return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+        for name, got in (
+            ("numpy", (y, np_ds, np_loss, np_dz)),
+            ("torch_impl", (None, ti_ds, ti_loss.item(), xt.grad.numpy())),
+        ):
+            errors = [rel(g, w) for g, w in zip(got, (s, ds, loss, dz)) if g is not None]
+            assert max(errors) < 8 * eps, (row, name, errors)

@@ -50,6 +50,11 @@ def _linear_case(bias: bool) -> OpCase:
     )
 
 
+# Bound 5 for softmax and cross entropy: the built-ins compute the backward as s ⊙ (dy - Σ dy s) and
+# p - onehot, which cancel where one weight is ≈ 1: with logits ±10 a 2-entry row's gradient is
+# ~2e-9 and the built-in's own float64 error there ~4e-8 relative, far above the 1e-10 it is asked
+# to referee; with ±5, ~1e-11. Such rows get their own test against a 60-digit reference
+# (parity_tests/test_float32_standard.py), where NumPy and torch_impl are exact to float precision.
 SOFTMAX = OpCase(
     "softmax",
     lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["rows"], d["n"], scale=3.0)},
@@ -59,7 +64,7 @@ SOFTMAX = OpCase(
     grad_inputs=("x",),
     dims={"batch": 4, "rows": 16, "n": 50},
     fd_dims={"batch": 2, "rows": 2, "n": 5},
-    bound=10.0,
+    bound=5.0,
 )
 
 # ---- embedding, dropout, gelu, layernorm ---------------------------------------------------------
@@ -459,7 +464,7 @@ def _cross_entropy_case(ignore: bool) -> OpCase:
         grad_inputs=("logits",),
         dims={"batch": 4, "seq": 16, "vocab": 50},
         fd_dims={"batch": 2, "seq": 3, "vocab": 5},
-        bound=10.0,
+        bound=5.0,  # see SOFTMAX
     )
 
 
