@@ -35,9 +35,11 @@ def cross_entropy(
     z = logits - logits.amax(dim=-1, keepdim=True).detach()  # (..., V)  m cancels, so no gradient
     z_target = torch.gather(z, -1, at_target).squeeze(-1)  # (...)  0 where the target is a max
     nll = torch.log(torch.exp(z).sum(dim=-1)) - z_target  # (...)
-    w = logits - torch.gather(logits, -1, at_target)  # (..., V)  ≤ 0 where the target is a max
-    others = torch.exp(w.clamp(max=0)).scatter(-1, at_target, 0.0).sum(dim=-1)  # (...) Σ_{v≠y}
-    nll = torch.where(z_target == 0, torch.log1p(others), nll)  # clamp: no inf in the other rows
+    near = z_target == 0  # (...)  rows whose target is a largest logit: the log1p form there
+    w = logits[near] - torch.gather(logits, -1, at_target)[near]  # (N_near, V)  all ≤ 0
+    others = torch.exp(w).scatter(-1, at_target[near], 0.0).sum(dim=-1)  # (N_near,)  Σ_{v≠y}
+    nll = nll.clone()
+    nll[near] = torch.log1p(others)
     # n = 0 gives 0 / 0 = nan, as F.cross_entropy does; the ignored rows' gradient stays 0.
     return torch.where(kept, nll, 0).sum() / kept.sum()
 
