@@ -3,7 +3,7 @@
 1. Deliberately degraded float32 implementations are caught: a GELU with a 1e-4 relative error (by
    the per-example bound and by R), one with a 1e-6 error, inside the per-example bound (by R alone),
    and LayerNorm's old centring (by R, on rows whose first feature is an outlier).
-2. Two float32 algorithms of ours that were less accurate than they could be, before and after:
+2. Three float32 algorithms of ours that were less accurate than they could be, before and after:
    - softmax backward: s ⊙ (dy - Σ dy s) cancels in a row with one s_k ≈ 1; the rounding of the sum
      was all of the tiny dx there (100 % error at x = [10, -10]). It now hands that residual back
      (dx -= s Σ dx), as torch autograd does through the max subtracted in the forward (torch_impl).
