@@ -12,9 +12,6 @@ Backward, from dy (Tq, d):
     dÃ = dy vᵀ                             (Tq, Tk)
     dA = dÃ ⊙ M / (1 - p)                  (Tq, Tk)
     dS = A ⊙ (dA - Σ_j dA_j A_j)           (Tq, Tk)  softmax backward; 0 where masked, as A is 0 there
-    dS ← dS - A Σ_j dS_j                   (Tq, Tk)  a no-op in exact arithmetic (rows of dS sum to
-                                                     0); in floating point it removes the rounding
-                                                     residual (see attention_backward)
     dq = dS k / √d                         (Tq, d)
     dk = dSᵀ q / √d                        (Tk, d)
 Every causal row keeps key j = 0 .. i + Tk - Tq ≥ 0 visible (Tq ≤ Tk is required), so the row max
@@ -82,13 +79,10 @@ def attention_backward(dy: np.ndarray, cache):
         dweights = dropout_backward(ddropped, dropout_cache)  # (..., Tq, Tk)
     else:
         dweights = ddropped
+    # softmax_backward leaves each row of dS summing to 0 up to rounding: a residual there would be
+    # multiplied by whatever all keys share (a key bias, say) in dq = dS k and swamp the small
+    # differences dq really depends on. Masked entries stay 0 because A is 0 there.
     dscores = softmax_backward(dweights, softmax_cache)  # (..., Tq, Tk)
-    # Rows of dS sum to 0 (softmax ignores a constant added to a row), but rounding leaves a residual
-    # that dq = dS k multiplies by whatever all keys share (a key bias, say), which can swamp the
-    # small differences dq really depends on. Project it out once more: zero in exact arithmetic,
-    # and masked entries stay 0 because A is 0 there. (torch autograd gets the same effect from the
-    # gradient through the max subtracted inside softmax.)
-    dscores -= weights * dscores.sum(axis=-1, keepdims=True)  # (..., Tq, Tk)
     dscores /= sqrt_d
     dq = dscores @ k  # (..., Tq, d)
     dk = np.swapaxes(dscores, -1, -2) @ q  # (..., Tk, d)

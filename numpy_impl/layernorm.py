@@ -25,9 +25,12 @@ def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: 
     require_ndim("x", x, 1)
     require_shape("scale", scale, (x.shape[-1],))
     require_shape("shift", shift, (x.shape[-1],))
-    # x - μ computed as d - mean(d) with d = x - x₀ (x₀ the row's first entry): a constant row gives
-    # exactly 0, so y = shift exactly, and nearby values subtract exactly even when |μ| ≫ σ.
-    xc = x - x[..., :1]  # (..., D) d = x - x₀
+    # x - μ in two passes: d = x - μ̂ with μ̂ the rounded mean, then d - mean(d) removes μ̂'s rounding
+    # error. A constant row gives exactly 0 (so y = shift exactly), nearby values subtract exactly
+    # even when |μ| ≫ σ, and each entry's rounding is relative to |x - μ|, as in torch's layer_norm.
+    # (Subtracting the row's first entry instead is exact on constant rows too, but rounds relative
+    # to |x - x₀|: 6× the error on rows whose first feature is an outlier.)
+    xc = x - x.mean(axis=-1, keepdims=True)  # (..., D) d = x - μ̂
     xc -= xc.mean(axis=-1, keepdims=True)  # (..., D) d - mean(d) = x - μ
     var = (xc * xc).mean(axis=-1, keepdims=True)  # (..., 1) biased: divides by D
     std = np.sqrt(var + float(eps))  # (..., 1) σ

@@ -195,7 +195,7 @@ def test_key_bias_gradient_is_zero_and_agrees(dtype, record_error):
     """A constant added to every key shifts each score row uniformly, which softmax ignores: the
     key bias's gradient is 0 in exact arithmetic. Every backend must hold only rounding noise
     there (≤ 32 eps of the op's gradient scale), and in float64 the three agree like any other
-    gradient. (The generic sweep leaves this tensor out; its float32 check would compare noise.)"""
+    gradient. (The generic sweep holds it to the float32 standard like every other gradient.)"""
     case = CASES_BY_NAME["multihead_attention[qkv_bias]"]
     eps = EPS32 if dtype == np.float32 else EPS64
     for seed, dims in enumerate(

@@ -18,8 +18,9 @@ def layernorm(
     require_ndim("x", x, 1)
     require_shape("scale", scale, (x.shape[-1],))
     require_shape("shift", shift, (x.shape[-1],))
-    # x - μ as d - mean(d), d = x - x₀: exactly 0 on a constant row (see numpy_impl/layernorm.py)
-    d = x - x[..., :1]  # (..., D)
+    # x - μ as d - mean(d), d = x - μ̂ (μ̂ the rounded mean): exactly 0 on a constant row, rounding
+    # relative to |x - μ| (see numpy_impl/layernorm.py)
+    d = x - x.mean(dim=-1, keepdim=True)  # (..., D)
     xc = d - d.mean(dim=-1, keepdim=True)  # (..., D) d - mean(d) = x - μ
     var = (xc * xc).mean(dim=-1, keepdim=True)  # (..., 1) biased: divides by D
     xhat = xc / torch.sqrt(var + float(eps))  # (..., D)

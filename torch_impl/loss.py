@@ -1,7 +1,12 @@
 """Cross-entropy loss from log-softmax written out, and perplexity (see numpy_impl/loss.py).
 
-loss = -(1/n) Σ_kept [(z - m)[y] - log Σ_v exp(z_v - m)],  m = max_v z_v,  n = kept rows;
-all targets ignored gives nan, like torch.nn.functional.cross_entropy. Autograd does the backward.
+loss = (1/n) Σ_kept -log p[y],  n = kept rows; all targets ignored gives nan, like
+torch.nn.functional.cross_entropy. Autograd does the backward. Per row:
+    -log p[y] = log Σ_v exp(z_v - m) - (z_y - m)     m = max_v z_v (no gradient: it cancels)
+              = log1p(Σ_{v≠y} exp(z_v - z_y))        where y holds a largest logit
+The second form keeps Σ_{v≠y} to full precision where the target holds nearly all the probability
+(the first rounds it away in 1 + Σ), and, written relative to z_y, autograd builds the target's
+gradient as -Σ_{v≠y} (the others' gradients) instead of p_y - 1.
 """
 
 from __future__ import annotations
@@ -26,13 +31,17 @@ def cross_entropy(
     require_shape("targets", targets, logits.shape[:-1])
 
     kept = targets != ignore_index  # (...)
-    safe_targets = torch.where(kept, targets, 0)  # (...)  any valid index on ignored rows
+    at_target = torch.where(kept, targets, 0).unsqueeze(-1)  # (..., 1)  any index on ignored rows
     z = logits - logits.amax(dim=-1, keepdim=True).detach()  # (..., V)  m cancels, so no gradient
-    log_sum_exp = torch.log(torch.exp(z).sum(dim=-1))  # (...)
-    z_target = torch.gather(z, -1, safe_targets.unsqueeze(-1)).squeeze(-1)  # (...)
-    log_p_target = z_target - log_sum_exp  # (...)
+    z_target = torch.gather(z, -1, at_target).squeeze(-1)  # (...)  0 where the target is a max
+    nll = torch.log(torch.exp(z).sum(dim=-1)) - z_target  # (...)
+    near = z_target == 0  # (...)  rows whose target is a largest logit: the log1p form there
+    w = logits[near] - torch.gather(logits, -1, at_target)[near]  # (N_near, V)  all ≤ 0
+    others = torch.exp(w).scatter(-1, at_target[near], 0.0).sum(dim=-1)  # (N_near,)  Σ_{v≠y}
+    nll = nll.clone()
+    nll[near] = torch.log1p(others)
     # n = 0 gives 0 / 0 = nan, as F.cross_entropy does; the ignored rows' gradient stays 0.
-    return -torch.where(kept, log_p_target, 0).sum() / kept.sum()
+    return torch.where(kept, nll, 0).sum() / kept.sum()
 
 
 def perplexity(loss: torch.Tensor) -> torch.Tensor:
