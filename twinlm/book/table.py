@@ -1,0 +1,132 @@
+"""The comparison table: quantity | the book's printed value | this run | match, and --json.
+
+A row's book value comes from values.json (the notebook's printed text, with its cell). It is
+"n/a" where the run is not the book's: a row names what it depends on (the config, the seed, the
+text, the full number of epochs, the weights), and the chapter says which of those it changed.
+
+    match "yes"   this run prints exactly what the book prints
+          "≈"     numbers only, each within float32 rounding of the book's: |ours − book| ≤ half a
+                  unit of the book's last printed digit + 1e-4 (the unrounded value is compared)
+          "NO"    anything else
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+VALUES = Path(__file__).with_name("values.json")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+FLOAT32_SLACK = 1e-4  # the brief's "within float32 rounding" on a printed value
+
+
+def book_values(chapter: str) -> dict[str, dict]:
+    """The book's printed values of one chapter, by key (values.json)."""
+    return json.loads(VALUES.read_text(encoding="utf-8")).get(chapter, {})
+
+
+def book_sources() -> dict[str, dict]:
+    return json.loads(VALUES.read_text(encoding="utf-8"))["sources"]
+
+
+def collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def half_unit(printed: str) -> float:
+    """Half a unit of the last digit of a printed number: "9.781" 5e-4, "7.4541e-05" 5e-10."""
+    mantissa, _, exponent = printed.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+
+
+def numbers_close(book: str, values: list[float]) -> bool:
+    """Every number printed in `book` within half a unit of its last digit + FLOAT32_SLACK of
+    the unrounded `values` (same count, same order)."""
+    printed = NUMBER.findall(book)
+    if len(printed) != len(values) or not printed:
+        return False
+    for text, value in zip(printed, values):
+        book_value = float(text.replace(",", ""))
+        if not math.isfinite(value) or abs(value - book_value) > half_unit(text) + FLOAT32_SLACK:
+            return False
+    return True
+
+
+@dataclass
+class Row:
+    """One quantity: what this run printed (`ours`), its unrounded numbers for the ≈ test, and
+    what it depends on ("cfg", "seed", "text", "epochs", "weights")."""
+
+    key: str
+    label: str
+    ours: str
+    values: list[float] | None = None
+    depends: tuple[str, ...] = ("cfg", "seed")
+    book: str | None = None
+    cell: int | None = None
+    match: str = "n/a"
+    extra: dict = field(default_factory=dict)
+
+
+def compare_rows(rows: list[Row], chapter: str, changed: set[str]) -> list[Row]:
+    """Fill in each row's book value and match; "n/a" where the run changed what it depends on
+    or the book prints no such value."""
+    known = book_values(chapter)
+    for row in rows:
+        entry = known.get(row.key)
+        if entry is None or changed & set(row.depends):
+            row.book, row.match = None, "n/a"
+            continue
+        row.book, row.cell = entry["value"], entry["cell"]
+        ours, book = row.ours, row.book
+        if entry.get("collapse_whitespace"):
+            ours, book = collapse(ours), collapse(book)
+        if ours == book:
+            row.match = "yes"
+        elif row.values is not None and numbers_close(book, row.values):
+            row.match = "≈"
+        else:
+            row.match = "NO"
+    return rows
+
+
+def _cell(text: str | None, width: int) -> str:
+    text = "book value n/a" if text is None else text.replace("\n", "⏎")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_table(rows: list[Row], width: int = 44) -> str:
+    """The rows as an aligned text table (long values cut to `width`)."""
+    label_w = max(len("quantity"), *(len(r.label) for r in rows))
+    head = f"{'quantity':<{label_w}} | {'book':<{width}} | {'this run':<{width}} | match"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        book = _cell(r.book, width)
+        lines.append(
+            f"{r.label:<{label_w}} | {book:<{width}} | {_cell(r.ours, width):<{width}} | {r.match}"
+        )
+    tally = {m: sum(r.match == m for r in rows) for m in ("yes", "≈", "NO", "n/a")}
+    lines.append(", ".join(f"{n} {m}" for m, n in tally.items()))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The rows as a Markdown table (the README's)."""
+    lines = ["| quantity | book (cell) | this run | match |", "|---|---|---|---|"]
+    for r in rows:
+        book = "n/a" if r.book is None else f"{r.book} ({r.cell})"
+        esc = [s.replace("|", "\\|").replace("\n", "⏎") for s in (r.label, book, r.ours)]
+        lines.append(f"| {esc[0]} | {esc[1]} | {esc[2]} | {r.match} |")
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, computed: dict, rows: list[Row], settings: dict) -> Path:
+    """--json OUT: what the run computed, its settings and the table."""
+    path = Path(path)
+    payload = {**computed, "settings": settings, "table": [asdict(r) for r in rows]}
+    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
