@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="GPT-2 124M weights (ch05 In [56], ch06)")
     p.add_argument("--data", default=None, help="ch06: the SMSSpamCollection file")
     p.add_argument("--json", default=None, metavar="OUT", help="write what was computed here")
+    p.add_argument("--save", default=None, help="ch05: save the trained model (for score)")
     p.set_defaults(func="twinlm.book.main:main_book")
 
     p = sub.add_parser("score", help="per-token loss, perplexity and entropy of a text")

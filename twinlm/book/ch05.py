@@ -41,6 +41,8 @@ from twinlm.book.sampling import (
 from twinlm.book.stream import BookStream
 from twinlm.book.table import Row
 from twinlm.generation import language_model
+from twinlm.shared.naming import with_prefix
+from twinlm.training.checkpoint import save_checkpoint
 from twinlm.training.engines import make_engine
 from twinlm.training.loop import Run
 
@@ -145,8 +147,10 @@ def run_ch05(
     decode: Callable,
     echo: Callable[[str], None] = print,
     weights_model=None,
+    save: str | None = None,
 ) -> tuple[dict, list[Row]]:
-    """The chapter's cells in order (module docstring). Returns (computed, rows)."""
+    """The chapter's cells in order (module docstring). Returns (computed, rows). save: write the
+    trained model there (a GPT checkpoint for `twinlm generate` and `twinlm score`)."""
     cfg, ctx = recipe.cfg, recipe.cfg["context_length"]
     start = np.array([encode(recipe.start_context)], dtype=np.int64)
     computed, rows = {}, []
@@ -208,6 +212,9 @@ def run_ch05(
         )
 
     model = run.engine.model
+    if save:
+        meta = {"kind": "gpt", "cfg": cfg, "step": run.step, "book": "ch05 In [27]"}
+        echo(f"saved: {save_checkpoint(save, with_prefix(run.engine.params(), 'model.'), meta)}")
     after = TRAINED + ("epochs",)
     ids = generate_text_simple(model, start, 25, ctx)[0].tolist()
     computed["after_training"] = {"ids": ids, "text": decode(ids)}

@@ -114,7 +114,9 @@ def main_book(args) -> int:
             from twinlm.generation import load_model
 
             weights = load_model(backend, weights=args.weights)
-        computed, rows = run_ch05(backend, recipe, text, stream, encode, decode, print, weights)
+        computed, rows = run_ch05(
+            backend, recipe, text, stream, encode, decode, print, weights, args.save
+        )
         settings = {"recipe": asdict(recipe), "text_is_the_verdict": is_verdict}
     else:
         from twinlm.book.ch06 import run_ch06
