@@ -168,29 +168,51 @@ def sample_text(model, recipe: BookRecipe, encode, decode) -> tuple[list[int], s
     return ids, decode(ids).replace("\n", " ")
 
 
+def book_epochs(
+    run: Run,
+    epochs: int,
+    eval_freq: int,
+    after_epoch: Callable[[int], None],
+    echo: Callable[[str], None] = print,
+    seen_name: str = "tokens_seen",
+    perplexities: bool = True,
+) -> list[dict]:
+    """The loop train_model_simple (ch. 5) and train_classifier_simple (ch. 6) share: for each
+    epoch, each batch of the task's training loader, one step; after the update, every eval_freq
+    global steps, the losses; then after_epoch(epoch). Returns the log rows
+    {epoch, step, seen_name: tokens or examples seen, train, val}."""
+    task = run.task
+    log, seen, global_step = [], 0, -1
+    for epoch in range(1, epochs + 1):
+        for _ in range(task.per_epoch):
+            run.train_step()  # batch, masks, forward, backward, AdamW
+            seen += task.seen_per_step
+            global_step += 1
+            if global_step % eval_freq == 0:
+                m = run.evaluate()
+                train, val = m["train_loss"], m["val_loss"]
+                log.append(
+                    {"epoch": epoch, "step": global_step, seen_name: seen, "train": train}
+                    | {"val": val}
+                )
+                line = log_line(epoch, global_step, train, val)
+                echo(line if perplexities else line.split("   ")[0])
+        after_epoch(epoch)
+    return log
+
+
 def train_model_simple(
     run: Run, encode, decode, echo: Callable[[str], None] = print
 ) -> tuple[list[dict], list[dict]]:
     """The book's training loop over run (a Run of a BookTask). Returns (log, samples): log rows
     {epoch, step, tokens_seen, train, val}, sample rows {epoch, ids, text}."""
-    task: BookTask = run.task
-    recipe = task.recipe
-    log, samples = [], []
-    tokens_seen, global_step = 0, -1
-    for epoch in range(recipe.epochs):
-        for _ in range(task.per_epoch):
-            run.train_step()  # batch, masks, forward, backward, AdamW
-            tokens_seen += task.seen_per_step
-            global_step += 1
-            if global_step % recipe.eval_freq == 0:
-                m = run.evaluate()
-                train, val = m["train_loss"], m["val_loss"]
-                log.append(
-                    {"epoch": epoch + 1, "step": global_step, "tokens_seen": tokens_seen}
-                    | {"train": train, "val": val}
-                )
-                echo(log_line(epoch + 1, global_step, train, val))
+    recipe: BookRecipe = run.task.recipe
+    samples = []
+
+    def sample(epoch: int) -> None:  # generate_and_print_sample
         ids, text = sample_text(run.engine.model, recipe, encode, decode)
-        samples.append({"epoch": epoch + 1, "ids": ids, "text": text})
+        samples.append({"epoch": epoch, "ids": ids, "text": text})
         echo(text)
+
+    log = book_epochs(run, recipe.epochs, recipe.eval_freq, sample, echo)
     return log, samples

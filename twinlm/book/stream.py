@@ -78,6 +78,13 @@ class BookStream:
         torch_dtype = getattr(torch, np.dtype(dtype).name)
         return torch.empty(shape, dtype=torch_dtype).exponential_(1).numpy()
 
+    @staticmethod
+    def linear(in_features: int, out_features: int) -> tuple[np.ndarray, np.ndarray]:
+        """(weight (out, in), bias (out,)) of a new torch.nn.Linear(in_features, out_features),
+        as the book draws chapter 6's classification head."""
+        layer = torch.nn.Linear(in_features, out_features)
+        return layer.weight.detach().numpy(), layer.bias.detach().numpy()
+
     # ---- the model ---------------------------------------------------------------------------------
 
     @staticmethod
