@@ -115,7 +115,9 @@ def reference(tsv, pth, epochs):
     with torch.no_grad():
         out["losses"] = [calc_loss_loader(loaders[k], model, 5) for k in ("train", "val", "test")]
     torch.manual_seed(123)
-    out["accuracy"] = [calc_accuracy_loader(loaders[k], model, 10) for k in ("train", "val", "test")]
+    out["accuracy"] = [
+        calc_accuracy_loader(loaders[k], model, 10) for k in ("train", "val", "test")
+    ]
     torch.manual_seed(123)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
     log, accs, global_step = [], [], -1
@@ -157,7 +159,9 @@ def test_ch06_replays_the_books_fine_tuning(backend, tmp_path, record_error):
     assert [[a["train"], a["val"]] for a in computed["accuracies"]] == want["accs"]
     assert [computed["final_accuracy"][k] for k in ("train", "val", "test")] == want["final"]
     labels = {r.key: r.ours for r in rows}
-    assert labels["data.counts"] == "ham 120, spam 40" and labels["data.balanced"] == "ham 40, spam 40"
+    assert (
+        labels["data.counts"] == "ham 120, spam 40" and labels["data.balanced"] == "ham 40, spam 40"
+    )
     assert labels["data.batches"] == "7 training batches, 1 validation batches, 2 test batches"
 
 

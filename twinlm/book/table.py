@@ -114,13 +114,25 @@ def format_table(rows: list[Row], width: int = 44) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[Row]) -> str:
-    """The rows as a Markdown table (the README's)."""
-    lines = ["| quantity | book (cell) | this run | match |", "|---|---|---|---|"]
-    for r in rows:
-        book = "n/a" if r.book is None else f"{r.book} ({r.cell})"
-        esc = [s.replace("|", "\\|").replace("\n", "⏎") for s in (r.label, book, r.ours)]
-        lines.append(f"| {esc[0]} | {esc[1]} | {esc[2]} | {r.match} |")
+def markdown_table(runs: dict[str, list[Row]]) -> str:
+    """Runs of one chapter (name → rows, e.g. "numpy", "torch") as one Markdown table: the book's
+    value, then each run's value and match (the README's)."""
+    names = list(runs)
+    head = "| quantity | book | " + " | ".join(f"{n} | match" for n in names) + " |"
+    lines = [head, "|---|---|" + "---|---|" * len(names)]
+    by_key = [{r.key: r for r in rows} for rows in runs.values()]
+    first = next(iter(runs.values()))
+
+    def esc(text: str | None) -> str:
+        text = "book value n/a" if text is None else text
+        return text.replace("|", "\\|").replace("\n", "⏎")
+
+    for row in first:
+        cells = [esc(row.label), esc(row.book)]
+        for rows in by_key:
+            other = rows.get(row.key)
+            cells += [esc(other.ours), other.match] if other else ["–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -130,3 +142,22 @@ def write_json(path: str | Path, computed: dict, rows: list[Row], settings: dict
     payload = {**computed, "settings": settings, "table": [asdict(r) for r in rows]}
     path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m twinlm.book.table RUN.json …`: one Markdown table of `twinlm book --json` runs
+    of a chapter, a column per run (the README's)."""
+    import sys
+
+    runs, said = {}, []
+    for path in argv if argv is not None else sys.argv[1:]:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        s = payload["settings"]
+        runs[s["backend"]] = [Row(**r) for r in payload["table"]]
+        said.append(f"`twinlm book {s['chapter']} --backend {s['backend']}`: {s['seconds']:.0f} s")
+    print("; ".join(said) + "\n\n" + markdown_table(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
