@@ -12,10 +12,10 @@ argmax(probs / q): if q_j ~ Exp(1), then q_j / p_j ~ Exp(p_j), and the smallest 
 exponentials is j with probability p_j / Σ p. `multinomial` does the same with q from the book's
 stream (BookStream.exponential), so the token and the generator's state after it are torch's.
 
-The softmax is the backend's own (numpy_impl.softmax_forward, torch_impl.softmax) in float32; the
-argmax over probabilities can differ from the argmax over logits only where two probabilities
-round to the same float32, which the book's choice of the first decides the same way here.
-The model runs in evaluation mode (no dropout, no draws), as in the book.
+The softmax is the backend's own (numpy_impl.softmax_forward, torch_impl.softmax), in float32 as
+the book's; generate_text_simple takes the argmax of the probabilities, not of the logits, as the
+book does (two logits can round to the same float32 probability; argmax then takes the first, in
+NumPy as in torch). The model runs in evaluation mode (no dropout, no draws), as in the book.
 """
 
 from __future__ import annotations
