@@ -144,8 +144,9 @@ def build_book_classifier(backend: str, weights: str, stream: BookStream):
     return gpt, model
 
 
-def run_ch06(args, stream: BookStream, encode: Callable, decode: Callable, echo=print):
-    """The chapter's cells in order. Returns (computed, rows, settings, what the run changed)."""
+def ch06_inputs(args) -> str:
+    """The SMS data's path, once --weights is given and the data is at hand (downloaded when
+    online); otherwise one line saying what ch06 needs."""
     from twinlm.data.download import fetch
 
     if args.set:
@@ -153,9 +154,14 @@ def run_ch06(args, stream: BookStream, encode: Callable, decode: Callable, echo=
     if not args.weights:
         raise FileNotFoundError(NEEDS)
     try:
-        data = args.data or fetch("sms-spam")
+        return str(args.data or fetch("sms-spam"))
     except OSError as e:
         raise FileNotFoundError(f"{NEEDS} ({e})") from e
+
+
+def run_ch06(args, stream: BookStream, encode: Callable, decode: Callable, echo=print):
+    """The chapter's cells in order. Returns (computed, rows, settings, what the run changed)."""
+    data = ch06_inputs(args)
     changed = {"seed"} if stream.seed != 123 else set()
     computed, rows = {}, []
     table = read_spam_table(data)

@@ -86,7 +86,7 @@ def main_book(args) -> int:
     stream = BookStream(args.seed)
     changed = {"seed"} if args.seed != BOOK_SEED else set()
     start = time.perf_counter()
-    print(f"twinlm book {chapter} [{backend}], seed {args.seed}", flush=True)
+    header = f"twinlm book {chapter} [{backend}], seed {args.seed}"
     if chapter == "ch04":
         from twinlm.book.ch04 import run_ch04
 
@@ -94,6 +94,7 @@ def main_book(args) -> int:
         new_tokens = sets.pop("max_new_tokens", 6)
         cfg = validate_config({**GPT_CONFIG_124M, **sets})
         changed |= {"cfg"} if sets else set()
+        print(header, flush=True)
         computed, rows = run_ch04(backend, cfg, stream, encode, decode, max_new_tokens=new_tokens)
         settings = {"cfg": cfg, "max_new_tokens": new_tokens}
     elif chapter == "ch05":
@@ -105,6 +106,7 @@ def main_book(args) -> int:
         epochs = 10 if args.epochs is None else args.epochs
         recipe = BookRecipe(cfg=cfg, seed=args.seed, epochs=epochs, **recipe_sets)
         text, is_verdict = read_book_text(args.text)
+        print(header, flush=True)
         changed |= {"cfg"} if sets else set()
         changed |= {"recipe"} if recipe_sets else set()
         changed |= set() if is_verdict else {"text"}
@@ -119,8 +121,10 @@ def main_book(args) -> int:
         )
         settings = {"recipe": asdict(recipe), "text_is_the_verdict": is_verdict}
     else:
-        from twinlm.book.ch06 import run_ch06
+        from twinlm.book.ch06 import ch06_inputs, run_ch06
 
+        ch06_inputs(args)  # what it needs, before anything runs
+        print(header, flush=True)
         computed, rows, settings, more = run_ch06(args, stream, encode, decode)
         changed |= more
     rows = compare_rows(rows, chapter, changed)
