@@ -322,7 +322,8 @@ def test_book_command_ch05_small(tmp_path, capsys):
     out = tmp_path / "ch05.json"
     sets = ["emb_dim=16", "n_heads=2", "n_layers=1", "context_length=32", "sample_tokens=4"]
     args = ["book", "ch05", "--backend", "torch", "--text", str(text), "--epochs", "1"]
-    assert main([*args, "--set", *sets, "--json", str(out)]) == 0
+    ckpt = tmp_path / "book.safetensors"
+    assert main([*args, "--set", *sets, "--json", str(out), "--save", str(ckpt)]) == 0
     printed = capsys.readouterr().out
     assert "Ep 1 (Step 000000): Train loss " in printed and "(perplexity " in printed
     assert "In [32] 1,000 draws, T=1" in printed and "| yes" in printed  # the toy cells match
@@ -335,6 +336,9 @@ def test_book_command_ch05_small(tmp_path, capsys):
     matches = {r["key"]: r["match"] for r in got["table"]}
     assert matches["log.000000"] == "n/a" and matches["temperature.counts_1"] == "yes"
     assert got["settings"]["changed"] == ["cfg", "epochs", "recipe", "text"]
+    score = ["score", "--checkpoint", str(ckpt), "--text", "the painter said", "--png"]
+    assert main([*score, str(tmp_path / "score.png"), "--color", "never"]) == 0
+    assert "2 tokens scored" in capsys.readouterr().out  # 3 ids, 2 predicted
 
 
 def test_book_command_errors(tmp_path, capsys, monkeypatch):
