@@ -358,6 +358,10 @@ def test_book_command_errors(tmp_path, capsys, monkeypatch):
     assert "--set takes KEY=VALUE, got 'emb_dim'" in capsys.readouterr().err
     assert main(["book", "ch04", "--set", "lr=0.1"]) == 2
     assert "--set: unknown key 'lr'" in capsys.readouterr().err
+    assert main(["book", "ch05", "--epochs", "0"]) == 2
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="inputs and targets must hold as many rows, got 3 and 2"):
+        BookLoader(np.zeros((3, 4)), np.zeros((2, 4)), 2, False, False, BookStream())
 
 
 def test_table_matches_yes_approximately_no_and_na():

@@ -40,6 +40,10 @@ class BookLoader:
         stream: BookStream,
     ):
         require_int("batch_size", batch_size, 1)
+        if len(inputs) != len(targets):
+            raise ValueError(
+                f"inputs and targets must hold as many rows, got {len(inputs)} and {len(targets)}"
+            )
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.stream = stream

@@ -21,6 +21,7 @@ from twinlm.book.recipe import BookRecipe
 from twinlm.book.stream import BookStream
 from twinlm.book.table import compare_rows, format_table, write_json
 from twinlm.shared.config import CONFIG_KEYS, GPT_CONFIG_124M, validate_config
+from twinlm.shared.validate import require_int
 
 BOOK_SEED = 123
 CH05_CONFIG = {**GPT_CONFIG_124M, "context_length": 256}  # the book's shortened context
@@ -82,6 +83,8 @@ def main_book(args) -> int:
     from twinlm.data.tokenizer import decode, encode
 
     chapter, backend = args.chapter, args.backend
+    if args.epochs is not None:
+        require_int("--epochs", args.epochs, 1)
     flat = [p for group in (args.set or []) for p in group]
     stream = BookStream(args.seed)
     changed = {"seed"} if args.seed != BOOK_SEED else set()
