@@ -159,143 +159,127 @@ def ch06_inputs(args) -> str:
         raise FileNotFoundError(f"{NEEDS} ({e})") from e
 
 
+def spam_loaders(data: str, encode, stream: BookStream, rows: list[Row], echo):
+    """In [4-15]: the table, the balanced split, the datasets and their loaders (batch 8).
+    Returns (loaders by split, the padded length)."""
+    table = read_spam_table(data)
+    n_ham = sum(label == "ham" for label, _ in table)
+    n_spam = len(table) - n_ham
+    train, val, test = book_split(table, stream.seed)
+    train_xy = spam_arrays(train, encode, None)
+    L = train_xy[0].shape[1]
+    splits = {"train": train_xy, "val": spam_arrays(val, encode, L)}
+    splits["test"] = spam_arrays(test, encode, L)
+    stream.reseed("ch06 In [13]: the data loaders")
+    loaders = {
+        k: BookLoader(*xy, 8, k == "train", k == "train", stream) for k, xy in splits.items()
+    }
+    sizes = ", ".join(
+        f"{len(loaders[k])} {w} batches"
+        for k, w in zip(loaders, ("training", "validation", "test"))
+    )
+    rows += [
+        Row("data.counts", "In [5] label counts", f"ham {n_ham}, spam {n_spam}", depends=("data",)),
+        Row(
+            "data.balanced",
+            "In [6] balanced",
+            f"ham {min(n_ham, n_spam)}, spam {n_spam}",
+            depends=("data",),
+        ),
+        Row("data.max_length", "In [11] max_length", str(L), depends=("data",)),
+        Row("data.batches", "In [15] batches", sizes, depends=("data",)),
+    ]
+    echo(f"In [5]  ham {n_ham}, spam {n_spam}; In [11] max_length {L}; In [15] {sizes}")
+    return loaders, L
+
+
 def run_ch06(args, stream: BookStream, encode: Callable, decode: Callable, echo=print):
     """The chapter's cells in order. Returns (computed, rows, settings, what the run changed)."""
     data = ch06_inputs(args)
     changed = {"seed"} if stream.seed != 123 else set()
     computed, rows = {}, []
-    table = read_spam_table(data)
-    n_ham = sum(label == "ham" for label, _ in table)
-    counts = f"ham {n_ham}, spam {len(table) - n_ham}"
-    rows.append(Row("data.counts", "In [5] label counts", counts, depends=("data",)))
-    train, val, test = book_split(table, stream.seed)
-    n_spam = len(table) - n_ham
-    balanced = f"ham {min(n_ham, n_spam)}, spam {n_spam}"
-    rows.append(Row("data.balanced", "In [6] balanced", balanced, depends=("data",)))
-    train_xy = spam_arrays(train, encode, None)
-    L = train_xy[0].shape[1]
-    splits = {
-        "train": train_xy,
-        "val": spam_arrays(val, encode, L),
-        "test": spam_arrays(test, encode, L),
-    }
-    rows.append(Row("data.max_length", "In [11] max_length", str(L), depends=("data",)))
-    echo(f"In [5]  {counts}; In [6] {balanced}; In [11] max_length {L}")
-
-    stream.reseed("ch06 In [13]: the data loaders")
-    loaders = {
-        name: BookLoader(*xy, 8, name == "train", name == "train", stream)
-        for name, xy in splits.items()
-    }
-    sizes = ", ".join(
-        f"{len(loaders[n])} {w} batches"
-        for n, w in zip(loaders, ("training", "validation", "test"))
-    )
-    rows.append(Row("data.batches", "In [15] batches", sizes, depends=("data",)))
-    echo(f"In [15] {sizes}")
+    loaders, L = spam_loaders(data, encode, stream, rows, echo)
 
     gpt, model = build_book_classifier(args.backend, args.weights, stream)
     start = np.array([encode("Every effort moves you")], dtype=np.int64)
-    ids = generate_text_simple(gpt, start, 15, gpt.cfg["context_length"])[0].tolist()
+    text = decode(generate_text_simple(gpt, start, 15, gpt.cfg["context_length"])[0].tolist())
     rows.append(
-        Row("pretrained.text", "In [18] GPT-2, 15 greedy tokens", decode(ids), depends=("weights",))
+        Row("pretrained.text", "In [18] GPT-2, 15 greedy tokens", text, depends=("weights",))
     )
-    echo(f"In [18] {decode(ids)}")
+    echo(f"In [18] {text}")
     del gpt
-    small = {k: model.cfg[k] for k in ("emb_dim", "n_layers", "n_heads")}
-    changed |= set() if small == {"emb_dim": 768, "n_layers": 12, "n_heads": 12} else {"weights"}
+    size = tuple(model.cfg[k] for k in ("emb_dim", "n_layers", "n_heads"))
+    changed |= set() if size == (768, 12, 12) else {"weights"}  # not GPT-2 124M
     engine = make_engine(args.backend, model)
-    movie = np.array([encode("I really liked this movie.")], dtype=np.int64)
-    last = engine.eval_logits(movie)[0]
+    last = engine.eval_logits(np.array([encode("I really liked this movie.")]))[0]  # (2,)
     text = " ".join(f"{v:.4f}" for v in last)
-    rows.append(
-        Row("head.last_token", "In [25] last output token", text, [float(v) for v in last], TRAINED)
-    )
+    rows.append(Row("head.last_token", "In [25] last output token", text, last.tolist(), TRAINED))
 
-    stream.reseed("ch06 In [28]: initial losses")
-    for name in ("train", "val", "test"):
-        loss = calc_loss_loader(loaders[name], engine, 5)
-        computed.setdefault("initial_losses", {})[name] = loss
-        rows.append(
-            Row(f"initial_losses.{name}", f"In [28] {name} loss", f"{loss:.3f}", [loss], TRAINED)
-        )
-    stream.reseed("ch06 In [30]: initial accuracies")
-    for name in ("train", "val", "test"):
-        acc = calc_accuracy_loader(loaders[name], engine, 10)
-        computed.setdefault("initial_accuracy", {})[name] = acc
-        rows.append(
-            Row(
-                f"initial_accuracy.{name}",
-                f"In [30] {name} accuracy",
-                pct(acc),
-                [100 * acc],
-                TRAINED,
+    splits = ("train", "val", "test")
+    for cell, name, measure in (
+        (28, "initial_losses", "loss"),
+        (30, "initial_accuracy", "accuracy"),
+    ):
+        stream.reseed(f"ch06 In [{cell}]: {name}")
+        for split in splits:
+            if measure == "loss":
+                value = calc_loss_loader(loaders[split], engine, 5)
+                text, shown = f"{value:.3f}", value
+            else:
+                value = calc_accuracy_loader(loaders[split], engine, 10)
+                text, shown = pct(value), 100 * value
+            computed.setdefault(name, {})[split] = value
+            rows.append(
+                Row(f"{name}.{split}", f"In [{cell}] {split} {measure}", text, [shown], TRAINED)
             )
-        )
-    echo(
-        "In [28] "
-        + ", ".join(r.ours for r in rows[-6:-3])
-        + "; In [30] "
-        + ", ".join(r.ours for r in rows[-3:])
-    )
+    echo("In [28] losses, In [30] accuracies: " + ", ".join(r.ours for r in rows[-6:]))
 
     epochs = 5 if args.epochs is None else args.epochs
     changed |= {"epochs"} if epochs != 5 else set()
-    cfg = model.cfg
     recipe = BookRecipe(
-        cfg=cfg, seed=stream.seed, batch_size=8, lr=5e-5, epochs=epochs, eval_freq=50
+        cfg=model.cfg, seed=stream.seed, batch_size=8, lr=5e-5, epochs=epochs, eval_freq=50
     )
     stream.reseed("ch06 In [33]: training")
-    run = Run(
-        BookClassifierTask(recipe, loaders["train"], loaders["val"], stream, model), args.backend
-    )
-    accuracies = []
+    task = BookClassifierTask(recipe, loaders["train"], loaders["val"], stream, model)
+    run = Run(task, args.backend)
+    accuracies, accuracy_rows = [], []
 
-    def accuracy(epoch: int) -> None:
-        train_acc = calc_accuracy_loader(loaders["train"], run.engine, recipe.eval_iter)
-        val_acc = calc_accuracy_loader(loaders["val"], run.engine, recipe.eval_iter)
-        line = f"Training accuracy: {pct(train_acc)} | Validation accuracy: {pct(val_acc)}"
-        accuracies.append({"epoch": epoch, "train": train_acc, "val": val_acc})
-        rows.append(
-            Row(
-                f"accuracy.{epoch}",
-                f"In [33] accuracies, epoch {epoch}",
-                line,
-                [100 * train_acc, 100 * val_acc],
-                TRAINED,
-            )
+    def accuracy(epoch: int) -> None:  # train_classifier_simple's end of an epoch
+        train, val = (
+            calc_accuracy_loader(loaders[k], run.engine, recipe.eval_iter) for k in ("train", "val")
+        )
+        line = f"Training accuracy: {pct(train)} | Validation accuracy: {pct(val)}"
+        accuracies.append({"epoch": epoch, "train": train, "val": val})
+        label = f"In [33] accuracies, epoch {epoch}"
+        accuracy_rows.append(
+            Row(f"accuracy.{epoch}", label, line, [100 * train, 100 * val], TRAINED)
         )
         echo(line)
 
     log = book_epochs(run, epochs, recipe.eval_freq, accuracy, echo, "examples_seen", False)
     for r in log:
         line = f"Ep {r['epoch']} (Step {r['step']:06d}): Train loss {r['train']:.3f}, Val loss {r['val']:.3f}"
+        values = [r["epoch"], r["step"], r["train"], r["val"]]
+        rows.append(
+            Row(f"log.{r['step']:06d}", f"In [33] log step {r['step']}", line, values, TRAINED)
+        )
+    rows += accuracy_rows
+    computed |= {"log": log, "accuracies": accuracies}
+
+    after = TRAINED + ("epochs",)
+    for split in splits:
+        acc = calc_accuracy_loader(loaders[split], run.engine)
+        computed.setdefault("final_accuracy", {})[split] = acc
         rows.append(
             Row(
-                f"log.{r['step']:06d}",
-                f"In [33] log step {r['step']}",
-                line,
-                [r["epoch"], r["step"], r["train"], r["val"]],
-                TRAINED,
+                f"final_accuracy.{split}", f"In [37] {split} accuracy", pct(acc), [100 * acc], after
             )
-        )
-    computed |= {"log": log, "accuracies": accuracies}
-    after = TRAINED + ("epochs",)
-    for name in ("train", "val", "test"):
-        acc = calc_accuracy_loader(loaders[name], run.engine)
-        computed.setdefault("final_accuracy", {})[name] = acc
-        rows.append(
-            Row(f"final_accuracy.{name}", f"In [37] {name} accuracy", pct(acc), [100 * acc], after)
         )
     for i, review in enumerate(REVIEWS, start=1):
         label = classify_review(run.engine, review, encode, L)
         rows.append(
             Row(f"classify.text_{i}", f"In [{38 + i}] classify_review {i}", label, depends=after)
         )
-    echo(
-        "In [37] "
-        + ", ".join(r.ours for r in rows[-5:-2])
-        + f"; In [39-40] {rows[-2].ours}, {rows[-1].ours}"
-    )
+    echo("In [37] accuracies, In [39-40]: " + ", ".join(r.ours for r in rows[-5:]))
     settings = {"recipe": {"epochs": epochs, "batch_size": 8, "lr": 5e-5, "weight_decay": 0.1}}
-    return computed, rows, settings | {"weights": args.weights, "data": str(data)}, changed
+    return computed, rows, settings | {"weights": args.weights, "data": data}, changed
