@@ -1,6 +1,7 @@
 """The design's layering, read off every import statement in the tree (lazy ones included).
 
     __main__, cli, demo            the entry points, each above the next
+    book                           the book's chapters replayed with its recipe (`twinlm book`)
     generation                     generation bookkeeping (KV cache, loop) over either backend
     training, parity               the one training loop; the op registry and harness
     data, weights, report          downloads and tokenizers; pretrained weights; plots and tables
@@ -29,6 +30,7 @@ LAYERS = [
     {"twinlm.data", "twinlm.weights", "twinlm.report"},
     {"twinlm.training", "twinlm.parity"},
     {"twinlm.generation"},
+    {"twinlm.book"},
     {"twinlm.demo"},
     {"twinlm.cli"},
     {"twinlm.__main__", "twinlm"},

@@ -358,6 +358,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--out", default="runs/charrnn-compare")
     p.set_defaults(func="twinlm.training.charrnn_compare:main_compare")
+
+    p = sub.add_parser(
+        "book",
+        help="replay a chapter with the book's exact recipe; print its lines and a table vs the book",
+        description="Run the book's chapter 4, 5 or 6 with its recipe (torch's global generator "
+        "as the one random source, drawn in the book's order; NumPy receives torch's draws) and "
+        "compare every printed number with the book's (twinlm/book/values.json).",
+    )
+    p.add_argument("chapter", choices=["ch04", "ch05", "ch06"])
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    p.add_argument("--seed", type=int, default=123, help="replaces the book's 123 at every reseed")
+    p.add_argument("--text", default=None, help="ch05: training text (default: the-verdict.txt)")
+    p.add_argument("--epochs", type=int, default=None, help="ch05/ch06: epochs (book: 10 / 5)")
+    p.add_argument(
+        "--set", action="append", nargs="+", metavar="KEY=VALUE", help="override a config key"
+    )
+    p.add_argument("--weights", default=None, help="GPT-2 124M weights (ch05 In [56], ch06)")
+    p.add_argument("--data", default=None, help="ch06: the SMSSpamCollection file")
+    p.add_argument("--json", default=None, metavar="OUT", help="write what was computed here")
+    p.add_argument("--save", default=None, help="ch05: save the trained model (for score)")
+    p.set_defaults(func="twinlm.book.main:main_book")
+
+    p = sub.add_parser("score", help="per-token loss, perplexity and entropy of a text")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", default=None, help="a `twinlm train` checkpoint")
+    source.add_argument("--weights", default=None, help="GPT-2 weights (HF safetensors or .pth)")
+    p.add_argument("--text", required=True, help="the text to score")
+    p.add_argument("--png", default="score.png", help="heat map (default: score.png)")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.set_defaults(func="twinlm.book.score:main_score")
     return parser
 
 
