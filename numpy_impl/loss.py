@@ -26,6 +26,26 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
 
     Returns (loss, cache); loss is a 0-d array of logits' dtype.
     """
+    return _cross_entropy(logits, targets, ignore_index, inplace=False)
+
+
+def cross_entropy_backward(dloss: np.ndarray, cache) -> np.ndarray:
+    """Returns dlogits (..., V)."""
+    return _dlogits(dloss, cache, inplace=False)
+
+
+def cross_entropy_inplace(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
+    """cross_entropy_forward computing the softmax over `logits` itself, for a caller that owns the
+    logits and needs them no more (GPTModel.loss_and_grads): a (B, T, V) buffer saved."""
+    return _cross_entropy(logits, targets, ignore_index, inplace=True)
+
+
+def cross_entropy_backward_inplace(dloss: np.ndarray, cache) -> np.ndarray:
+    """cross_entropy_backward writing dlogits over the cached softmax: the cache is used up."""
+    return _dlogits(dloss, cache, inplace=True)
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int, inplace: bool):
     require_float("logits", logits)
     require_ndim("logits", logits, 1)
     V = logits.shape[-1]
@@ -39,7 +59,9 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
     kept = targets != ignore_index  # (...)
     n = int(kept.sum())
     safe_targets = np.where(kept, targets, 0)  # (...)  any valid index on ignored rows
-    z = logits - logits.max(axis=-1, keepdims=True)  # (..., V)  max entry is 0
+    z = np.subtract(
+        logits, logits.max(axis=-1, keepdims=True), out=logits if inplace else None
+    )  # (..., V)  max entry is 0
     z_target = np.take_along_axis(z, safe_targets[..., None], axis=-1)[..., 0]  # (...)
     np.exp(z, out=z)  # (..., V)  z now holds exp(z - m), reused for the softmax below
     sum_exp = z.sum(axis=-1)  # (...)
@@ -52,11 +74,10 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
     return loss, (z, safe_targets, kept, n)
 
 
-def cross_entropy_backward(dloss: np.ndarray, cache) -> np.ndarray:
-    """Returns dlogits (..., V)."""
+def _dlogits(dloss: np.ndarray, cache, inplace: bool) -> np.ndarray:
     probs, safe_targets, kept, n = cache
     V = probs.shape[-1]
-    dlogits = probs.copy()  # (..., V)
+    dlogits = probs if inplace else probs.copy()  # (..., V)
     rows = dlogits.reshape(-1, V)  # (N, V) view
     rows[np.arange(rows.shape[0]), safe_targets.ravel()] -= 1  # softmax - onehot
     scale = np.asarray(dloss, dtype=probs.dtype) / max(n, 1)  # ()  n = 0: every row is ignored
