@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
+from twinlm.shared.blocks import for_blocks
 from twinlm.shared.init import init_lstm_params
 from twinlm.shared.naming import lstm_param_shapes
 from twinlm.shared.validate import (
@@ -99,15 +100,28 @@ def _gates_backward(dh, dc_next, gates, tanh_c, c, out=None):
 def _step_factors(gates, c_prev, tanh_c) -> tuple[np.ndarray, np.ndarray]:
     """The parts of every step's backward that do not depend on the incoming gradients, for all
     T steps at once: F (T, B, 4H) = [g σ'_i, c σ'_f, i (1 - g²), tanh(c') σ'_o] (σ' = σ(1 - σ))
-    and P (T, B, H) = o (1 - tanh² c')."""
-    H = tanh_c.shape[-1]
-    i, f, g, o = (gates[..., j * H : (j + 1) * H] for j in range(4))
-    F = np.empty_like(gates)
-    np.multiply(g, i * (1 - i), out=F[..., :H])
-    np.multiply(c_prev, f * (1 - f), out=F[..., H : 2 * H])
-    np.multiply(i, 1 - g * g, out=F[..., 2 * H : 3 * H])
-    np.multiply(tanh_c, o * (1 - o), out=F[..., 3 * H :])
-    return F, o * (1 - tanh_c * tanh_c)
+    and P (T, B, H) = o (1 - tanh² c'); a few steps at a time, so each block stays in cache."""
+    T, B, H = tanh_c.shape
+    F, P = np.empty_like(gates), np.empty_like(tanh_c)
+
+    def steps(lo: int, hi: int) -> None:
+        a, f4, p = gates[lo:hi], F[lo:hi], P[lo:hi]
+        i, g, o = a[..., :H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+        np.subtract(1.0, a, out=f4)  # 1 - [i f g o]
+        f4[..., : 2 * H] *= a[..., : 2 * H]  # σ'_i, σ'_f
+        f4[..., 3 * H :] *= o  # σ'_o
+        np.multiply(g, g, out=f4[..., 2 * H : 3 * H])
+        np.subtract(1.0, f4[..., 2 * H : 3 * H], out=f4[..., 2 * H : 3 * H])  # 1 - g²
+        f4[..., :H] *= g
+        f4[..., H : 2 * H] *= c_prev[lo:hi]
+        f4[..., 2 * H : 3 * H] *= i
+        f4[..., 3 * H :] *= tanh_c[lo:hi]
+        np.multiply(tanh_c[lo:hi], tanh_c[lo:hi], out=p)
+        np.subtract(1.0, p, out=p)
+        p *= o  # o (1 - tanh² c')
+
+    for_blocks(steps, T, max(1, (1 << 16) // (B * 4 * H)))  # ~64 k gate values per block
+    return F, P
 
 
 def lstm_cell_forward(
