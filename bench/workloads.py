@@ -13,8 +13,10 @@ FLOP counts. One FLOP per scalar add, multiply, divide, max, exp, log or tanh th
 needs (the formulas in each op's module docstring), and 2·m·k·n for a (m, k) @ (k, n) matmul. They
 count the math, not an implementation's temporaries, so both backends are charged the same.
 Elementwise ops and reductions are memory-bound: their GFLOP/s sits far below the matmul peak and
-only compares the backends with each other. Causal attention computes the full T×T score matrix in
-both backends, so its count is the full one (the work done, not the least work needed).
+only compares the backends with each other. Causal attention is counted with the full T×T score
+matrix, as torch_impl computes it; NumPy skips the blocks of keys a block of queries cannot see
+(numpy_impl/attention.py) and SDPA skips them too, so their rates count work they avoid, as the
+"model FLOPs" of a training step usually do.
 """
 
 from __future__ import annotations
