@@ -34,6 +34,35 @@ def pytest_addoption(parser):
     group.addoption(
         "--bench-progress", action="store_true", help="a tqdm progress bar on stderr (twinlm bench)"
     )
+    group.addoption(
+        "--bench-library",
+        choices=sorted(LIBRARIES),
+        default=None,
+        help="only this library's benchmarks (numpy: the numpy backend; torch: every torch-*), so "
+        "the other library's threads cannot steal its cores; twinlm bench runs one per process",
+    )
+
+
+# Which benchmark backends belong to which library (a process runs one: see --bench-library).
+LIBRARIES = {"numpy": ("numpy",), "torch": ("torch-",)}
+
+
+def library_of(backend: str) -> str:
+    return "numpy" if backend == "numpy" else "torch"
+
+
+def pytest_collection_modifyitems(config, items):
+    """--bench-library: deselect the benchmarks of the other library."""
+    library = config.getoption("bench_library")
+    if library is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        (keep if backend is None or library_of(backend) == library else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_configure(config):
@@ -55,7 +84,7 @@ def pytest_sessionstart(session):
     saving = config.getoption("benchmark_json") or config.getoption("benchmark_autosave")
     enabled = config.getoption("benchmark_enable") or not config.getoption("benchmark_disable")
     if saving and enabled:
-        config.stash[_START_PEAK_KEY] = measure_matmul_peak()
+        config.stash[_START_PEAK_KEY] = measure_matmul_peak(libraries=_libraries(config))
 
 
 def pytest_generate_tests(metafunc):
@@ -84,6 +113,11 @@ _PEAK_KEY = pytest.StashKey[dict]()
 _LOAD_KEY = pytest.StashKey[float | None]()
 _CPU_KEY = pytest.StashKey[tuple | None]()
 _START_PEAK_KEY = pytest.StashKey[dict]()
+
+
+def _libraries(config) -> tuple[str, ...]:
+    library = config.getoption("bench_library")
+    return (library,) if library else tuple(LIBRARIES)
 
 
 def _load_average() -> float | None:
@@ -120,10 +154,12 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         if "bar" in _BAR:
             _BAR["bar"].set_postfix_str("measuring the np.matmul peak")
         config.stash[_PEAK_KEY] = best_peak(
-            config.stash.get(_START_PEAK_KEY, None), measure_matmul_peak()
+            config.stash.get(_START_PEAK_KEY, None),
+            measure_matmul_peak(libraries=_libraries(config)),
         )
     output_json["twinlm"] = {
         "matmul_peak": config.stash[_PEAK_KEY],
+        "libraries": list(_libraries(config)),  # in this process (twinlm bench: one)
         "bench_full": config.getoption("bench_full"),
         "load_average_before": config.stash.get(_LOAD_KEY, None),
         "others_cpu_share": _others_share(config.stash.get(_CPU_KEY, None)),

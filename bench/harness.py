@@ -104,3 +104,38 @@ def describe(benchmark, *, component: str, mode: str, dtype: str, backend: str, 
         component=component, mode=mode, dtype=dtype, backend=backend, B=B, T=T, C=C,
         flops=flops, shape=shape, **threads,
     )  # fmt: skip
+
+
+# ---- memory: the peak resident set size of one benchmark ------------------------------------------
+
+
+def _status_mib(field: str) -> float | None:
+    """A VmRSS / VmHWM line of /proc/self/status in MiB (Linux), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> float | None:
+    """Start a new peak-RSS measurement: the kernel's high-water mark (VmHWM) is set back to the
+    current RSS (Linux ≥ 4.0, /proc/self/clear_refs "5"). Returns that RSS in MiB, None where the
+    reset is not possible (then peak_rss_mib would report an earlier benchmark's peak)."""
+    import gc
+
+    gc.collect()  # an earlier benchmark's arrays go first
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return _status_mib("VmRSS")
+
+
+def peak_rss_mib() -> float | None:
+    """The process's peak RSS since reset_peak_rss, in MiB."""
+    return _status_mib("VmHWM")

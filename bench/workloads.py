@@ -13,12 +13,15 @@ FLOP counts. One FLOP per scalar add, multiply, divide, max, exp, log or tanh th
 needs (the formulas in each op's module docstring), and 2·m·k·n for a (m, k) @ (k, n) matmul. They
 count the math, not an implementation's temporaries, so both backends are charged the same.
 Elementwise ops and reductions are memory-bound: their GFLOP/s sits far below the matmul peak and
-only compares the backends with each other. Causal attention computes the full T×T score matrix in
-both backends, so its count is the full one (the work done, not the least work needed).
+only compares the backends with each other. Causal attention is counted with the full T×T score
+matrix, as torch_impl computes it; NumPy skips the blocks of keys a block of queries cannot see
+(numpy_impl/attention.py) and SDPA skips them too, so their rates count work they avoid, as the
+"model FLOPs" of a training step usually do.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -326,6 +329,35 @@ OPS: tuple[OpBench, ...] = (
     ),
 )
 OPS_BY_NAME = {op.name: op for op in OPS}
+
+
+# ---- the training-step race ------------------------------------------------------------------------
+
+# GPT-2 124M (12 layers, width 768, 12 heads, V 50257, untied head, no qkv bias, dropout off) in
+# float32, one full step: forward, cross entropy, backward, clip to norm 1.0, AdamW. Two shapes:
+# name -> (B, T, context_length).
+TRAIN_STEP_SHAPES: dict[str, tuple[int, int, int]] = {
+    "124M": (4, 256, 1024),  # GPT-2's context, 1024 tokens per step
+    "book": (2, 256, 256),  # the book's chapter-5 run: context 256, batch 2, 512 tokens per step
+}
+CLIP_FLOPS_PER_PARAM = 3  # the norm's square and add, the scaling multiply
+
+
+def train_step_config(name: str) -> dict:
+    from twinlm.shared.config import GPT_CONFIG_124M
+
+    return {**GPT_CONFIG_124M, "context_length": TRAIN_STEP_SHAPES[name][2], "drop_rate": 0.0}
+
+
+def train_step_flops(name: str) -> int:
+    """gpt_flops (full T×T attention scores, whatever a contender skips) plus clip and AdamW."""
+    from twinlm.shared.naming import gpt_param_shapes
+
+    B, T, _ = TRAIN_STEP_SHAPES[name]
+    cfg = train_step_config(name)
+    fwd, bwd = gpt_flops(B, T, cfg)
+    n_params = sum(math.prod(s) for s in gpt_param_shapes(cfg).values())
+    return fwd + bwd + (ADAMW_FLOPS_PER_PARAM + CLIP_FLOPS_PER_PARAM) * n_params
 
 
 # ---- Qwen3 ------------------------------------------------------------------------------------------

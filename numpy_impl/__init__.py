@@ -25,7 +25,7 @@ from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward, perplexity
 from numpy_impl.lstm import LSTM, lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
-from numpy_impl.optim import AdamW, clip_grad_norm
+from numpy_impl.optim import AdamW, clip_coef, clip_grad_norm
 from numpy_impl.qwen3 import Qwen3Model, qwen3_body_backward, qwen3_body_forward
 from numpy_impl.qwen3_block import (
     qwen3_attention_backward,
@@ -54,6 +54,7 @@ __all__ = [
     "attention_backward",
     "attention_forward",
     "charrnn_backward",
+    "clip_coef",
     "charrnn_forward",
     "clip_grad_norm",
     "cross_entropy_backward",

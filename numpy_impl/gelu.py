@@ -2,11 +2,11 @@
 
 approximate="tanh"   (the book: y = ½ x (1 + tanh u))
   Forward:   u = c (x + k x³),  c = √(2/π), k = 0.044715              (...)
-             s = ½ (1 + tanh u) = σ(2u) = 1 / (1 + e^(-2u))             (...)
+             s = ½ (1 + tanh u) = σ(2u) = 1 / (1 + e),  e = exp(-2u)    (...)
              y = x s
   Backward:  s' = ds/dx = 2 σ(2u) σ(-2u) du/dx,  du/dx = c (1 + 3k x²)     (σ' = σ (1 - σ))
              dx = dy ⊙ (s + x s')
-             σ(-2u) = 1 - s is evaluated as σ(-2u): 1 - s would cancel where s ≈ 1.
+             σ(-2u) = 1 - s is evaluated as e s = e / (1 + e): 1 - s would cancel where s ≈ 1.
 approximate="none"
   Forward:   Φ = ½ (1 + erf(x / √2)) = ½ erfc(-x / √2)                 (...)
              y = x Φ
@@ -16,9 +16,14 @@ approximate="none"
 Why σ(2u) and erfc instead of the book's 1 + tanh u and 1 + erf: for negative x, tanh u and
 erf(x/√2) approach -1 and adding 1 cancels their leading digits (near x = -4 in float32, 1 + tanh u
 keeps only 2 to 3 of the 7 digits), while σ and erfc return the small value to full precision.
-Saturation (|x| in the hundreds): σ, erfc and exp round to exactly 0 or 1 and nothing overflows, so
-y is x or 0 and dy/dx is 1 or 0. Only φ underflows to 0, its correctly rounded value, and that
-underflow is not reported.
+Saturation (|x| in the hundreds): e is 0 or inf, so s = 1/(1 + e) is exactly 1 or 0, y is x or 0
+and dy/dx is 1 or 0; where e = inf, e s is inf · 0 and taken as its limit σ(-2u) = 1. φ underflows
+to 0, its correctly rounded value. None of these is reported as a floating-point error.
+
+How it is computed. The forward evaluates the local derivative dy/dx = s + x s' (or Φ + x φ)
+along with y and caches only that, so the backward is one multiply, dx = dy ⊙ dy/dx, and x need not
+be kept. The forward runs its chain of passes on blocks of ROWS rows (twinlm/shared/blocks.py):
+each block's temporaries stay in cache, and two threads take half the blocks each.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import math
 import numpy as np
 import scipy.special
 
+from twinlm.shared.blocks import for_blocks
 from twinlm.shared.validate import require_choice, require_float
 
 APPROXIMATIONS = ("tanh", "none")
@@ -35,30 +41,80 @@ _C = math.sqrt(2.0 / math.pi)  # Python floats: a NumPy float64 scalar would upc
 _K = 0.044715
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+BLOCK_ELEMENTS = 1 << 15  # ~32 k elements per block: the block's arrays fit in a core's L2 cache
 
 
 def gelu_forward(x: np.ndarray, approximate: str = "tanh"):
     """y = GELU(x), elementwise. Returns (y, cache)."""
     require_float("x", x)
     require_choice("approximate", approximate, APPROXIMATIONS)
-    if approximate == "tanh":
-        two_u = (2.0 * _C) * (x + _K * (x * x * x))  # (...) 2u
-        s = scipy.special.expit(two_u, out=two_u)  # (...) σ(2u) = ½ (1 + tanh u)
-    else:
-        s = 0.5 * scipy.special.erfc(-_INV_SQRT2 * x)  # (...) Φ(x) = ½ (1 + erf(x/√2))
-    return x * s, (approximate, x, s)
+    return _gelu(x, np.empty_like(x), approximate)
 
 
 def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
-    approximate, x, s = cache  # s is σ(2u) or Φ(x)
-    if approximate == "tanh":
-        x2 = x * x  # (...)
-        minus_2u = (-2.0 * _C) * (x + _K * (x2 * x))  # (...) recomputed, not cached: 4 multiplies
-        # σ(-2u) = 1 - s, evaluated without the cancellation of 1 - s where s ≈ 1
-        s_minus = scipy.special.expit(minus_2u, out=minus_2u)  # (...)
-        du_dx = _C * (1.0 + 3.0 * _K * x2)  # (...)
-        ds_dx = 2.0 * s * s_minus * du_dx  # (...) σ'(z) = σ(z) σ(-z)
-    else:
-        with np.errstate(under="ignore"):  # exp(-x²/2) → 0 for |x| ≳ 38: the right answer
-            ds_dx = _INV_SQRT_2PI * np.exp(-0.5 * (x * x))  # (...) φ(x)
-    return dy * (s + x * ds_dx)
+    (dydx,) = cache
+    return dy * dydx
+
+
+def gelu_inplace(x: np.ndarray, approximate: str = "tanh"):
+    """gelu_forward writing y over x (for a caller that owns x and needs it no more: the FFN's
+    hidden layer). Returns (y, cache) with y the same array as x."""
+    return _gelu(x, x, approximate)
+
+
+def gelu_backward_inplace(dy: np.ndarray, cache) -> np.ndarray:
+    """gelu_backward writing dx over dy (for a caller that owns dy). Returns dy."""
+    (dydx,) = cache
+    dy *= dydx
+    return dy
+
+
+def _gelu(x: np.ndarray, y: np.ndarray, approximate: str):
+    """y ← GELU(x) (y may be x) and the cache (dy/dx,), block by block."""
+    dydx = np.empty_like(x)
+    xs, ys, ds = (
+        a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1) for a in (x, y, dydx)
+    )
+    block = _gelu_tanh_rows if approximate == "tanh" else _gelu_erf_rows
+    width = max(1, xs.shape[-1])
+
+    def rows(lo: int, hi: int) -> None:
+        block(xs[lo:hi], ys[lo:hi], ds[lo:hi])
+
+    for_blocks(rows, xs.shape[0], max(1, BLOCK_ELEMENTS // width))
+    return y, (dydx,)
+
+
+def _gelu_tanh_rows(x: np.ndarray, y: np.ndarray, d: np.ndarray) -> None:
+    """y = x σ(2u) and d = dy/dx for a block of rows; y may be x (x is read before y is written)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # saturation, see above
+        np.multiply(x, x, out=d)  # x²
+        e = d * (-2.0 * _C * _K)
+        e -= 2.0 * _C
+        e *= x  # -2u = -2c (x + k x³)
+        np.exp(e, out=e)  # e = exp(-2u)
+        s = e + 1.0
+        np.reciprocal(s, out=s)  # s = σ(2u) = 1 / (1 + e)
+        e *= s
+        np.fmin(e, 1.0, out=e)  # σ(-2u) = e s; fmin turns inf · 0 (e = inf, s = 0) into 1
+        d *= 6.0 * _C * _K
+        d += 2.0 * _C  # 2 du/dx = 2c (1 + 3k x²)
+        d *= s
+        d *= e
+        d *= x  # x s' = x · 2 σ(2u) σ(-2u) du/dx
+        d += s  # dy/dx = s + x s'
+        np.multiply(x, s, out=y)  # y = x s, last: y may be x
+
+
+def _gelu_erf_rows(x: np.ndarray, y: np.ndarray, d: np.ndarray) -> None:
+    """y = x Φ(x) and d = dy/dx for a block of rows; y may be x."""
+    with np.errstate(under="ignore"):  # exp(-x²/2) → 0 for |x| ≳ 38: the right answer
+        phi = scipy.special.erfc(-_INV_SQRT2 * x)
+        phi *= 0.5  # Φ(x) = ½ erfc(-x/√2)
+        np.multiply(x, x, out=d)
+        d *= -0.5
+        np.exp(d, out=d)
+        d *= _INV_SQRT_2PI  # φ(x)
+        d *= x
+        d += phi  # dy/dx = Φ + x φ
+        np.multiply(x, phi, out=y)

@@ -34,7 +34,7 @@ from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
-from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
+from numpy_impl.loss import cross_entropy_backward_inplace, cross_entropy_inplace
 from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
 from twinlm.shared.config import validate_config
 from twinlm.shared.init import draw_dropout_masks, init_gpt_params, numpy_state_dict
@@ -76,9 +76,15 @@ def gpt_body_backward(dx: np.ndarray, cache) -> dict[str, np.ndarray]:
     """Gradients of the body's parameters from dx (B, T, C) on its output: the blocks from the
     top down to first_trainable, then the embeddings when first_trainable was 0."""
     embed_cache, block_caches = cache
+    return _body_backward(dx, embed_cache, dict(block_caches))  # a copy: `cache` stays whole
+
+
+def _body_backward(dx: np.ndarray, embed_cache, block_caches: dict) -> dict[str, np.ndarray]:
+    """gpt_body_backward, popping each block's cache from `block_caches` as soon as its gradients
+    are computed: when the caller holds it nowhere else, that block's activations are freed."""
     grads = {}
-    for i in reversed(block_caches):  # x = block_i(x), top down
-        dx, block_grads = transformer_block_backward(dx, block_caches[i])  # (B, T, C)
+    for i in sorted(block_caches, reverse=True):  # x = block_i(x), top down
+        dx, block_grads = transformer_block_backward(dx, block_caches.pop(i))  # (B, T, C)
         grads |= with_prefix(block_grads, f"trf_blocks.{i}.")
     if embed_cache is not None:
         tok_cache, pos_cache, drop_cache = embed_cache
@@ -149,22 +155,37 @@ class GPTModel:
         """Gradient of every parameter (same keys as `params`) given d loss / d logits (B, T, V)."""
         if self._cache is None:
             raise RuntimeError("backward needs a forward first")
-        (B, T), body_cache, norm_cache, head_cache = self._cache
+        (B, T), (embed_cache, block_caches), norm_cache, head_cache = self._cache
         require_shape("dlogits", dlogits, (B, T, self.cfg["vocab_size"]))
-        grads = {}
+        dx, dhead, _ = linear_backward(dlogits, head_cache)  # (B, T, C)
+        # a copy of the block caches' dict: this model's cache stays whole for another backward
+        return self._backward_below_head(dx, dhead, norm_cache, embed_cache, dict(block_caches))
 
-        dx, grads["out_head.weight"], _ = linear_backward(dlogits, head_cache)  # (B, T, C)
+    def _backward_below_head(self, dx, dhead, norm_cache, embed_cache, block_caches: dict):
+        """The gradients below the output head, given dx (B, T, C) on its input; uses up
+        block_caches (see _body_backward)."""
+        grads = {"out_head.weight": dhead}
         dx, grads["final_norm.scale"], grads["final_norm.shift"] = layernorm_backward(
             dx, norm_cache
         )
-        grads |= gpt_body_backward(dx, body_cache)
+        grads |= _body_backward(dx, embed_cache, block_caches)
         return {k: grads[k] for k in self.params}
 
     def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):
         """Mean cross-entropy of the next-token targets (B, T) (ignore_index -100), and every
-        parameter's gradient. Returns (loss as a Python float, grads)."""
+        parameter's gradient. Returns (loss as a Python float, grads).
+
+        Memory, as torch frees its graph: the logits become the softmax and then d loss / d logits
+        in place, freed after the output head's backward; each block's activations are freed once
+        its gradients are computed. The forward's cache is used up (`backward` needs a new one)."""
         logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, T, V)
         require_shape("targets", targets, idx.shape)
-        loss, loss_cache = cross_entropy_forward(logits, targets)
-        dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, T, V)
-        return float(loss), self.backward(dlogits)
+        loss, loss_cache = cross_entropy_inplace(logits, targets)  # logits now hold the softmax
+        dlogits = cross_entropy_backward_inplace(np.ones((), dtype=self.dtype), loss_cache)
+        del logits, loss_cache  # dlogits is the one name left for the (B, T, V) buffer
+        _, (embed_cache, block_caches), norm_cache, head_cache = self._cache
+        self._cache = None  # used up: block_caches is ours alone, so popping frees
+        dx, dhead, _ = linear_backward(dlogits, head_cache)  # (B, T, C)
+        del dlogits  # freed here, before the blocks' backward
+        grads = self._backward_below_head(dx, dhead, norm_cache, embed_cache, block_caches)
+        return float(loss), grads

@@ -32,6 +32,26 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
 
     Returns (loss, cache); loss is a 0-d array of logits' dtype.
     """
+    return _cross_entropy(logits, targets, ignore_index, inplace=False)
+
+
+def cross_entropy_backward(dloss: np.ndarray, cache) -> np.ndarray:
+    """Returns dlogits (..., V)."""
+    return _dlogits(dloss, cache, inplace=False)
+
+
+def cross_entropy_inplace(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
+    """cross_entropy_forward computing the softmax over `logits` itself, for a caller that owns the
+    logits and needs them no more (GPTModel.loss_and_grads): a (B, T, V) buffer saved."""
+    return _cross_entropy(logits, targets, ignore_index, inplace=True)
+
+
+def cross_entropy_backward_inplace(dloss: np.ndarray, cache) -> np.ndarray:
+    """cross_entropy_backward writing dlogits over the cached softmax: the cache is used up."""
+    return _dlogits(dloss, cache, inplace=True)
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int, inplace: bool):
     require_float("logits", logits)
     require_ndim("logits", logits, 1)
     V = logits.shape[-1]
@@ -46,7 +66,9 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
     n = int(kept.sum())
     safe_targets = np.where(kept, targets, 0)  # (...)  any valid index on ignored rows
     at_target = safe_targets[..., None]  # (..., 1)  index for take/put_along_axis
-    z = logits - logits.max(axis=-1, keepdims=True)  # (..., V)  max entry is 0
+    z = np.subtract(
+        logits, logits.max(axis=-1, keepdims=True), out=logits if inplace else None
+    )  # (..., V)  max entry is 0
     z_target = np.take_along_axis(z, at_target, axis=-1)[..., 0]  # (...)  0: target is a max
     np.exp(z, out=z)  # (..., V)  z now holds e = exp(z - m), reused for the softmax below
     e_target = np.take_along_axis(z, at_target, axis=-1)  # (..., 1)
@@ -64,10 +86,9 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
     return loss, (z, safe_targets, kept, n, rest / sum_exp)
 
 
-def cross_entropy_backward(dloss: np.ndarray, cache) -> np.ndarray:
-    """Returns dlogits (..., V)."""
+def _dlogits(dloss: np.ndarray, cache, inplace: bool) -> np.ndarray:
     probs, safe_targets, kept, n, others = cache  # others = 1 - p_y, as r / Σ e  (..., 1)
-    dlogits = probs.copy()  # (..., V)
+    dlogits = probs if inplace else probs.copy()  # (..., V)
     np.put_along_axis(dlogits, safe_targets[..., None], -others, axis=-1)  # softmax - onehot
     scale = np.asarray(dloss, dtype=probs.dtype) / max(n, 1)  # ()  n = 0: every row is ignored
     dlogits *= (kept * scale)[..., None]  # (..., V)  ignored rows get 0

@@ -13,13 +13,27 @@ lerp uses a fused multiply-add for m, which NumPy cannot express (≤ 1 ulp per 
 Gradient clipping (torch.nn.utils.clip_grad_norm_):
     ‖g‖ = √(Σ_tensors ‖g_k‖²)                   one global L2 norm over every gradient
     g_k ← g_k · min(1, max_norm / (‖g‖ + 1e-6))
+
+How the update is computed. AdamW is memory-bound: its dozen elementwise passes would each stream
+p, g, m and v through memory. `step` instead runs all of them on one block of BLOCK elements at a
+time (twinlm/shared/blocks.py), which stays in cache, so memory sees each array once per step;
+the blocks of all parameters are shared out among the threads. Clipping can ride along:
+`clip_coef` returns the norm and the factor without touching the gradients, and
+`step(grads, grad_scale=coef)` multiplies each block of g by it first (the same products
+clip_grad_norm would have stored, so the result is identical): one pass over the gradients
+instead of three.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
+from twinlm.shared.blocks import for_blocks
 from twinlm.shared.validate import require_adamw_options, require_adamw_state, require_grads
+
+BLOCK = 1 << 15  # elements per block: p, g, m, v and two scratch blocks (768 KB) fit in L2
 
 
 class AdamW:
@@ -45,13 +59,12 @@ class AdamW:
         self.steps: dict[str, int] = {}  # per parameter, like torch: a missing grad skips it
         self.exp_avg: dict[str, np.ndarray] = {}  # m
         self.exp_avg_sq: dict[str, np.ndarray] = {}  # v
-        self._buffers: dict[np.dtype, np.ndarray] = {}  # scratch space for step(), per dtype
 
-    def step(self, grads: dict[str, np.ndarray | None]) -> None:
-        """One AdamW update of every parameter that has a gradient (None or absent: skipped)."""
+    def step(self, grads: dict[str, np.ndarray | None], grad_scale: float = 1.0) -> None:
+        """One AdamW update of every parameter that has a gradient (None or absent: skipped),
+        each gradient multiplied by grad_scale first (clip_coef's factor; 1: as given)."""
         require_grads(grads, self.params)
-        beta1, beta2 = self.betas
-        lr, wd, eps = self.lr, self.weight_decay, self.eps
+        work = []  # (p, g, m, v, step size, √(1 - β2ᵗ)) per parameter, all flat views
         for name, p in self.params.items():
             g = grads.get(name)
             if g is None:
@@ -60,33 +73,41 @@ class AdamW:
                 self.steps[name] = 0
                 self.exp_avg[name] = np.zeros_like(p)
                 self.exp_avg_sq[name] = np.zeros_like(p)
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
             self.steps[name] += 1
             t = self.steps[name]
-            tmp, tmp2 = self._scratch(p)  # reused buffers: no parameter-sized temporaries
-            if wd != 0:
-                p *= 1 - lr * wd  # decoupled weight decay
-            _lerp_(m, g, 1 - beta1, tmp)  # m ← m + (1 - β1)(g - m)
-            v *= beta2
-            np.multiply(g, 1 - beta2, out=tmp)
-            tmp *= g
-            v += tmp  # v ← β2 v + (1 - β2) g²
-            step_size = lr / (1 - beta1**t)
-            denom = np.sqrt(v, out=tmp)
-            denom /= (1 - beta2**t) ** 0.5
-            denom += eps  # √v̂ + ε, v̂ = v / (1 - β2ᵗ)
-            update = np.multiply(m, -step_size, out=tmp2)
-            update /= denom
-            p += update  # p ← p - lr · m̂ / (√v̂ + ε)
-
-    def _scratch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two scratch arrays shaped like p, views into flat buffers kept across steps."""
-        flat = self._buffers.get(p.dtype)
-        if flat is None or flat.shape[1] < p.size:
-            flat = self._buffers[p.dtype] = np.empty(
-                (2, max(p.size for p in self.params.values())), p.dtype
+            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            flat = [a.reshape(-1) for a in (p, np.ascontiguousarray(g), m, v)]  # views of p, m, v
+            work.append(
+                (*flat, self.lr / (1 - self.betas[0] ** t), (1 - self.betas[1] ** t) ** 0.5)
             )
-        return flat[0, : p.size].reshape(p.shape), flat[1, : p.size].reshape(p.shape)
+        blocks = [(w, lo) for w in work for lo in range(0, w[0].size, BLOCK)]
+
+        def update(first: int, stop: int) -> None:
+            for w, lo in blocks[first:stop]:
+                self._update_block(*(a[lo : lo + BLOCK] for a in w[:4]), *w[4:], grad_scale)
+
+        for_blocks(update, len(blocks), 1)
+
+    def _update_block(self, p, g, m, v, step_size: float, bias2_sqrt: float, grad_scale: float):
+        """The AdamW update of one block of a parameter, in torch's order of operations."""
+        beta1, beta2 = self.betas
+        lr, wd, eps = self.lr, self.weight_decay, self.eps
+        tmp, tmp2 = _scratch(p.dtype, p.size)  # this thread's: no block-sized allocations
+        if grad_scale != 1.0:
+            g = np.multiply(g, grad_scale, out=tmp2)  # clipping: what clip_grad_norm would store
+        if wd != 0:
+            p *= 1 - lr * wd  # decoupled weight decay
+        _lerp_(m, g, 1 - beta1, tmp)  # m ← m + (1 - β1)(g - m)
+        v *= beta2
+        np.multiply(g, 1 - beta2, out=tmp)
+        tmp *= g
+        v += tmp  # v ← β2 v + (1 - β2) g²
+        denom = np.sqrt(v, out=tmp)
+        denom /= bias2_sqrt
+        denom += eps  # √v̂ + ε, v̂ = v / (1 - β2ᵗ)
+        update = np.multiply(m, -step_size, out=tmp2)
+        update /= denom
+        p += update  # p ← p - lr · m̂ / (√v̂ + ε)
 
     def state_dict(self) -> dict:
         """Everything needed to resume: hyper-parameters, per-parameter step, m and v (copies)."""
@@ -132,19 +153,40 @@ def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -
         np.subtract(end, diff, out=start)
 
 
+_local = threading.local()
+
+
+def _scratch(dtype: np.dtype, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two scratch blocks of `size` elements, this thread's own, kept across calls."""
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buf = buffers.get(dtype)
+    if buf is None or buf.shape[1] < size:
+        buf = buffers[dtype] = np.empty((2, max(size, BLOCK)), dtype)
+    return buf[0, :size], buf[1, :size]
+
+
+def clip_coef(grads: dict[str, np.ndarray | None], max_norm: float) -> tuple[float, float]:
+    """(‖g‖, coef): the global L2 norm of the gradients and the factor min(1, max_norm / (‖g‖ +
+    1e-6)) that clip_grad_norm multiplies them by; the gradients are left as they are."""
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    tensors = [g for g in grads.values() if g is not None]
+    if not tensors:
+        return 0.0, 1.0
+    norms = np.array([np.linalg.norm(g.ravel()) for g in tensors])  # ‖g_k‖ per tensor
+    total_norm = float(np.linalg.norm(norms))  # √(Σ ‖g_k‖²)
+    return total_norm, min(max_norm / (total_norm + 1e-6), 1.0)
+
+
 def clip_grad_norm(grads: dict[str, np.ndarray | None], max_norm: float) -> float:
     """Scale every gradient in place so their global L2 norm is at most `max_norm`.
 
     Returns the norm before clipping, like torch.nn.utils.clip_grad_norm_.
     """
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be positive, got {max_norm}")
-    tensors = [g for g in grads.values() if g is not None]
-    if not tensors:
-        return 0.0
-    norms = np.array([np.linalg.norm(g.ravel()) for g in tensors])  # ‖g_k‖ per tensor
-    total_norm = float(np.linalg.norm(norms))  # √(Σ ‖g_k‖²)
-    coef = min(max_norm / (total_norm + 1e-6), 1.0)
-    for g in tensors:
-        g *= coef  # always multiplied, like torch (coef 1.0 leaves g unchanged)
+    total_norm, coef = clip_coef(grads, max_norm)
+    for g in grads.values():
+        if g is not None:
+            g *= coef  # always multiplied, like torch (coef 1.0 leaves g unchanged)
     return total_norm

@@ -49,12 +49,12 @@ def transformer_block_forward(
         n1, sub_dict(params, "att."), n_heads, att_mask, p if att_mask is not None else 0.0
     )  # (B, T, C)
     a, drop_att_cache = maybe_dropout_forward(a, masks.get("drop_shortcut.att"), p)  # (B, T, C)
-    h = x + a  # (B, T, C)
+    h = np.add(a, x, out=a)  # (B, T, C) h = x + a, over a: the branch's output is ours alone
 
     n2, norm2_cache = layernorm_forward(h, params["norm2.scale"], params["norm2.shift"])  # (B,T,C)
     f, ff_cache = feedforward_forward(n2, sub_dict(params, "ff."))  # (B, T, C)
     f, drop_ff_cache = maybe_dropout_forward(f, masks.get("drop_shortcut.ff"), p)  # (B, T, C)
-    y = h + f  # (B, T, C)
+    y = np.add(f, h, out=f)  # (B, T, C) y = h + f, over f
 
     cache = (norm1_cache, att_cache, drop_att_cache, norm2_cache, ff_cache, drop_ff_cache)
     return y, cache
@@ -69,12 +69,12 @@ def transformer_block_backward(dy: np.ndarray, cache):
     df = maybe_dropout_backward(dy, drop_ff_cache)  # (B, T, C)
     dn2, dff = feedforward_backward(df, ff_cache)  # (B, T, C)
     dh, grads["norm2.scale"], grads["norm2.shift"] = layernorm_backward(dn2, norm2_cache)
-    dh = dh + dy  # (B, T, C)
+    dh += dy  # (B, T, C) dh came from norm2's backward: ours to overwrite
 
     # h = x + a: the same for the attention branch
     da = maybe_dropout_backward(dh, drop_att_cache)  # (B, T, C)
     dn1, datt = multihead_attention_backward(da, att_cache)  # (B, T, C)
     dx, grads["norm1.scale"], grads["norm1.shift"] = layernorm_backward(dn1, norm1_cache)
-    dx = dx + dh  # (B, T, C)
+    dx += dh  # (B, T, C)
 
     return dx, grads | with_prefix(datt, "att.") | with_prefix(dff, "ff.")

@@ -22,6 +22,7 @@ from helpers import BookMultiHeadAttention
 from torch import nn
 
 import numpy_impl
+import numpy_impl.attention as np_attention
 import torch_impl
 from twinlm.parity.harness import TOL_FLOAT64, compare_float64, random_douts, rel_error, run_numpy
 from twinlm.parity.opcases import CASES_BY_NAME
@@ -170,6 +171,29 @@ def test_kv_cache_layout_matches_last_rows_of_full_sequence(t_q, t_k, record_err
         record_error(
             "attention", "kv-cache grad torch_impl", rel_error(got.numpy(), want), TOL_FLOAT64
         )
+
+
+@pytest.mark.parametrize("row_block", [1, 3])
+@pytest.mark.parametrize(("t_q", "t_k", "causal", "p"), [(7, 7, True, 0.0), (4, 9, True, 0.0),
+                         (7, 7, True, 0.3), (5, 9, False, 0.0), (8, 3, False, 0.3)])  # fmt: skip
+def test_query_row_blocks_match_torch_impl(row_block, t_q, t_k, causal, p, record_error,
+                                           monkeypatch):  # fmt: skip
+    """NumPy's attention in several query-row blocks (the sweep's shapes fit in one block):
+    causal blocks that skip keys, with a KV cache (Tq < Tk) and dropout, against torch_impl."""
+    monkeypatch.setattr(np_attention, "ROW_BLOCK", row_block)
+    rng = np.random.default_rng(row_block * 1000 + t_q * 10 + t_k)
+    q, dy = rng.standard_normal((2, 3, t_q, 4)), rng.standard_normal((2, 3, t_q, 4))
+    k, v = rng.standard_normal((2, 3, t_k, 4)), rng.standard_normal((2, 3, t_k, 4))
+    mask = (rng.random((2, 3, t_q, t_k)) >= p).astype(np.float64) if p else None
+    y, cache = numpy_impl.attention_forward(q, k, v, causal, mask, p)
+    grads = numpy_impl.attention_backward(dy, cache)
+    tq, tk, tv = (_t(a).requires_grad_(True) for a in (q, k, v))
+    y_t = torch_impl.attention(tq, tk, tv, causal, None if mask is None else _t(mask), p)
+    y_t.backward(_t(dy))
+    label = f"attention[{row_block}-row blocks]"
+    record_error(label, "fwd numpy/torch_impl", rel_error(y, y_t.detach().numpy()), TOL_FLOAT64)
+    for got, want in zip(grads, (tq.grad, tk.grad, tv.grad)):
+        record_error(label, "grad numpy/torch_impl", rel_error(got, want.numpy()), TOL_FLOAT64)
 
 
 def test_non_causal_allows_more_queries_than_keys(record_error):

@@ -230,3 +230,39 @@ def test_best_peak_keeps_the_better_measurement():
     merged = R.best_peak(start, None, end)
     assert merged["numpy"] == {"float32": 100.0, "float64": 50.0}
     assert merged["torch-cpu"] == {"float32": 80.0} and merged["n"] == 64
+
+
+def _train_step(backend, seconds, peak_rss_mib):
+    """A training-step benchmark (bench/test_bench_train_step.py) at the 124M shape, 8e11 FLOP."""
+    entry = _bench("train_step 124M", "step", "float32", 256, 768, backend, seconds, 8 * 10**11)
+    entry["extra_info"].update(tokens=1024, peak_rss_mib=peak_rss_mib, rss_start_mib=512.0)
+    return entry
+
+
+def test_train_step_section_from_one_process_per_library(tmp_path):
+    """`twinlm bench` merges its per-library processes; the report's training-step table."""
+    numpy_run = {
+        **_synthetic(),
+        "benchmarks": [_train_step("numpy", 4.0, 3072.0)],
+        "twinlm": {"matmul_peak": {"numpy": {"float32": 200.0}}, "libraries": ["numpy"]},
+    }
+    torch_run = {**_synthetic(), "benchmarks": [_train_step("torch-builtin", 5.0, 3584.0)],
+                 "twinlm": {"matmul_peak": {"torch-cpu": {"float32": 190.0}},
+                            "libraries": ["torch"]}}  # fmt: skip
+    merged = R.merge_runs([numpy_run, torch_run])
+    assert merged["twinlm"]["matmul_peak"] == {
+        "numpy": {"float32": 200.0},
+        "torch-cpu": {"float32": 190.0},
+    }
+    assert merged["twinlm"]["libraries_per_process"] == 1
+    path = tmp_path / "merged.json"
+    path.write_text(json.dumps(merged))
+    text = R.build_report(path, tmp_path / "out").read_text()
+    # 8e11 FLOP in 4 s: 200 GFLOP/s, all of np.matmul's 200; 1024 tokens / 5 s = 205 tokens/s
+    for line in (
+        "| 124M (B=4, T=256) | NumPy (numpy_impl) | 4.00 | 256 | 200 (100%) | 3.00 GiB | 2.50 GiB | 1.00× |",
+        "| 124M (B=4, T=256) | torch built-ins | 5.00 | 205 | 160 (80%) | 3.50 GiB | 3.00 GiB | 1.25× |",
+        "each in their own processes",
+    ):
+        assert line in text, line
+    assert (tmp_path / "out" / "train_step.png").read_bytes()[:4] == b"\x89PNG"

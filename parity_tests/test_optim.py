@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import torch_impl
-from numpy_impl.optim import AdamW, clip_grad_norm
+from numpy_impl.optim import BLOCK, AdamW, clip_coef, clip_grad_norm
 from twinlm.parity.harness import Float32Runs, rel_error
 from twinlm.training.schedule import lr_at
 
@@ -125,6 +125,27 @@ def test_clip_grad_norm_skips_none_and_keeps_dtype():
     assert norm == pytest.approx(6.0)
     assert grads["a"].dtype == np.float32 and grads["b"] is None
     assert np.linalg.norm(grads["a"]) == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_fused_into_adamw_is_identical(dtype):
+    """clip_coef + step(grads, grad_scale=coef) (what NumpyEngine does) gives bit for bit the
+    parameters of clip_grad_norm + step, here over several blocks of one parameter (so on
+    several threads when there are cores for them) and a parameter of one element."""
+    rng = np.random.default_rng(5)
+    shapes = {"big": (3, BLOCK + 7), "w": (6, 5), "one": (1,)}
+    params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    a, b = ({k: v.copy() for k, v in params.items()} for _ in range(2))
+    opt_a, opt_b = AdamW(a, lr=1e-2, weight_decay=0.1), AdamW(b, lr=1e-2, weight_decay=0.1)
+    for _ in range(3):
+        grads = {k: (3.0 * rng.standard_normal(s)).astype(dtype) for k, s in shapes.items()}
+        norm, coef = clip_coef(grads, 0.5)
+        opt_a.step(grads, grad_scale=coef)  # grads themselves stay as they were
+        assert norm == clip_grad_norm(grads, 0.5) and coef < 1.0
+        opt_b.step(grads)
+    for k in shapes:
+        np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_array_equal(opt_a.exp_avg_sq[k], opt_b.exp_avg_sq[k])
 
 
 def _book_schedule(n_steps, peak_lr, warmup_steps, total_steps, min_lr, initial_lr):

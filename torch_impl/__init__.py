@@ -20,7 +20,7 @@ from torch_impl.layernorm import LayerNorm, layernorm
 from torch_impl.linear import linear
 from torch_impl.loss import cross_entropy, perplexity
 from torch_impl.lstm import LSTM, LSTMCell, lstm, lstm_cell
-from torch_impl.optim import AdamW, clip_grad_norm
+from torch_impl.optim import AdamW, clip_coef, clip_grad_norm
 from torch_impl.qwen3 import Qwen3Model, qwen3_body
 from torch_impl.qwen3_block import (
     Qwen3Attention,
@@ -55,6 +55,7 @@ __all__ = [
     "TransformerBlock",
     "attention",
     "charrnn",
+    "clip_coef",
     "clip_grad_norm",
     "cross_entropy",
     "draw_dropout_masks",

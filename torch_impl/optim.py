@@ -46,8 +46,9 @@ class AdamW:
         self.exp_avg_sq: dict[str, torch.Tensor] = {}  # v
 
     @torch.no_grad()
-    def step(self, grads: dict[str, torch.Tensor | None]) -> None:
-        """One AdamW update of every parameter that has a gradient (None or absent: skipped)."""
+    def step(self, grads: dict[str, torch.Tensor | None], grad_scale: float = 1.0) -> None:
+        """One AdamW update of every parameter that has a gradient (None or absent: skipped),
+        each gradient multiplied by grad_scale first (clip_coef's factor; 1: as given)."""
         require_grads(grads, self.params)
         beta1, beta2 = self.betas
         lr, wd, eps = self.lr, self.weight_decay, self.eps
@@ -60,6 +61,8 @@ class AdamW:
                 self.exp_avg[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 self.exp_avg_sq[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            if grad_scale != 1.0:
+                g = g * grad_scale  # clipping: what clip_grad_norm would store
             self.steps[name] += 1
             t = self.steps[name]
             if wd != 0:
@@ -117,19 +120,26 @@ def _lerp_(start: torch.Tensor, end: torch.Tensor, weight: float) -> None:
 
 
 @torch.no_grad()
+def clip_coef(grads: dict[str, torch.Tensor | None], max_norm: float) -> tuple[float, float]:
+    """(‖g‖, coef): the global L2 norm of the gradients and the factor min(1, max_norm / (‖g‖ +
+    1e-6)) that clip_grad_norm multiplies them by; the gradients are left as they are."""
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    tensors = [g for g in grads.values() if g is not None]
+    if not tensors:
+        return 0.0, 1.0
+    norms = torch.stack([torch.sqrt(torch.dot(g.ravel(), g.ravel())) for g in tensors])  # ‖g_k‖
+    total_norm = float(torch.sqrt(torch.dot(norms, norms)))  # √(Σ ‖g_k‖²)
+    return total_norm, min(max_norm / (total_norm + 1e-6), 1.0)
+
+
 def clip_grad_norm(grads: dict[str, torch.Tensor | None], max_norm: float) -> float:
     """Scale every gradient in place so their global L2 norm is at most `max_norm`.
 
     Returns the norm before clipping, like torch.nn.utils.clip_grad_norm_.
     """
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be positive, got {max_norm}")
-    tensors = [g for g in grads.values() if g is not None]
-    if not tensors:
-        return 0.0
-    norms = torch.stack([torch.sqrt(torch.dot(g.ravel(), g.ravel())) for g in tensors])  # ‖g_k‖
-    total_norm = float(torch.sqrt(torch.dot(norms, norms)))  # √(Σ ‖g_k‖²)
-    coef = min(max_norm / (total_norm + 1e-6), 1.0)
-    for g in tensors:
-        g.mul_(coef)  # always multiplied, like torch (coef 1.0 leaves g unchanged)
+    total_norm, coef = clip_coef(grads, max_norm)
+    for g in grads.values():
+        if g is not None:
+            g.mul_(coef)  # always multiplied, like torch (coef 1.0 leaves g unchanged)
     return total_norm

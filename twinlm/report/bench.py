@@ -14,9 +14,11 @@ several), GPU backends against `torch.matmul` on that GPU.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from twinlm.report.bench_plots import plot_ratios, plot_scaling
@@ -49,6 +51,7 @@ from twinlm.report.tables import (
     summary_table,
     write_csv,
 )
+from twinlm.report.train_step import plot_train_step, train_step_results, train_step_table
 
 __all__ = [
     "BACKEND_ORDER",
@@ -73,6 +76,7 @@ __all__ = [
     "library_info",
     "load_json",
     "measure_matmul_peak",
+    "merge_runs",
     "numpy_blas_threads",
     "peak_for",
     "percent_of_peak",
@@ -134,6 +138,7 @@ def build_report(
         "sit far below the matmul peak by nature). % peak: CPU backends against np.matmul's peak, "
         "GPUs against torch.matmul on the GPU.",
         "",
+        *_train_step_section(data, peak, out),
         "## Summary: NumPy / torch-CPU (geometric mean over sizes and dtypes), NumPy slowest first",
         "",
         summary_table(summarize(rows)),
@@ -160,6 +165,51 @@ def build_report(
     md = out / "README.md"
     md.write_text("\n".join(parts))
     return md
+
+
+def _train_step_section(data: dict, peak: dict, out: Path) -> list[str]:
+    """The training-step race (bench/test_bench_train_step.py), when the run had it."""
+    results = train_step_results(data)
+    if not results:
+        return []
+    plot_train_step(results, out / "train_step.png")
+    return [
+        "## Training step: GPT-2 124M, float32",
+        "",
+        "One full step (forward, cross entropy, backward, clip to norm 1.0, AdamW), dropout off, "
+        "from the same initial weights. NumPy is `numpy_impl` as twinlm's NumPy engine runs it; "
+        "torch_impl the same model from elementary torch ops (autograd); the built-ins are "
+        "`bench/gpt_builtin.py` (nn.Linear, `F.scaled_dot_product_attention(is_causal=True)`, "
+        '`F.layer_norm`, `F.gelu(approximate="tanh")`, `F.cross_entropy`, '
+        "`torch.optim.AdamW`, `clip_grad_norm_`); torch.compile compiles that model. GFLOP/s "
+        "count the full T×T attention scores whatever a contender skips (bench/workloads.py). "
+        "Peak RSS: the process's high-water mark during the steps; of which the step: that peak "
+        "less the process's RSS before the model was built (model, gradients, AdamW state, "
+        "activations).",
+        "",
+        train_step_table(results, peak),
+        "",
+        "![seconds per training step](train_step.png)",
+        "",
+    ]
+
+
+def merge_runs(parts: list[dict]) -> dict:
+    """One pytest-benchmark JSON from the JSONs of several processes (one library each): their
+    benchmarks together, the best matmul peak per library, the first run's machine and commit."""
+    if not parts:
+        raise ValueError("merge_runs needs at least one pytest-benchmark JSON")
+    merged = dict(parts[0])
+    merged["benchmarks"] = [b for p in parts for b in p.get("benchmarks", [])]
+    ours = [p.get("twinlm") or {} for p in parts]
+    shares = [t["others_cpu_share"] for t in ours if t.get("others_cpu_share") is not None]
+    merged["twinlm"] = {
+        **ours[0],
+        "matmul_peak": best_peak(*(t.get("matmul_peak") for t in ours)),
+        "others_cpu_share": max(shares) if shares else None,
+        "libraries_per_process": max(len(t.get("libraries") or ("?", "?")) for t in ours),
+    }
+    return merged
 
 
 # ---- `twinlm bench` -------------------------------------------------------------------------------
@@ -198,9 +248,18 @@ def run_bench(
     return status
 
 
+SUITES = ("test_bench_ops.py", "test_bench_models.py", "test_bench_qwen3.py",
+          "test_bench_train_step.py")  # fmt: skip
+LIBRARIES = ("numpy", "torch")
+
+
 def _run_suites(
     full: bool, keyword: str | None, bench_time: float, threads: int | None, json_path: Path
 ) -> int:
+    """Each suite in one process per library (NumPy's, then torch's), interleaved suite by suite:
+    a library's idle threads then cannot slow the other down (OpenBLAS's keep spinning ~0.1 s
+    after every call). The processes' JSONs are merged into json_path and saved, numbered, in
+    .benchmarks/ for --benchmark-compare."""
     suite = ROOT / "bench"
     if not (suite / "test_bench_ops.py").is_file():
         raise ValueError(
@@ -209,28 +268,6 @@ def _run_suites(
     storage = ROOT / ".benchmarks"
     storage.mkdir(exist_ok=True)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "bench",
-        "-p",
-        "no:randomly",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "-s",
-        "--benchmark-enable",
-        "--benchmark-autosave",
-        f"--benchmark-storage=file://{storage}",
-        f"--benchmark-json={json_path.resolve()}",
-        f"--bench-time={bench_time}",
-        "--bench-progress",
-    ]
-    if full:
-        cmd.append("--bench-full")
-    if keyword:
-        cmd += ["-k", keyword]
     env = dict(os.environ)
     if threads is not None:
         for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
@@ -243,14 +280,47 @@ def _run_suites(
             file=sys.stderr,
         )
     log = storage / "last-run.log"
-    print(f"running bench/ ({'full' if full else 'quick'} sweep); pytest output: {log}", flush=True)
-    with open(log, "w") as f:
-        status = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, check=False).returncode
-    if status not in (0, 5):
+    print(f"running bench/ ({'full' if full else 'quick'} sweep, one library per process); "
+          f"pytest output: {log}", flush=True)  # fmt: skip
+    status, parts = 0, []
+    with tempfile.TemporaryDirectory() as tmp, open(log, "w") as f:
+        for n, (name, library) in enumerate((s, lib) for s in SUITES for lib in LIBRARIES):
+            part = Path(tmp) / f"{n:02d}-{library}.json"
+            cmd = [sys.executable, "-m", "pytest", f"bench/{name}", "-p", "no:randomly",
+                   "-p", "no:cacheprovider", "-q", "-s", "--benchmark-enable",
+                   f"--benchmark-json={part}", f"--bench-time={bench_time}", "--bench-progress",
+                   f"--bench-library={library}"]  # fmt: skip
+            cmd += (["--bench-full"] if full else []) + (["-k", keyword] if keyword else [])
+            print(f"\n==== {name}, {library} ====", file=f, flush=True)
+            code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, check=False).returncode
+            if code not in (0, 5):  # 5: nothing selected in this suite
+                status = status or code
+            if part.is_file():
+                data = load_json(part)
+                if data["benchmarks"]:
+                    parts.append(data)
+    if parts:
+        merged = merge_runs(parts)
+        json_path.write_text(json.dumps(merged, indent=1))
+        _save_numbered(merged, storage)
+    if status:
         tail = log.read_text().splitlines()[-40:]
         print("\n".join(tail), file=sys.stderr)
         print(f"pytest exited with status {status}; full log: {log}", file=sys.stderr)
     return status
+
+
+def _save_numbered(data: dict, storage: Path) -> Path:
+    """Save as pytest-benchmark's --benchmark-autosave would (<machine>/NNNN_<commit>.json)."""
+    from pytest_benchmark.utils import get_machine_id
+
+    folder = storage / get_machine_id()
+    folder.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]_*.json")]
+    commit = str((data.get("commit_info") or {}).get("id", "unversioned"))[:12]
+    path = folder / f"{max(numbers, default=0) + 1:04d}_{commit}.json"
+    path.write_text(json.dumps(data, indent=1))
+    return path
 
 
 if __name__ == "__main__":  # python -m twinlm.report.bench JSON [OUT]: the report alone

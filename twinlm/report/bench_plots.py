@@ -110,7 +110,8 @@ def plot_ratios(rows: list[Row], path: Path) -> Path:
     ax.set_ylabel("NumPy time / torch-CPU time  (> 1: NumPy slower)", fontsize=8)
     ax.set_title("NumPy / torch-CPU, geometric mean over sizes", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7)
+    if series:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

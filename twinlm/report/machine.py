@@ -104,12 +104,13 @@ def _best_seconds(fn, repeats: int) -> float:
     return best
 
 
-def measure_matmul_peak(n: int = 2048, repeats: int = 4) -> dict:
+def measure_matmul_peak(
+    n: int = 2048, repeats: int = 4, libraries: tuple[str, ...] = ("numpy", "torch")
+) -> dict:
     """GFLOP/s of an (n, n) @ (n, n) product, best of `repeats`, float32 and float64:
     `np.matmul` (the reference for CPU backends), `torch.matmul` on the CPU with its current
-    threads, and on the GPU when there is one."""
-    import torch
-
+    threads, and on the GPU when there is one; of the `libraries` asked for (the others' threads
+    stay idle, so a process benchmarking one library measures its peak undisturbed)."""
     if n < 1 or repeats < 1:
         raise ValueError(f"n and repeats must be ≥ 1, got n={n}, repeats={repeats}")
     flops = 2 * n**3
@@ -118,19 +119,29 @@ def measure_matmul_peak(n: int = 2048, repeats: int = 4) -> dict:
     for dtype in ("float32", "float64"):
         a = rng.standard_normal((n, n)).astype(dtype)
         b = rng.standard_normal((n, n)).astype(dtype)
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        matmuls = {"numpy": lambda a=a, b=b: a @ b, "torch-cpu": lambda a=ta, b=tb: a @ b}
-        if torch.cuda.is_available():
-            ga, gb = ta.cuda(), tb.cuda()
-
-            def gpu_matmul(a=ga, b=gb):
-                a @ b
-                torch.cuda.synchronize()
-
-            matmuls["torch-cuda"] = gpu_matmul
+        matmuls = {"numpy": lambda a=a, b=b: a @ b} if "numpy" in libraries else {}
+        if "torch" in libraries:
+            matmuls |= _torch_matmuls(a, b)
         for backend, fn in matmuls.items():
             peak.setdefault(backend, {})[dtype] = flops / _best_seconds(fn, repeats) / 1e9
     return peak
+
+
+def _torch_matmuls(a: np.ndarray, b: np.ndarray) -> dict:
+    """a @ b in torch on the CPU, and on the GPU when there is one (synchronized)."""
+    import torch
+
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    matmuls = {"torch-cpu": lambda: ta @ tb}
+    if torch.cuda.is_available():
+        ga, gb = ta.cuda(), tb.cuda()
+
+        def gpu_matmul():
+            ga @ gb
+            torch.cuda.synchronize()
+
+        matmuls["torch-cuda"] = gpu_matmul
+    return matmuls
 
 
 def best_peak(*peaks: dict | None) -> dict:

@@ -237,6 +237,17 @@ def header(data: dict, peak: dict, peak_source: str) -> str:
                 f"{p.get('float64', 0):.1f} GFLOP/s float64{peak_source}"
             )
     ours_json = data.get("twinlm") or {}
+    per_process = ours_json.get("libraries_per_process", len(ours_json.get("libraries") or ()))
+    if per_process == 1:
+        lines.append(
+            "- Processes: NumPy and torch each in their own processes (`twinlm bench`), so the "
+            "threads one library leaves spinning cannot take the other's cores"
+        )
+    elif per_process:
+        lines.append(
+            "- Processes: NumPy and torch in one process: OpenBLAS's threads keep spinning after "
+            "each NumPy call and slow torch down (`twinlm bench` runs one library per process)"
+        )
     load, others = ours_json.get("load_average_before"), ours_json.get("others_cpu_share")
     if load is not None or others is not None:
         cpus = ours_json.get("cpu_count") or cpu.get("count")

@@ -1,6 +1,7 @@
 """One optimizer step per backend — the whole of training, for every model twinlm trains.
 
     NumPy:  loss, grads = model.loss_and_grads(x, y, masks)  →  clip  →  AdamW.step(grads)
+            (the clip's factor is applied inside AdamW's pass: clip_coef, step(grad_scale=…))
     torch:  logits = model(x, masks) → cross_entropy → backward  →  clip  →  AdamW.step(grads)
 
 Both take the same NumPy batch with the same NumPy-drawn dropout masks and the same learning rate,
@@ -98,9 +99,10 @@ class NumpyEngine:
                 )
             if self.reduce_grads is not None:
                 self.reduce_grads(grads)
-            check_finite(loss, numpy_impl.clip_grad_norm(grads, self.clip or math.inf))
+            norm, coef = numpy_impl.clip_coef(grads, self.clip or math.inf)
+            check_finite(loss, norm)
         self.opt.lr = lr
-        self.opt.step(grads)
+        self.opt.step(grads, grad_scale=coef)  # clip_grad_norm's scaling, fused into AdamW's pass
         return loss, state
 
     def eval_logits(self, x: np.ndarray, state: NumpyState = None):

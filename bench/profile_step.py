@@ -1,0 +1,88 @@
+"""Where a NumPy GPT training step goes: `python -m bench.profile_step [--shape 124M] [--steps 3]`.
+
+Not a benchmark: it runs the step of bench/test_bench_train_step.py (forward, loss, backward,
+clip, AdamW; GPT-2 124M, float32) under cProfile after one warm-up step, and prints the wall time
+per step spent in each piece, from the cumulative time of the functions that do it (a NumPy call
+shows up inside the function that makes it). The pieces overlap nowhere; "other" is the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import resource
+import sys
+import time
+
+import numpy as np
+
+import numpy_impl
+from bench.workloads import TRAIN_STEP_SHAPES, train_step_config
+
+# piece -> the (file, function) pairs whose cumulative time it is
+PIECES = {
+    "matmuls of the linear layers (fwd + bwd)": [("linear.py", "linear_forward"),
+                                                ("linear.py", "linear_backward")],
+    "attention core (its products, softmax, mask)": [("attention.py", "attention_forward"),
+                                                     ("attention.py", "attention_backward")],
+    "GELU (fwd + bwd)": [("gelu.py", "_gelu"), ("gelu.py", "gelu_backward_inplace")],
+    "LayerNorm (fwd + bwd)": [("layernorm.py", "layernorm_forward"),
+                              ("layernorm.py", "layernorm_backward")],
+    "cross entropy (fwd + bwd)": [("loss.py", "_cross_entropy"), ("loss.py", "_dlogits")],
+    "embedding backward": [("embedding.py", "embedding_backward")],
+    "AdamW (clip fused in)": [("optim.py", "step")],
+    "gradient norm (clip_coef)": [("optim.py", "clip_coef")],
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=list(TRAIN_STEP_SHAPES), default="124M")
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args(argv)
+    B, T, _ = TRAIN_STEP_SHAPES[args.shape]
+    cfg = train_step_config(args.shape)
+    rng = np.random.default_rng(0)
+    idx, targets = (rng.integers(0, cfg["vocab_size"], (B, T)) for _ in range(2))
+    model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.float32)
+    opt = numpy_impl.AdamW(model.params, lr=1e-4, weight_decay=0.1)
+
+    def step():
+        _, grads = model.loss_and_grads(idx, targets)
+        _, coef = numpy_impl.clip_coef(grads, 1.0)
+        opt.step(grads, grad_scale=coef)
+
+    step()  # warm-up: AdamW's state, allocator
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for _ in range(args.steps):
+        step()
+    profiler.disable()
+    per_step = (time.perf_counter() - start) / args.steps
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, …)
+    print(f"NumPy training step, GPT-2 124M, {args.shape} (B={B}, T={T}), float32, "
+          f"{args.steps} steps; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    print("\n| piece | s/step | share |\n|---|---|---|")
+    accounted = 0.0
+    for piece, functions in PIECES.items():
+        seconds = sum(
+            v[3] for (file, _, name), v in stats.items()
+            if any(file.endswith("numpy_impl/" + f) and name == n for f, n in functions)
+        ) / args.steps  # fmt: skip
+        accounted += seconds
+        print(f"| {piece} | {seconds:.3f} | {100 * seconds / per_step:.0f} % |")
+    other = per_step - accounted
+    print(
+        f"| other (residual adds, reshapes, Python) | {other:.3f} | {100 * other / per_step:.0f} % |"
+    )
+    print(f"| **step** | **{per_step:.3f}** | 100 % |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of this process: {peak / 1024:.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
