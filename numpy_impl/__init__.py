@@ -35,6 +35,7 @@ from numpy_impl.qwen3_block import (
     qwen3_qkv_backward,
     qwen3_qkv_forward,
 )
+from numpy_impl.recurrent import stack_layers_backward, stack_layers_forward
 from numpy_impl.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from numpy_impl.rnn import RNN, rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward
 from numpy_impl.rope import rope_angles, rope_backward, rope_forward
@@ -91,6 +92,8 @@ __all__ = [
     "rnn_cell_backward",
     "rnn_cell_forward",
     "rnn_forward",
+    "stack_layers_backward",
+    "stack_layers_forward",
     "softmax_backward",
     "softmax_forward",
     "token_positions",

@@ -27,7 +27,7 @@ near |n| = 1, 1 - n·n cancels away the digits the float32 rule measures):
     db_ih = Σ_batch dgi
 
 Layer over time (`gru_forward` / `gru_backward`; `GRU` is a thin class over the pair), x (B, T, I),
-layer k's state h_0 → h_T, layers stacked with dropout between them as in numpy_impl/rnn.py:
+layer k's state h_0 → h_T, layers stacked with dropout between them (numpy_impl/recurrent.py):
     GI = X W_ihᵀ + b_ih (+ b_hr, b_hz, and b_hn when reset_after=False)   ONE matmul, all steps
     per step: the recurrent matmul(s) and the cell above; h_t is the layer's output at step t.
 BPTT, t = T-1 … 0, dh'_t = dout_t + (what step t+1 sends back). Every factor that does not depend
@@ -44,16 +44,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
-from numpy_impl.rnn import RecurrentLayer
+from numpy_impl.recurrent import (
+    RecurrentLayer,
+    input_projection_grads,
+    layer_params,
+    stack_layers_backward,
+    stack_layers_forward,
+)
 from twinlm.shared.init import init_gru_params
-from twinlm.shared.naming import recurrent_param_shapes
 from twinlm.shared.validate import (
     require_bool,
     require_recurrent_cell_inputs,
     require_recurrent_inputs,
     require_recurrent_params,
-    require_shape,
 )
 
 
@@ -145,63 +148,50 @@ def gru_forward(
     require_recurrent_inputs(
         x, {"h0": h0}, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
     )
-    B, T, _ = x.shape
-    h0 = np.zeros((L, B, H), dtype) if h0 is None else h0
-    layer_in = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)  time-major
-    h_n, layers, drop_caches = np.empty_like(h0), [], []
-    for k in range(L):
-        W_ih, W_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
-        b_hh = params[f"bias_hh_l{k}"]
-        # The input part of every step's pre-activations at once: (T·B, I) @ (I, 3H).
-        g = (layer_in.reshape(T * B, -1) @ W_ih.T).reshape(T, B, 3 * H)  # (T, B, 3H)
-        g += params[f"bias_ih_l{k}"]
-        g[..., : 2 * H] += b_hh[: 2 * H]  # b_hr, b_hz add like b_ih
-        if not reset_after:
-            g[..., 2 * H :] += b_hh[2 * H :]  # and b_hn too, outside r
-        hs = np.empty((T + 1, B, H), dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
-        hs[0] = h0[k]
-        step = _steps_reset_after if reset_after else _steps_reset_before
-        extra = step(g, hs, W_hh, b_hh[2 * H :])  # g now holds the gates [r z n]
-        h_n[k] = hs[T]
-        layers.append((layer_in, hs, g, extra, W_ih, W_hh))
-        layer_in = hs[1:]  # (T, B, H)
-        if k < L - 1:  # dropout between layers, not after the last
-            mask = None if dropout_masks is None else dropout_masks[k]
-            mask = None if mask is None else mask.transpose(1, 0, 2)  # (T, B, H)
-            layer_in, drop_cache = maybe_dropout_forward(layer_in, mask, p)  # (T, B, H)
-            drop_caches.append(drop_cache)
-    out = np.ascontiguousarray(layer_in.transpose(1, 0, 2))  # (B, T, H)
-    return out, h_n, (layers, drop_caches, reset_after, (B, T, H))
+    h0 = np.zeros((L, x.shape[0], H), dtype) if h0 is None else h0
+
+    def layer(k: int, layer_in: np.ndarray):
+        return _layer_forward(layer_in, h0[k], *layer_params(params, k), reset_after)
+
+    out, (h_n,), cache = stack_layers_forward(x, L, layer, dropout_masks, p)
+    return out, h_n, cache
 
 
 def gru_backward(dout: np.ndarray, dh_n: np.ndarray | None, cache):
     """BPTT. dout (B, T, H) on `out`; dh_n (L, B, H) on the final state, or None.
     Returns (dx (B, T, I), dh0 (L, B, H), grads keyed like params, in state_dict order)."""
-    layers, drop_caches, reset_after, (B, T, H) = cache
-    L, dtype = len(layers), layers[0][1].dtype
-    require_shape("dout", dout, (B, T, H))
-    if dh_n is not None:
-        require_shape("dh_n", dh_n, (L, B, H))
-    dh0, grads = np.empty((L, B, H), dtype), {}
-    d_layer_out = dout.transpose(1, 0, 2)  # (T, B, H)  time-major view
-    bptt = _bptt_reset_after if reset_after else _bptt_reset_before
-    for k in reversed(range(L)):
-        layer_in, hs, gates, extra, W_ih, W_hh = layers[k]
-        dh_last = np.zeros((B, H), dtype) if dh_n is None else dh_n[k]
-        dgi, dh0[k], dW_hh, db_hh = bptt(d_layer_out, dh_last, hs, gates, extra, W_hh)
-        dgi_rows = dgi.reshape(T * B, 3 * H)
-        grads[f"weight_ih_l{k}"] = dgi_rows.T @ layer_in.reshape(T * B, -1)  # (3H, I)
-        grads[f"weight_hh_l{k}"] = dW_hh  # (3H, H)
-        grads[f"bias_ih_l{k}"] = dgi_rows.sum(axis=0)  # (3H,)
-        grads[f"bias_hh_l{k}"] = db_hh  # (3H,)
-        d_layer_in = (dgi_rows @ W_ih).reshape(T, B, -1)  # (T, B, I)  GI = X W_ihᵀ + b
-        if k > 0:  # layer k read drop(layer k-1's output)
-            d_layer_in = maybe_dropout_backward(d_layer_in, drop_caches[k - 1])  # (T, B, H)
-        d_layer_out = d_layer_in
-    I = layers[0][0].shape[-1]
-    grads = {k: grads[k] for k in recurrent_param_shapes(3, I, H, L)}  # state_dict order
-    dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))  # (B, T, I)
+    dstates = None if dh_n is None else {"dh_n": dh_n}
+    dx, (dh0,), grads = stack_layers_backward(dout, dstates, cache, _layer_backward)
     return dx, dh0, grads
+
+
+def _layer_forward(layer_in, h0, W_ih, W_hh, b_ih, b_hh, reset_after):
+    """One layer over time: layer_in (T, B, I), h0 (B, H). Returns (its outputs (T, B, H),
+    (h_T,), cache)."""
+    T, B, _ = layer_in.shape
+    H = W_hh.shape[1]
+    # The input part of every step's pre-activations at once: (T·B, I) @ (I, 3H).
+    g = (layer_in.reshape(T * B, -1) @ W_ih.T).reshape(T, B, 3 * H)  # (T, B, 3H)
+    g += b_ih
+    g[..., : 2 * H] += b_hh[: 2 * H]  # b_hr, b_hz add like b_ih
+    if not reset_after:
+        g[..., 2 * H :] += b_hh[2 * H :]  # and b_hn too, outside r
+    hs = np.empty((T + 1, B, H), layer_in.dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
+    hs[0] = h0
+    step = _steps_reset_after if reset_after else _steps_reset_before
+    extra = step(g, hs, W_hh, b_hh[2 * H :])  # g now holds the gates [r z n]
+    return hs[1:], (hs[T],), (layer_in, hs, g, extra, W_ih, W_hh, reset_after)
+
+
+def _layer_backward(d_out, dfinal, cache):
+    """One layer's BPTT: d_out (T, B, H) on its outputs, dfinal (dh_T,) or None.
+    Returns (d_in (T, B, I), (dh_0,), (dW_ih, dW_hh, db_ih, db_hh))."""
+    layer_in, hs, gates, extra, W_ih, W_hh, reset_after = cache
+    dh_last = np.zeros(hs.shape[1:], hs.dtype) if dfinal is None else dfinal[0]
+    bptt = _bptt_reset_after if reset_after else _bptt_reset_before
+    dgi, dh0, dW_hh, db_hh = bptt(d_out, dh_last, hs, gates, extra, W_hh)
+    d_in, dW_ih, db_ih = input_projection_grads(dgi, layer_in, W_ih)  # GI = X W_ihᵀ + b
+    return d_in, (dh0,), (dW_ih, dW_hh, db_ih, db_hh)
 
 
 # ---- one layer's time loops, each convention -----------------------------------------------------

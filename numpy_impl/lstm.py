@@ -39,25 +39,27 @@ a step is the recurrent matmul, an add, the fused activation (3 calls) and the s
 Backward: everything in dz_t that does not depend on (dh'_t, dc'_t) is computed for all steps at
 once before the loop, F = [g σ'_i, c σ'_f, i (1 - g²), tanh(c') σ'_o] and P = o (1 - tanh² c'),
 so a step is dc = dc' + dh' ⊙ P_t, dz_t = [dc dc dc dh'] ⊙ F_t and the two products (6 calls).
-A mask of None between two layers (or dropout_masks None) is no dropout there.
+A mask of None between two layers (or dropout_masks None) is no dropout there. The stacking of
+layers and the `RecurrentLayer` class are numpy_impl/recurrent.py's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
+from numpy_impl.recurrent import (
+    RecurrentLayer,
+    input_projection_grads,
+    layer_params,
+    stack_layers_backward,
+    stack_layers_forward,
+)
 from twinlm.shared.blocks import for_blocks
 from twinlm.shared.init import init_lstm_params
-from twinlm.shared.naming import lstm_param_shapes
 from twinlm.shared.validate import (
-    require_float,
-    require_int,
-    require_keys,
     require_lstm_cell_inputs,
     require_lstm_inputs,
     require_lstm_params,
-    require_shape,
 )
 
 
@@ -181,48 +183,15 @@ def lstm_forward(
     require_lstm_inputs(
         x, state, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
     )
-    B, T, _ = x.shape
     if state is None:
-        state = (np.zeros((L, B, H), dtype), np.zeros((L, B, H), dtype))
+        state = (np.zeros((L, x.shape[0], H), dtype), np.zeros((L, x.shape[0], H), dtype))
     h0, c0 = state
-    layer_in = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)  time-major
-    h_n, c_n, layers, drop_caches = np.empty_like(h0), np.empty_like(c0), [], []
-    s, b = _gate_scale(H, dtype)  # (4H,) each
-    for k in range(L):
-        W_ih, W_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
-        bias = params[f"bias_ih_l{k}"] + params[f"bias_hh_l{k}"]  # (4H,)
-        # (H, 4H) rows pre-scaled by s, so z arrives as s ⊙ z; stored transposed, as BLAS is ~1.5x
-        # faster on a (B, H) @ (H, 4H) product than on the transposed view at this size
-        W_hh_sT = np.ascontiguousarray((W_hh * s[:, None]).T)
-        # The input part of every step's pre-activation at once: (T·B, I) @ (I, 4H).
-        z = (layer_in.reshape(T * B, -1) @ (W_ih * s[:, None]).T).reshape(T, B, 4 * H)  # s ⊙ z
-        z += bias * s
-        hs = np.empty((T + 1, B, H), dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
-        cs = np.empty((T + 1, B, H), dtype)  # cs[0] = c_0, cs[t+1] = c_t
-        tanh_cs = np.empty((T, B, H), dtype)
-        hs[0], cs[0] = h0[k], c0[k]
-        recurrent, ig = np.empty((B, 4 * H), dtype), np.empty((B, H), dtype)
-        for t in range(T):
-            np.matmul(hs[t], W_hh_sT, out=recurrent)  # (B, 4H)
-            z[t] += recurrent
-            np.tanh(z[t], out=z[t])  # one tanh for all four gates (see _gate_scale)
-            z[t] *= s
-            z[t] += b  # z[t] now holds the gates [i f g o]
-            i, f, g, o = (z[t, :, j * H : (j + 1) * H] for j in range(4))
-            np.multiply(f, cs[t], out=cs[t + 1])  # c_t = f ⊙ c_{t-1} + i ⊙ g
-            cs[t + 1] += np.multiply(i, g, out=ig)
-            np.tanh(cs[t + 1], out=tanh_cs[t])
-            np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
-        h_n[k], c_n[k] = hs[T], cs[T]
-        layers.append((layer_in, z, hs, cs, tanh_cs, W_ih, W_hh))
-        layer_in = hs[1:]  # (T, B, H)
-        if k < L - 1:  # dropout between layers, not after the last
-            mask = None if dropout_masks is None else dropout_masks[k]
-            mask = None if mask is None else mask.transpose(1, 0, 2)  # (T, B, H)
-            layer_in, drop_cache = maybe_dropout_forward(layer_in, mask, p)  # (T, B, H)
-            drop_caches.append(drop_cache)
-    out = np.ascontiguousarray(layer_in.transpose(1, 0, 2))  # (B, T, H)
-    return out, (h_n, c_n), (layers, drop_caches, (B, T, H))
+
+    def layer(k: int, layer_in: np.ndarray):
+        return _layer_forward(layer_in, h0[k], c0[k], *layer_params(params, k))
+
+    out, (h_n, c_n), cache = stack_layers_forward(x, L, layer, dropout_masks, p)
+    return out, (h_n, c_n), cache
 
 
 def lstm_backward(
@@ -232,56 +201,75 @@ def lstm_backward(
 ):
     """BPTT. dout (B, T, H) on `out`; dstate (dh_n, dc_n) each (L, B, H) on the final state, or
     None. Returns (dx (B, T, I), (dh0, dc0), grads keyed like params, in state_dict order)."""
-    layers, drop_caches, (B, T, H) = cache
-    L, dtype = len(layers), layers[0][1].dtype
-    require_shape("dout", dout, (B, T, H))
-    if dstate is not None:
-        for name, s in zip(("dh_n", "dc_n"), dstate, strict=True):
-            require_shape(name, s, (L, B, H))
-    dh0, dc0 = np.empty((L, B, H), dtype), np.empty((L, B, H), dtype)
-    grads = {}
-    d_layer_out = dout.transpose(1, 0, 2)  # (T, B, H)  time-major view
-    for k in reversed(range(L)):
-        layer_in, gates, hs, cs, tanh_cs, W_ih, W_hh = layers[k]
-        if dstate is None:
-            dh_next, dc_next = np.zeros((B, H), dtype), np.zeros((B, H), dtype)
-        else:
-            dh_next, dc_next = dstate[0][k], dstate[1][k]
-        dz, P = _step_factors(gates, cs[:-1], tanh_cs)  # (T, B, 4H) F, (T, B, H) P
-        dz4, f = dz.reshape(T, B, 4, H), gates[:, :, H : 2 * H]
-        dc = np.empty((B, H), dtype)
-        for t in reversed(range(T)):
-            dh = d_layer_out[t] + dh_next  # (B, H)  h_t feeds the output and step t+1
-            np.multiply(dh, P[t], out=dc)
-            dc += dc_next  # dc = dc' + dh' ⊙ o ⊙ (1 - tanh² c')
-            dz4[t, :, :3] *= dc[:, None, :]  # dz_i, dz_f, dz_g = dc ⊙ F
-            dz4[t, :, 3] *= dh  # dz_o = dh' ⊙ F_o
-            dc_next = dc * f[t]  # dc_prev = dc ⊙ f
-            dh_next = dz[t] @ W_hh  # (B, H)  z_t = … + h_{t-1} W_hhᵀ
-        dh0[k], dc0[k] = dh_next, dc_next
-        # Parameter gradients for all steps at once: rows are the T·B (step, sequence) pairs.
-        dz_rows = dz.reshape(T * B, 4 * H)
-        grads[f"weight_ih_l{k}"] = dz_rows.T @ layer_in.reshape(T * B, -1)  # (4H, I)
-        grads[f"weight_hh_l{k}"] = dz_rows.T @ hs[:-1].reshape(T * B, H)  # (4H, H)
-        grads[f"bias_ih_l{k}"] = dz_rows.sum(axis=0)  # (4H,)
-        grads[f"bias_hh_l{k}"] = grads[f"bias_ih_l{k}"].copy()  # the same dz; separate arrays
-        d_layer_in = (dz_rows @ W_ih).reshape(T, B, -1)  # (T, B, I)  Z_x = X W_ihᵀ + b
-        if k > 0:  # layer k read drop(layer k-1's output)
-            d_layer_in = maybe_dropout_backward(d_layer_in, drop_caches[k - 1])  # (T, B, H)
-        d_layer_out = d_layer_in
-    I = layers[0][0].shape[-1]
-    grads = {k: grads[k] for k in lstm_param_shapes(I, H, L)}  # state_dict order
-    dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))  # (B, T, I)
-    return dx, (dh0, dc0), grads
+    dstates = None if dstate is None else dict(zip(("dh_n", "dc_n"), dstate, strict=True))
+    return stack_layers_backward(dout, dstates, cache, _layer_backward)
 
 
-class LSTM:
-    """Multi-layer LSTM, batch first, torch.nn.LSTM's parameter names: a thin class over
-    lstm_forward / lstm_backward holding `params` and the last forward's cache.
+def _layer_forward(layer_in, h0, c0, W_ih, W_hh, b_ih, b_hh):
+    """One layer over time: layer_in (T, B, I), h0 and c0 (B, H). Returns (its outputs (T, B, H),
+    (h_T, c_T), cache)."""
+    T, B, _ = layer_in.shape
+    H, dtype = W_hh.shape[1], layer_in.dtype
+    s, b = _gate_scale(H, dtype)  # (4H,) each
+    # (H, 4H) rows pre-scaled by s, so z arrives as s ⊙ z; stored transposed, as BLAS is ~1.5x
+    # faster on a (B, H) @ (H, 4H) product than on the transposed view at this size
+    W_hh_sT = np.ascontiguousarray((W_hh * s[:, None]).T)
+    # The input part of every step's pre-activation at once: (T·B, I) @ (I, 4H).
+    z = (layer_in.reshape(T * B, -1) @ (W_ih * s[:, None]).T).reshape(T, B, 4 * H)  # s ⊙ z
+    z += (b_ih + b_hh) * s
+    hs = np.empty((T + 1, B, H), dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
+    cs = np.empty((T + 1, B, H), dtype)  # cs[0] = c_0, cs[t+1] = c_t
+    tanh_cs = np.empty((T, B, H), dtype)
+    hs[0], cs[0] = h0, c0
+    recurrent, ig = np.empty((B, 4 * H), dtype), np.empty((B, H), dtype)
+    for t in range(T):
+        np.matmul(hs[t], W_hh_sT, out=recurrent)  # (B, 4H)
+        z[t] += recurrent
+        np.tanh(z[t], out=z[t])  # one tanh for all four gates (see _gate_scale)
+        z[t] *= s
+        z[t] += b  # z[t] now holds the gates [i f g o]
+        i, f, g, o = (z[t, :, j * H : (j + 1) * H] for j in range(4))
+        np.multiply(f, cs[t], out=cs[t + 1])  # c_t = f ⊙ c_{t-1} + i ⊙ g
+        cs[t + 1] += np.multiply(i, g, out=ig)
+        np.tanh(cs[t + 1], out=tanh_cs[t])
+        np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
+    return hs[1:], (hs[T], cs[T]), (layer_in, z, hs, cs, tanh_cs, W_ih, W_hh)
+
+
+def _layer_backward(d_out, dfinal, cache):
+    """One layer's BPTT: d_out (T, B, H) on its outputs, dfinal (dh_T, dc_T) or None.
+    Returns (d_in (T, B, I), (dh_0, dc_0), (dW_ih, dW_hh, db_ih, db_hh))."""
+    layer_in, gates, hs, cs, tanh_cs, W_ih, W_hh = cache
+    T, B, H = d_out.shape
+    if dfinal is None:
+        dh_next, dc_next = np.zeros((B, H), hs.dtype), np.zeros((B, H), hs.dtype)
+    else:
+        dh_next, dc_next = dfinal
+    dz, P = _step_factors(gates, cs[:-1], tanh_cs)  # (T, B, 4H) F, (T, B, H) P
+    dz4, f = dz.reshape(T, B, 4, H), gates[:, :, H : 2 * H]
+    dc = np.empty((B, H), hs.dtype)
+    for t in reversed(range(T)):
+        dh = d_out[t] + dh_next  # (B, H)  h_t feeds the output and step t+1
+        np.multiply(dh, P[t], out=dc)
+        dc += dc_next  # dc = dc' + dh' ⊙ o ⊙ (1 - tanh² c')
+        dz4[t, :, :3] *= dc[:, None, :]  # dz_i, dz_f, dz_g = dc ⊙ F
+        dz4[t, :, 3] *= dh  # dz_o = dh' ⊙ F_o
+        dc_next = dc * f[t]  # dc_prev = dc ⊙ f
+        dh_next = dz[t] @ W_hh  # (B, H)  z_t = … + h_{t-1} W_hhᵀ
+    d_in, dW_ih, db = input_projection_grads(dz, layer_in, W_ih)  # Z_x = X W_ihᵀ + b
+    dW_hh = dz.reshape(T * B, 4 * H).T @ hs[:-1].reshape(T * B, H)  # (4H, H)
+    return d_in, (dh_next, dc_next), (dW_ih, dW_hh, db, db.copy())  # the same dz; separate arrays
+
+
+class LSTM(RecurrentLayer):
+    """Multi-layer LSTM (torch.nn.LSTM, batch first): a thin class over lstm_forward /
+    lstm_backward, every parameter U(-1/√H, 1/√H) as torch.
 
     forward(x (B, T, I), state=(h0, c0) each (num_layers, B, H)) -> (out (B, T, H), (h_n, c_n));
     backward(dout, dstate=(dh_n, dc_n)) -> (dx, (dh0, dc0), grads) with grads keyed like params.
     """
+
+    gates = 4
 
     def __init__(
         self,
@@ -291,34 +279,10 @@ class LSTM:
         seed: int = 0,
         dtype=np.float32,
     ):
-        require_int("input_size", input_size, 1)
-        require_int("hidden_size", hidden_size, 1)
-        require_int("num_layers", num_layers, 1)
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.params = init_lstm_params(input_size, hidden_size, num_layers, seed, dtype)
-        self._cache = None
+        super().__init__(input_size, hidden_size, num_layers, seed, dtype)
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self.params["weight_ih_l0"].dtype
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return dict(self.params)
-
-    def load_state_dict(self, state: dict) -> None:
-        """Copy in parameters (NumPy arrays or CPU tensors) with exactly torch.nn.LSTM's keys and
-        shapes; the model takes their (common) float dtype."""
-        shapes = lstm_param_shapes(self.input_size, self.hidden_size, self.num_layers)
-        require_keys("state_dict", state, shapes)
-        new = {k: np.asarray(state[k]).copy() for k in shapes}  # np.asarray reads CPU tensors too
-        for k, shape in shapes.items():
-            require_float(k, new[k])
-            require_shape(k, new[k], shape)
-        dtypes = {k: str(a.dtype) for k, a in new.items()}
-        if len(set(dtypes.values())) > 1:
-            raise TypeError(f"state_dict values must share one dtype, got {dtypes}")
-        self.params = new
-        self._cache = None
+    def _init(self, input_size, hidden_size, num_layers, seed, dtype):
+        return init_lstm_params(input_size, hidden_size, num_layers, seed, dtype)
 
     def forward(
         self,
@@ -328,11 +292,14 @@ class LSTM:
         p: float = 0.0,
     ):
         """lstm_forward with this layer's params. Returns (out (B, T, H), (h_n, c_n))."""
-        out, state_n, self._cache = lstm_forward(x, self.params, state, dropout_masks, p)
-        return out, state_n
+        return super().forward(x, state, dropout_masks, p)
 
     def backward(self, dout: np.ndarray, dstate: tuple[np.ndarray, np.ndarray] | None = None):
         """lstm_backward of the last forward. Returns (dx, (dh0, dc0), grads keyed like params)."""
-        if self._cache is None:
-            raise RuntimeError("LSTM.backward needs a forward call first")
-        return lstm_backward(dout, dstate, self._cache)
+        return super().backward(dout, dstate)
+
+    def _forward(self, x, params, state, dropout_masks, p):
+        return lstm_forward(x, params, state, dropout_masks, p)
+
+    def _backward(self, dout, dstate, cache):
+        return lstm_backward(dout, dstate, cache)

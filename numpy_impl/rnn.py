@@ -27,26 +27,27 @@ BPTT runs t = T-1 … 0, carrying dh backwards from the upstream dh_n:
 dh_0 is what remains after step 0. Arrays are kept time-major (T, B, ·) so each step's slice is
 contiguous. A mask of None between two layers (or dropout_masks None) is no dropout there.
 
-`RecurrentLayer` is the class both RNN and GRU (numpy_impl/gru.py) are: parameters in torch's
-layout and keys, state_dict/load_state_dict, forward/backward over the op pair.
+The stacking of layers with dropout between them and the `RecurrentLayer` class (torch's layout
+and keys, state_dict/load_state_dict) are numpy_impl/recurrent.py's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
+from numpy_impl.recurrent import (
+    RecurrentLayer,
+    input_projection_grads,
+    layer_params,
+    stack_layers_backward,
+    stack_layers_forward,
+)
 from twinlm.shared.init import init_rnn_params
-from twinlm.shared.naming import recurrent_param_shapes
 from twinlm.shared.validate import (
     require_choice,
-    require_float,
-    require_int,
-    require_keys,
     require_recurrent_cell_inputs,
     require_recurrent_inputs,
     require_recurrent_params,
-    require_shape,
 )
 
 NONLINEARITIES = ("tanh", "relu")
@@ -120,135 +121,53 @@ def rnn_forward(
     require_recurrent_inputs(
         x, {"h0": h0}, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
     )
-    B, T, _ = x.shape
-    h0 = np.zeros((L, B, H), dtype) if h0 is None else h0
-    layer_in = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I)  time-major
-    h_n, layers, drop_caches = np.empty_like(h0), [], []
-    for k in range(L):
-        W_ih, W_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
-        # The input part of every step's pre-activation at once: (T·B, I) @ (I, H).
-        a_x = (layer_in.reshape(T * B, -1) @ W_ih.T).reshape(T, B, H)  # (T, B, H)
-        a_x += params[f"bias_ih_l{k}"] + params[f"bias_hh_l{k}"]
-        hs = np.empty((T + 1, B, H), dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
-        hs[0] = h0[k]
-        for t in range(T):
-            np.matmul(hs[t], W_hh.T, out=hs[t + 1])  # (B, H)  h_{t-1} W_hhᵀ
-            hs[t + 1] += a_x[t]
-            _activate(hs[t + 1], nonlinearity)  # h_t = φ(a_t)
-        h_n[k] = hs[T]
-        layers.append((layer_in, hs, W_ih, W_hh))
-        layer_in = hs[1:]  # (T, B, H)
-        if k < L - 1:  # dropout between layers, not after the last
-            mask = None if dropout_masks is None else dropout_masks[k]
-            mask = None if mask is None else mask.transpose(1, 0, 2)  # (T, B, H)
-            layer_in, drop_cache = maybe_dropout_forward(layer_in, mask, p)  # (T, B, H)
-            drop_caches.append(drop_cache)
-    out = np.ascontiguousarray(layer_in.transpose(1, 0, 2))  # (B, T, H)
-    return out, h_n, (layers, drop_caches, nonlinearity, (B, T, H))
+    h0 = np.zeros((L, x.shape[0], H), dtype) if h0 is None else h0
+
+    def layer(k: int, layer_in: np.ndarray):
+        return _layer_forward(layer_in, h0[k], *layer_params(params, k), nonlinearity)
+
+    out, (h_n,), cache = stack_layers_forward(x, L, layer, dropout_masks, p)
+    return out, h_n, cache
 
 
 def rnn_backward(dout: np.ndarray, dh_n: np.ndarray | None, cache):
     """BPTT. dout (B, T, H) on `out`; dh_n (L, B, H) on the final state, or None.
     Returns (dx (B, T, I), dh0 (L, B, H), grads keyed like params, in state_dict order)."""
-    layers, drop_caches, nonlinearity, (B, T, H) = cache
-    L, dtype = len(layers), layers[0][1].dtype
-    require_shape("dout", dout, (B, T, H))
-    if dh_n is not None:
-        require_shape("dh_n", dh_n, (L, B, H))
-    dh0, grads = np.empty((L, B, H), dtype), {}
-    d_layer_out = dout.transpose(1, 0, 2)  # (T, B, H)  time-major view
-    for k in reversed(range(L)):
-        layer_in, hs, W_ih, W_hh = layers[k]
-        da = _derivative(hs[1:], nonlinearity)  # (T, B, H)  φ'_t, then da_t in place
-        dh_next = np.zeros((B, H), dtype) if dh_n is None else dh_n[k]
-        for t in reversed(range(T)):
-            da[t] *= d_layer_out[t] + dh_next  # da_t = (dout_t + dh_{t+1}) ⊙ φ'_t
-            dh_next = da[t] @ W_hh  # (B, H)  a_t = … + h_{t-1} W_hhᵀ
-        dh0[k] = dh_next
-        # Parameter gradients for all steps at once: rows are the T·B (step, sequence) pairs.
-        da_rows = da.reshape(T * B, H)
-        grads[f"weight_ih_l{k}"] = da_rows.T @ layer_in.reshape(T * B, -1)  # (H, I)
-        grads[f"weight_hh_l{k}"] = da_rows.T @ hs[:-1].reshape(T * B, H)  # (H, H)
-        grads[f"bias_ih_l{k}"] = da_rows.sum(axis=0)  # (H,)
-        grads[f"bias_hh_l{k}"] = grads[f"bias_ih_l{k}"].copy()  # the same da; separate arrays
-        d_layer_in = (da_rows @ W_ih).reshape(T, B, -1)  # (T, B, I)  A_x = X W_ihᵀ + b
-        if k > 0:  # layer k read drop(layer k-1's output)
-            d_layer_in = maybe_dropout_backward(d_layer_in, drop_caches[k - 1])  # (T, B, H)
-        d_layer_out = d_layer_in
-    I = layers[0][0].shape[-1]
-    grads = {k: grads[k] for k in recurrent_param_shapes(1, I, H, L)}  # state_dict order
-    dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))  # (B, T, I)
+    dstates = None if dh_n is None else {"dh_n": dh_n}
+    dx, (dh0,), grads = stack_layers_backward(dout, dstates, cache, _layer_backward)
     return dx, dh0, grads
 
 
-class RecurrentLayer:
-    """A multi-layer recurrent layer with h as its only state, batch first, torch's parameter
-    names and layout: a thin class over an op pair (rnn_forward / rnn_backward, gru_forward /
-    gru_backward) holding `params` and the last forward's cache. Subclasses set the gate count,
-    the initializer and how the pair is called (with their options: nonlinearity, reset_after).
+def _layer_forward(layer_in, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity):
+    """One layer over time: layer_in (T, B, I), h0 (B, H). Returns (its outputs (T, B, H),
+    (h_T,), cache)."""
+    T, B, _ = layer_in.shape
+    H = W_hh.shape[0]
+    # The input part of every step's pre-activation at once: (T·B, I) @ (I, H).
+    a_x = (layer_in.reshape(T * B, -1) @ W_ih.T).reshape(T, B, H)  # (T, B, H)
+    a_x += b_ih + b_hh
+    hs = np.empty((T + 1, B, H), layer_in.dtype)  # hs[0] = h_0, hs[t+1] = h_t (the output)
+    hs[0] = h0
+    for t in range(T):
+        np.matmul(hs[t], W_hh.T, out=hs[t + 1])  # (B, H)  h_{t-1} W_hhᵀ
+        hs[t + 1] += a_x[t]
+        _activate(hs[t + 1], nonlinearity)  # h_t = φ(a_t)
+    return hs[1:], (hs[T],), (layer_in, hs, W_ih, W_hh, nonlinearity)
 
-    forward(x (B, T, I), h0 (num_layers, B, H)) -> (out (B, T, H), h_n);
-    backward(dout, dh_n) -> (dx, dh0, grads) with grads keyed like params.
-    """
 
-    gates: int  # stacked pre-activations per hidden unit: 1 (RNN), 3 (GRU)
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, seed: int, dtype):
-        require_int("input_size", input_size, 1)
-        require_int("hidden_size", hidden_size, 1)
-        require_int("num_layers", num_layers, 1)
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.params = self._init(input_size, hidden_size, num_layers, seed, dtype)
-        self._cache = None
-
-    def _init(self, input_size, hidden_size, num_layers, seed, dtype) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.params["weight_ih_l0"].dtype
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return dict(self.params)
-
-    def load_state_dict(self, state: dict) -> None:
-        """Copy in parameters (NumPy arrays or CPU tensors) with exactly the torch module's keys
-        and shapes; the layer takes their (common) float dtype."""
-        I, H, L = self.input_size, self.hidden_size, self.num_layers
-        shapes = recurrent_param_shapes(self.gates, I, H, L)
-        require_keys("state_dict", state, shapes)
-        new = {k: np.asarray(state[k]).copy() for k in shapes}  # np.asarray reads CPU tensors too
-        for k, shape in shapes.items():
-            require_float(k, new[k])
-            require_shape(k, new[k], shape)
-        dtypes = {k: str(a.dtype) for k, a in new.items()}
-        if len(set(dtypes.values())) > 1:
-            raise TypeError(f"state_dict values must share one dtype, got {dtypes}")
-        self.params = new
-        self._cache = None
-
-    def forward(
-        self,
-        x: np.ndarray,
-        h0: np.ndarray | None = None,
-        dropout_masks: list[np.ndarray | None] | None = None,
-        p: float = 0.0,
-    ):
-        """The op pair's forward with this layer's params. Returns (out (B, T, H), h_n)."""
-        out, h_n, self._cache = self._forward(x, self.params, h0, dropout_masks, p)
-        return out, h_n
-
-    def backward(self, dout: np.ndarray, dh_n: np.ndarray | None = None):
-        """BPTT of the last forward. Returns (dx, dh0, grads keyed like params)."""
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward needs a forward call first")
-        return self._backward(dout, dh_n, self._cache)
-
-    def _forward(self, x, params, h0, dropout_masks, p):
-        raise NotImplementedError
-
-    def _backward(self, dout, dh_n, cache):
-        raise NotImplementedError
+def _layer_backward(d_out, dfinal, cache):
+    """One layer's BPTT: d_out (T, B, H) on its outputs, dfinal (dh_T,) or None.
+    Returns (d_in (T, B, I), (dh_0,), (dW_ih, dW_hh, db_ih, db_hh))."""
+    layer_in, hs, W_ih, W_hh, nonlinearity = cache
+    T, B, H = d_out.shape
+    da = _derivative(hs[1:], nonlinearity)  # (T, B, H)  φ'_t, then da_t in place
+    dh_next = np.zeros((B, H), hs.dtype) if dfinal is None else dfinal[0]
+    for t in reversed(range(T)):
+        da[t] *= d_out[t] + dh_next  # da_t = (dout_t + dh_{t+1}) ⊙ φ'_t
+        dh_next = da[t] @ W_hh  # (B, H)  a_t = … + h_{t-1} W_hhᵀ
+    d_in, dW_ih, db = input_projection_grads(da, layer_in, W_ih)  # A_x = X W_ihᵀ + b
+    dW_hh = da.reshape(T * B, H).T @ hs[:-1].reshape(T * B, H)  # (H, H)
+    return d_in, (dh_next,), (dW_ih, dW_hh, db, db.copy())  # the same da; separate arrays
 
 
 class RNN(RecurrentLayer):

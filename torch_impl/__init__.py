@@ -29,6 +29,7 @@ from torch_impl.qwen3_block import (
     qwen3_block,
     qwen3_qkv,
 )
+from torch_impl.recurrent import stack_layers
 from torch_impl.rmsnorm import RMSNorm, rmsnorm
 from torch_impl.rnn import RNN, RNNCell, rnn, rnn_cell
 from torch_impl.rope import rope, rope_angles
@@ -76,6 +77,7 @@ __all__ = [
     "perplexity",
     "resolve_dropout_masks",
     "rnn",
+    "stack_layers",
     "rnn_cell",
     "softmax",
     "token_positions",

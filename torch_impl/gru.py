@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from torch_impl.rnn import RecurrentModule, cell_parameters, stack_layers
+from torch_impl.recurrent import RecurrentModule, cell_parameters, stack_layers
 from twinlm.shared.validate import (
     require_bool,
     require_recurrent_cell_inputs,
@@ -80,9 +80,10 @@ def gru(
         for t in range(gi.shape[0]):
             h = _cell_from_parts(gi[t], h, W_hh, b_hh, reset_after)  # (B, H)
             outs.append(h)
-        return torch.stack(outs), h
+        return torch.stack(outs), (h,)
 
-    return stack_layers(x, L, layer, dropout_masks, p)
+    out, (h_n,) = stack_layers(x, L, layer, dropout_masks, p)
+    return out, h_n
 
 
 class GRUCell(torch.nn.Module):
