@@ -266,3 +266,20 @@ def test_train_step_section_from_one_process_per_library(tmp_path):
     ):
         assert line in text, line
     assert (tmp_path / "out" / "train_step.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_train_step_contender_runs_in_its_own_process():
+    """Every other suite once per library; the training-step race once per contender, so that a
+    peak RSS is not an earlier contender's; a -k keyword narrows every process."""
+    runs = list(R._processes(None))
+    assert [(s, lib) for s, lib, k in runs if k is None] == [
+        (s, lib) for s in R.SUITES if s != "test_bench_train_step.py" for lib in R.LIBRARIES
+    ]
+    race = [(lib, k) for s, lib, k in runs if s == "test_bench_train_step.py"]
+    assert race[0] == ("numpy", "numpy") and len(race) == len(set(race)) == 6
+    assert ("torch", "torch-builtin") in race and all(lib == "torch" for lib, _ in race[1:])
+    keyed = list(R._processes("124M"))
+    assert (
+        keyed[0][2] == "(124M)"
+        and ("test_bench_train_step.py", "torch", "(124M) and torch-cpu") in keyed
+    )

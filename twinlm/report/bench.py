@@ -251,6 +251,23 @@ def run_bench(
 SUITES = ("test_bench_ops.py", "test_bench_models.py", "test_bench_qwen3.py",
           "test_bench_train_step.py")  # fmt: skip
 LIBRARIES = ("numpy", "torch")
+# The training-step race goes one process per contender: each peak RSS is then the contender's own,
+# not a high-water mark that an earlier contender's freed memory still holds up.
+CONTENDERS = {
+    "test_bench_train_step.py": {
+        "numpy": ("numpy",),
+        "torch": ("torch-cpu", "torch-builtin", "torch-compile", "torch-cuda", "torch-mps"),
+    }
+}
+
+
+def _processes(keyword: str | None):
+    """(suite, library, -k expression or None) for each child process, in order."""
+    for suite in SUITES:
+        for library in LIBRARIES:
+            for contender in CONTENDERS.get(suite, {}).get(library, (None,)):
+                terms = [f"({keyword})" if keyword else None, contender]
+                yield suite, library, " and ".join(t for t in terms if t) or None
 
 
 def _run_suites(
@@ -258,7 +275,7 @@ def _run_suites(
 ) -> int:
     """Each suite in one process per library (NumPy's, then torch's), interleaved suite by suite:
     a library's idle threads then cannot slow the other down (OpenBLAS's keep spinning ~0.1 s
-    after every call). The processes' JSONs are merged into json_path and saved, numbered, in
+    after every call); the training-step race in one process per contender (CONTENDERS). The processes' JSONs are merged into json_path and saved, numbered, in
     .benchmarks/ for --benchmark-compare."""
     suite = ROOT / "bench"
     if not (suite / "test_bench_ops.py").is_file():
@@ -284,13 +301,13 @@ def _run_suites(
           f"pytest output: {log}", flush=True)  # fmt: skip
     status, parts = 0, []
     with tempfile.TemporaryDirectory() as tmp, open(log, "w") as f:
-        for n, (name, library) in enumerate((s, lib) for s in SUITES for lib in LIBRARIES):
+        for n, (name, library, select) in enumerate(_processes(keyword)):
             part = Path(tmp) / f"{n:02d}-{library}.json"
             cmd = [sys.executable, "-m", "pytest", f"bench/{name}", "-p", "no:randomly",
                    "-p", "no:cacheprovider", "-q", "-s", "--benchmark-enable",
                    f"--benchmark-json={part}", f"--bench-time={bench_time}", "--bench-progress",
                    f"--bench-library={library}"]  # fmt: skip
-            cmd += (["--bench-full"] if full else []) + (["-k", keyword] if keyword else [])
+            cmd += (["--bench-full"] if full else []) + (["-k", select] if select else [])
             print(f"\n==== {name}, {library} ====", file=f, flush=True)
             code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, check=False).returncode
             if code not in (0, 5):  # 5: nothing selected in this suite
