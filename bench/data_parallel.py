@@ -94,7 +94,13 @@ def one_run(backend: str, procs: int, args) -> dict:
     proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
-        raise SystemExit(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
+        # the ranks' own messages come first; torchrun's traceback and summary after them
+        err = (
+            proc.stderr
+            if len(proc.stderr) < 4000
+            else proc.stderr[:2500] + "\n…\n" + proc.stderr[-1500:]
+        )
+        raise SystemExit(f"{' '.join(command)} failed (exit {proc.returncode}):\n{err}")
     return json.loads(lines[-1])
 
 
