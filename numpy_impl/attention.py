@@ -21,8 +21,9 @@ How it is computed. The query rows go in blocks of ROW_BLOCK; a causal block of 
 sees keys 0 .. r1-1 + Tk-Tq only, so the scores of the keys after it are never computed, nor the
 six products that would touch them (with blocks of 128 rows: 1/4 of the work at T = 256, 7/16 at
 T = 1024). Within a block every (batch, head) is one batched product on the head views (matmul
-reads the transposed, strided operands as fast as copies here), and scale, mask and softmax run
-in place on the block's scores. 1/√d is folded into q (exact for d = 64: a power of two). Each
+reads the transposed, strided operands as fast as copies here). Mask, softmax and the softmax
+backward run in place on the block's scores, a few (batch, head) matrices at a time on two
+threads (twinlm/shared/blocks.py). 1/√d is folded into q (exact for d = 64: a power of two). Each
 block costs one BLAS call per (batch, head) and product, so blocks are not made smaller: at
 T = 256, 64-row blocks did no better than 128 on one thread and worse on two.
 
@@ -44,10 +45,12 @@ import math
 import numpy as np
 
 from numpy_impl.linear import linear_backward, linear_forward
+from twinlm.shared.blocks import for_blocks
 from twinlm.shared.naming import QKV_PROJECTIONS
 from twinlm.shared.validate import require_attention_inputs, require_mha_inputs
 
 ROW_BLOCK = 128  # query rows per block: masked keys are skipped block by block
+BLOCK_ELEMENTS = 1 << 17  # scores per thread's block of (batch, head) matrices
 
 
 def _row_blocks(t_q: int, t_k: int, causal: bool):
@@ -66,11 +69,39 @@ def _after_diagonal(rows: int) -> np.ndarray:
     return mask
 
 
-def _softmax_(a: np.ndarray) -> None:
-    """a ← softmax(a) over the last axis, in place (numpy_impl/softmax.py's arithmetic)."""
-    a -= a.max(axis=-1, keepdims=True)
-    np.exp(a, out=a)
-    a /= a.sum(axis=-1, keepdims=True)
+def _masked_softmax_(w: np.ndarray, causal: bool) -> None:
+    """w ← softmax(w + causal mask) over the last axis, in place (numpy_impl/softmax.py's
+    arithmetic). w (n, rows, e): a causal block's last `rows` keys hold the diagonal."""
+    if causal:  # hide the keys after each query
+        rows, e = w.shape[-2:]
+        np.copyto(w[..., e - rows :], -np.inf, where=_after_diagonal(rows))
+    w -= w.max(axis=-1, keepdims=True)
+    np.exp(w, out=w)
+    w /= w.sum(axis=-1, keepdims=True)
+
+
+def _softmax_backward_(ds: np.ndarray, a: np.ndarray) -> None:
+    """ds ← A ⊙ (dA - Σ_j dA_j A_j), in place over dA; then once more minus its row sums' share.
+
+    Rows of dS sum to 0 (softmax ignores a constant added to a row), but rounding leaves a
+    residual that dq = dS k multiplies by whatever all keys share (a key bias, say), which can
+    swamp the small differences dq really depends on: project it out once more (zero in exact
+    arithmetic; masked entries stay 0 because A is 0 there). torch autograd gets the same effect
+    from the gradient through the max subtracted inside softmax."""
+    tmp = ds * a
+    ds -= tmp.sum(axis=-1, keepdims=True)
+    ds *= a
+    np.multiply(a, ds.sum(axis=-1, keepdims=True), out=tmp)
+    ds -= tmp
+
+
+def _for_matrices(w: np.ndarray, chain, *others: np.ndarray) -> None:
+    """chain(w[i:j], *(o[i:j] for o in others)) over w's leading (batch, head) matrices, a few at
+    a time on two threads (twinlm/shared/blocks.py). w, others: fresh (..., rows, e) arrays."""
+    w3 = w.reshape(-1, *w.shape[-2:])  # (n, rows, e) a view
+    o3 = [o.reshape(w3.shape) for o in others]
+    per_block = max(1, BLOCK_ELEMENTS // max(1, w3[0].size))
+    for_blocks(lambda lo, hi: chain(w3[lo:hi], *(o[lo:hi] for o in o3)), w3.shape[0], per_block)
 
 
 def attention_forward(
@@ -98,9 +129,7 @@ def attention_forward(
     blocks = []
     for r0, r1, e in _row_blocks(t_q, t_k, causal):
         w = qs[..., r0:r1, :] @ kt[..., :e]  # (..., rows, e) scores of the keys these rows can see
-        if causal:  # the block's last `rows` keys hold the diagonal: hide those after each query
-            np.copyto(w[..., e - (r1 - r0) :], -np.inf, where=_after_diagonal(r1 - r0))
-        _softmax_(w)  # (..., rows, e) A, in place
+        _for_matrices(w, functools.partial(_masked_softmax_, causal=causal))  # (..., rows, e) A
         dropped = w
         if keep is not None:
             dropped = w * keep[0][..., r0:r1, :e]  # (..., rows, e) Ã = A ⊙ M / (1 - p)
@@ -124,17 +153,7 @@ def attention_backward(dy: np.ndarray, cache):
         if keep is not None:
             ds *= keep[0][..., r0:r1, :e]  # dA = dÃ ⊙ M / (1 - p)
             ds *= keep[1]
-        # Softmax backward in place: dS = A ⊙ (dA - Σ_j dA_j A_j). Rows of dS sum to 0 (softmax
-        # ignores a constant added to a row), but rounding leaves a residual that dq = dS k
-        # multiplies by whatever all keys share (a key bias, say), which can swamp the small
-        # differences dq really depends on: project it out once more (zero in exact arithmetic;
-        # masked entries stay 0 because A is 0 there). torch autograd gets the same effect from
-        # the gradient through the max subtracted inside softmax.
-        tmp = ds * a  # (..., rows, e)
-        ds -= tmp.sum(axis=-1, keepdims=True)
-        ds *= a
-        np.multiply(a, ds.sum(axis=-1, keepdims=True), out=tmp)
-        ds -= tmp  # (..., rows, e) dS
+        _for_matrices(ds, _softmax_backward_, a)  # (..., rows, e) dS, in place
         np.matmul(ds, k[..., :e, :], out=dq[..., r0:r1, :])  # dq = dS k  (· 1/√d below)
         dk[..., :e, :] += np.swapaxes(ds, -1, -2) @ qs[..., r0:r1, :]  # dk = dSᵀ q/√d
     dq *= scale

@@ -16,15 +16,24 @@ has it); log1p(r) and -r / (1 + r) keep r to full precision.
 All targets ignored (n = 0): the loss is nan and the gradient zero, exactly what
 torch.nn.functional.cross_entropy returns (the mean of nothing is 0/0).
 
+How it is computed. Each chain of passes runs on a block of rows at a time
+(twinlm/shared/blocks.py), so a row is read from memory once, not once per pass, and two threads
+take half the rows each.
+
 perplexity = exp(loss): the size of a uniform vocabulary that would be as surprising. Uniform logits
 give loss = ln V, perplexity = V.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from twinlm.shared.blocks import for_blocks
 from twinlm.shared.validate import require_float, require_ids, require_ndim, require_shape
+
+BLOCK_ELEMENTS = 1 << 17  # logits per block of rows (at least one row)
 
 
 def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
@@ -65,33 +74,62 @@ def _cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int, i
     kept = targets != ignore_index  # (...)
     n = int(kept.sum())
     safe_targets = np.where(kept, targets, 0)  # (...)  any valid index on ignored rows
-    at_target = safe_targets[..., None]  # (..., 1)  index for take/put_along_axis
-    z = np.subtract(
-        logits, logits.max(axis=-1, keepdims=True), out=logits if inplace else None
-    )  # (..., V)  max entry is 0
-    z_target = np.take_along_axis(z, at_target, axis=-1)[..., 0]  # (...)  0: target is a max
-    np.exp(z, out=z)  # (..., V)  z now holds e = exp(z - m), reused for the softmax below
-    e_target = np.take_along_axis(z, at_target, axis=-1)  # (..., 1)
-    np.put_along_axis(z, at_target, 0, axis=-1)
-    rest = z.sum(axis=-1, keepdims=True)  # (..., 1)  r = Σ_{v≠y} e_v
-    np.put_along_axis(z, at_target, e_target, axis=-1)
-    sum_exp = e_target + rest  # (..., 1)
+    rows = math.prod(logits.shape[:-1])
+    logits2, at_target = (
+        logits.reshape(rows, V),
+        safe_targets.reshape(rows, 1),
+    )  # (rows, V), (rows, 1)
+    z = logits2 if inplace else np.empty_like(logits2)  # (rows, V)  becomes the softmax
+    z_target = np.empty(rows, logits.dtype)  # z_y - m
+    e_target, rest = np.empty((rows, 1), logits.dtype), np.empty((rows, 1), logits.dtype)
+
+    def block(lo: int, hi: int) -> None:
+        zb, lb, at = z[lo:hi], logits2[lo:hi], at_target[lo:hi]
+        np.subtract(lb, lb.max(axis=-1, keepdims=True), out=zb)  # z - m: max entry is 0
+        z_target[lo:hi] = np.take_along_axis(zb, at, axis=-1)[:, 0]  # 0: the target is a max
+        np.exp(zb, out=zb)  # e = exp(z - m)
+        e_target[lo:hi] = np.take_along_axis(zb, at, axis=-1)
+        np.put_along_axis(zb, at, 0, axis=-1)
+        np.sum(zb, axis=-1, keepdims=True, out=rest[lo:hi])  # r = Σ_{v≠y} e_v
+        np.put_along_axis(zb, at, e_target[lo:hi], axis=-1)
+        zb /= e_target[lo:hi] + rest[lo:hi]  # softmax = e / Σ e
+
+    for_blocks(block, rows, BLOCK_ELEMENTS // V)
+    sum_exp = e_target + rest  # (rows, 1)
     # -log p[y]: log1p(r) where the target is a largest logit (e_y = 1), else log Σ e - (z_y - m)
-    nll = np.where(z_target == 0, np.log1p(rest[..., 0]), np.log(sum_exp[..., 0]) - z_target)
-    z /= sum_exp  # (..., V)  softmax
+    nll = np.where(z_target == 0, np.log1p(rest[:, 0]), np.log(sum_exp[:, 0]) - z_target)
     if n == 0:
         loss = np.asarray(np.nan, dtype=logits.dtype)
     else:
-        loss = np.asarray(np.where(kept, nll, 0).sum() / n, dtype=logits.dtype)  # ()
-    return loss, (z, safe_targets, kept, n, rest / sum_exp)
+        loss = np.asarray(np.where(kept.reshape(rows), nll, 0).sum() / n, dtype=logits.dtype)  # ()
+    cache = (
+        z.reshape(logits.shape),
+        safe_targets,
+        kept,
+        n,
+        (rest / sum_exp).reshape(*kept.shape, 1),
+    )
+    return loss, cache
 
 
 def _dlogits(dloss: np.ndarray, cache, inplace: bool) -> np.ndarray:
     probs, safe_targets, kept, n, others = cache  # others = 1 - p_y, as r / Σ e  (..., 1)
-    dlogits = probs if inplace else probs.copy()  # (..., V)
-    np.put_along_axis(dlogits, safe_targets[..., None], -others, axis=-1)  # softmax - onehot
+    dlogits = probs if inplace else np.empty_like(probs)  # (..., V)
+    V = probs.shape[-1]
+    rows = math.prod(probs.shape[:-1])
+    probs2, dlogits2 = probs.reshape(rows, V), dlogits.reshape(rows, V)  # (rows, V)
     scale = np.asarray(dloss, dtype=probs.dtype) / max(n, 1)  # ()  n = 0: every row is ignored
-    dlogits *= (kept * scale)[..., None]  # (..., V)  ignored rows get 0
+    row_scale = (kept * scale).reshape(rows, 1)  # (rows, 1)  ignored rows get 0
+    at_target, minus_others = safe_targets.reshape(rows, 1), -others.reshape(rows, 1)
+
+    def block(lo: int, hi: int) -> None:
+        db = dlogits2[lo:hi]
+        if not inplace:
+            np.copyto(db, probs2[lo:hi])
+        np.put_along_axis(db, at_target[lo:hi], minus_others[lo:hi], axis=-1)  # softmax - onehot
+        db *= row_scale[lo:hi]
+
+    for_blocks(block, rows, BLOCK_ELEMENTS // max(1, V))
     return dlogits
 
 
