@@ -45,12 +45,11 @@ import math
 import numpy as np
 
 from numpy_impl.linear import linear_backward, linear_forward
-from twinlm.shared.blocks import for_blocks
+from twinlm.shared.blocks import for_blocks, rows_per_block
 from twinlm.shared.naming import QKV_PROJECTIONS
 from twinlm.shared.validate import require_attention_inputs, require_mha_inputs
 
 ROW_BLOCK = 128  # query rows per block: masked keys are skipped block by block
-BLOCK_ELEMENTS = 1 << 17  # scores per thread's block of (batch, head) matrices
 
 
 def _row_blocks(t_q: int, t_k: int, causal: bool):
@@ -100,7 +99,7 @@ def _for_matrices(w: np.ndarray, chain, *others: np.ndarray) -> None:
     a time on two threads (twinlm/shared/blocks.py). w, others: fresh (..., rows, e) arrays."""
     w3 = w.reshape(-1, *w.shape[-2:])  # (n, rows, e) a view
     o3 = [o.reshape(w3.shape) for o in others]
-    per_block = max(1, BLOCK_ELEMENTS // max(1, w3[0].size))
+    per_block = rows_per_block(w3[0].size)
     for_blocks(lambda lo, hi: chain(w3[lo:hi], *(o[lo:hi] for o in o3)), w3.shape[0], per_block)
 
 

@@ -33,7 +33,7 @@ import math
 import numpy as np
 import scipy.special
 
-from twinlm.shared.blocks import for_blocks
+from twinlm.shared.blocks import for_blocks, rows_per_block
 from twinlm.shared.validate import require_choice, require_float
 
 APPROXIMATIONS = ("tanh", "none")
@@ -41,7 +41,6 @@ _C = math.sqrt(2.0 / math.pi)  # Python floats: a NumPy float64 scalar would upc
 _K = 0.044715
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-BLOCK_ELEMENTS = 1 << 15  # ~32 k elements per block: the block's arrays fit in a core's L2 cache
 
 
 def gelu_forward(x: np.ndarray, approximate: str = "tanh"):
@@ -76,12 +75,11 @@ def _gelu(x: np.ndarray, y: np.ndarray, approximate: str):
         a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1) for a in (x, y, dydx)
     )
     block = _gelu_tanh_rows if approximate == "tanh" else _gelu_erf_rows
-    width = max(1, xs.shape[-1])
 
     def rows(lo: int, hi: int) -> None:
         block(xs[lo:hi], ys[lo:hi], ds[lo:hi])
 
-    for_blocks(rows, xs.shape[0], max(1, BLOCK_ELEMENTS // width))
+    for_blocks(rows, xs.shape[0], rows_per_block(xs.shape[-1]))
     return y, (dydx,)
 
 

@@ -22,10 +22,8 @@ import math
 
 import numpy as np
 
-from twinlm.shared.blocks import for_blocks
+from twinlm.shared.blocks import for_blocks, rows_per_block
 from twinlm.shared.validate import require_float, require_ndim, require_shape
-
-BLOCK_ELEMENTS = 1 << 17  # ~128 k elements per block of rows: fewer, larger calls measured fastest
 
 
 def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: float = 1e-5):
@@ -55,7 +53,7 @@ def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: 
         np.multiply(xc, scale, out=yr)
         yr += shift  # y = x̂ ⊙ scale + shift
 
-    for_blocks(rows, x2.shape[0], BLOCK_ELEMENTS // max(1, x2.shape[1]))
+    for_blocks(rows, x2.shape[0], rows_per_block(x2.shape[1]))
     return y.reshape(x.shape), (xhat, std, scale)
 
 
@@ -73,7 +71,7 @@ def layernorm_backward(dy: np.ndarray, cache):
         g -= np.multiply(xhat[lo:hi], mean_gx, out=tmp)  # - x̂ mean(g ⊙ x̂)
         g /= std[lo:hi]  # dx
 
-    for_blocks(rows, dy2.shape[0], BLOCK_ELEMENTS // max(1, dy2.shape[1]))
+    for_blocks(rows, dy2.shape[0], rows_per_block(dy2.shape[1]))
     dscale = np.einsum("rd,rd->d", dy2, xhat)  # (D,)
     dshift = dy2.sum(axis=0)  # (D,)
     return dx.reshape(dy.shape), dscale, dshift

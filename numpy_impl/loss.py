@@ -30,10 +30,8 @@ import math
 
 import numpy as np
 
-from twinlm.shared.blocks import for_blocks
+from twinlm.shared.blocks import for_blocks, rows_per_block
 from twinlm.shared.validate import require_float, require_ids, require_ndim, require_shape
-
-BLOCK_ELEMENTS = 1 << 17  # logits per block of rows (at least one row)
 
 
 def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
@@ -94,7 +92,7 @@ def _cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int, i
         np.put_along_axis(zb, at, e_target[lo:hi], axis=-1)
         zb /= e_target[lo:hi] + rest[lo:hi]  # softmax = e / Σ e
 
-    for_blocks(block, rows, BLOCK_ELEMENTS // V)
+    for_blocks(block, rows, rows_per_block(V))
     sum_exp = e_target + rest  # (rows, 1)
     # -log p[y]: log1p(r) where the target is a largest logit (e_y = 1), else log Σ e - (z_y - m)
     nll = np.where(z_target == 0, np.log1p(rest[:, 0]), np.log(sum_exp[:, 0]) - z_target)
@@ -129,7 +127,7 @@ def _dlogits(dloss: np.ndarray, cache, inplace: bool) -> np.ndarray:
         np.put_along_axis(db, at_target[lo:hi], minus_others[lo:hi], axis=-1)  # softmax - onehot
         db *= row_scale[lo:hi]
 
-    for_blocks(block, rows, BLOCK_ELEMENTS // max(1, V))
+    for_blocks(block, rows, rows_per_block(V))
     return dlogits
 
 

@@ -54,7 +54,7 @@ from numpy_impl.recurrent import (
     stack_layers_backward,
     stack_layers_forward,
 )
-from twinlm.shared.blocks import for_blocks
+from twinlm.shared.blocks import for_blocks, rows_per_block
 from twinlm.shared.init import init_lstm_params
 from twinlm.shared.validate import (
     require_lstm_cell_inputs,
@@ -122,7 +122,7 @@ def _step_factors(gates, c_prev, tanh_c) -> tuple[np.ndarray, np.ndarray]:
         np.subtract(1.0, p, out=p)
         p *= o  # o (1 - tanh² c')
 
-    for_blocks(steps, T, max(1, (1 << 16) // (B * 4 * H)))  # ~64 k gate values per block
+    for_blocks(steps, T, rows_per_block(B * 4 * H))  # a block of steps
     return F, P
 
 

@@ -15,7 +15,7 @@ Gradient clipping (torch.nn.utils.clip_grad_norm_):
     g_k ← g_k · min(1, max_norm / (‖g‖ + 1e-6))
 
 How the update is computed. AdamW is memory-bound: its dozen elementwise passes would each stream
-p, g, m and v through memory. `step` instead runs all of them on one block of BLOCK elements at a
+p, g, m and v through memory. `step` instead runs all of them on one block of BLOCK_ELEMENTS at a
 time (twinlm/shared/blocks.py), which stays in cache, so memory sees each array once per step;
 the blocks of all parameters are shared out among the threads. Clipping can ride along:
 `clip_coef` returns the norm and the factor without touching the gradients, and
@@ -30,10 +30,8 @@ import threading
 
 import numpy as np
 
-from twinlm.shared.blocks import for_blocks
+from twinlm.shared import blocks
 from twinlm.shared.validate import require_adamw_options, require_adamw_state, require_grads
-
-BLOCK = 1 << 17  # elements per block: on two threads 1 << 15 lost to the GIL (0.65 s vs 0.45 s)
 
 
 class AdamW:
@@ -80,13 +78,14 @@ class AdamW:
             work.append(
                 (*flat, self.lr / (1 - self.betas[0] ** t), (1 - self.betas[1] ** t) ** 0.5)
             )
-        blocks = [(w, lo) for w in work for lo in range(0, w[0].size, BLOCK)]
+        block = blocks.BLOCK_ELEMENTS
+        pieces = [(w, lo) for w in work for lo in range(0, w[0].size, block)]
 
         def update(first: int, stop: int) -> None:
-            for w, lo in blocks[first:stop]:
-                self._update_block(*(a[lo : lo + BLOCK] for a in w[:4]), *w[4:], grad_scale)
+            for w, lo in pieces[first:stop]:
+                self._update_block(*(a[lo : lo + block] for a in w[:4]), *w[4:], grad_scale)
 
-        for_blocks(update, len(blocks), 1)
+        blocks.for_blocks(update, len(pieces), 1)
 
     def _update_block(self, p, g, m, v, step_size: float, bias2_sqrt: float, grad_scale: float):
         """The AdamW update of one block of a parameter, in torch's order of operations."""
@@ -163,7 +162,7 @@ def _scratch(dtype: np.dtype, size: int) -> tuple[np.ndarray, np.ndarray]:
         buffers = _local.buffers = {}
     buf = buffers.get(dtype)
     if buf is None or buf.shape[1] < size:
-        buf = buffers[dtype] = np.empty((2, max(size, BLOCK)), dtype)
+        buf = buffers[dtype] = np.empty((2, max(size, blocks.BLOCK_ELEMENTS)), dtype)
     return buf[0, :size], buf[1, :size]
 
 

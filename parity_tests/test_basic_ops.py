@@ -120,27 +120,6 @@ def test_gelu_left_tail_keeps_relative_precision(approximate):
         assert np.max(np.abs(got / xr.grad.numpy() - 1.0)) < 1e-5
 
 
-@pytest.mark.parametrize("approximate", ["tanh", "none"])
-def test_gelu_row_blocks_and_threads_change_nothing(approximate, monkeypatch):
-    """GELU runs on blocks of rows, on several threads where there are cores: bit for bit the
-    one-block result, also computed in place."""
-    import numpy_impl.gelu as np_gelu
-    import twinlm.shared.blocks as blocks
-
-    x = np.random.default_rng(4).uniform(-6, 6, (2, 37, 5))
-    dy = np.random.default_rng(5).standard_normal(x.shape)
-    y1, cache1 = numpy_impl.gelu_forward(x, approximate)
-    monkeypatch.setattr(np_gelu, "BLOCK_ELEMENTS", 12)  # two rows of 5 per block
-    monkeypatch.setattr(blocks, "THREADS", 2)
-    y2, cache2 = numpy_impl.gelu_forward(x, approximate)
-    y3, cache3 = np_gelu.gelu_inplace(x.copy(), approximate)
-    for y, cache in ((y2, cache2), (y3, cache3)):
-        np.testing.assert_array_equal(y, y1)
-        np.testing.assert_array_equal(
-            numpy_impl.gelu_backward(dy, cache), numpy_impl.gelu_backward(dy, cache1)
-        )
-
-
 def test_gelu_module():
     x = torch.randn(2, 3, 8, dtype=torch.float64)
     for approximate in ("tanh", "none"):

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import torch_impl
-from numpy_impl.optim import BLOCK, AdamW, clip_coef, clip_grad_norm
+from numpy_impl.optim import AdamW, clip_coef, clip_grad_norm
 from twinlm.parity.harness import Float32Runs, rel_error
+from twinlm.shared.blocks import BLOCK_ELEMENTS
 from twinlm.training.schedule import lr_at
 
 SHAPES = {"w": (6, 5), "b": (5,), "emb": (4, 3, 2), "one": (1,)}
@@ -133,7 +134,7 @@ def test_clip_fused_into_adamw_is_identical(dtype):
     parameters of clip_grad_norm + step, here over several blocks of one parameter (so on
     several threads when there are cores for them) and a parameter of one element."""
     rng = np.random.default_rng(5)
-    shapes = {"big": (3, BLOCK + 7), "w": (6, 5), "one": (1,)}
+    shapes = {"big": (3, BLOCK_ELEMENTS + 7), "w": (6, 5), "one": (1,)}
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
     a, b = ({k: v.copy() for k, v in params.items()} for _ in range(2))
     opt_a, opt_b = AdamW(a, lr=1e-2, weight_decay=0.1), AdamW(b, lr=1e-2, weight_decay=0.1)
