@@ -73,10 +73,8 @@ def _cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int, i
     n = int(kept.sum())
     safe_targets = np.where(kept, targets, 0)  # (...)  any valid index on ignored rows
     rows = math.prod(logits.shape[:-1])
-    logits2, at_target = (
-        logits.reshape(rows, V),
-        safe_targets.reshape(rows, 1),
-    )  # (rows, V), (rows, 1)
+    logits2 = logits.reshape(rows, V)  # (rows, V)
+    at_target = safe_targets.reshape(rows, 1)  # (rows, 1)  index for take/put_along_axis
     z = logits2 if inplace else np.empty_like(logits2)  # (rows, V)  becomes the softmax
     z_target = np.empty(rows, logits.dtype)  # z_y - m
     e_target, rest = np.empty((rows, 1), logits.dtype), np.empty((rows, 1), logits.dtype)
