@@ -33,7 +33,7 @@ import math
 import numpy as np
 import scipy.special
 
-from twinlm.shared.blocks import for_blocks, rows_per_block
+from twinlm.shared.blocks import as_rows, for_blocks, rows_per_block
 from twinlm.shared.validate import require_choice, require_float
 
 APPROXIMATIONS = ("tanh", "none")
@@ -71,9 +71,7 @@ def gelu_backward_inplace(dy: np.ndarray, cache) -> np.ndarray:
 def _gelu(x: np.ndarray, y: np.ndarray, approximate: str):
     """y ← GELU(x) (y may be x) and the cache (dy/dx,), block by block."""
     dydx = np.empty_like(x)
-    xs, ys, ds = (
-        a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1) for a in (x, y, dydx)
-    )
+    xs, ys, ds = (as_rows(a) for a in (x, y, dydx))  # (rows, D)
     block = _gelu_tanh_rows if approximate == "tanh" else _gelu_erf_rows
 
     def rows(lo: int, hi: int) -> None:

@@ -18,11 +18,9 @@ row's temporaries stay in cache, and two threads take half the blocks each. The 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from twinlm.shared.blocks import for_blocks, rows_per_block
+from twinlm.shared.blocks import as_rows, for_blocks, rows_per_block
 from twinlm.shared.validate import require_float, require_ndim, require_shape
 
 
@@ -33,7 +31,7 @@ def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: 
     require_shape("scale", scale, (x.shape[-1],))
     require_shape("shift", shift, (x.shape[-1],))
     eps = float(eps)  # a Python float: float32 stays float32
-    x2 = _rows(x)  # (rows, D)
+    x2 = as_rows(x)  # (rows, D)
     y, xhat = np.empty_like(x2), np.empty_like(x2)  # (rows, D)
     std = np.empty((x2.shape[0], 1), x2.dtype)  # (rows, 1)
 
@@ -60,7 +58,7 @@ def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: 
 def layernorm_backward(dy: np.ndarray, cache):
     """Returns (dx, dscale, dshift)."""
     xhat, std, scale = cache
-    xhat, std, dy2 = _rows(xhat), _rows(std), _rows(dy)  # (rows, D), (rows, 1), (rows, D)
+    xhat, std, dy2 = as_rows(xhat), as_rows(std), as_rows(dy)  # (rows, D), (rows, 1), (rows, D)
     dx = np.empty_like(dy2)  # (rows, D)
 
     def rows(lo: int, hi: int) -> None:
@@ -75,8 +73,3 @@ def layernorm_backward(dy: np.ndarray, cache):
     dscale = np.einsum("rd,rd->d", dy2, xhat)  # (D,)
     dshift = dy2.sum(axis=0)  # (D,)
     return dx.reshape(dy.shape), dscale, dshift
-
-
-def _rows(a: np.ndarray) -> np.ndarray:
-    """a (..., D) as a (rows, D) array (a view when a is contiguous)."""
-    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])

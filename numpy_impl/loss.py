@@ -26,11 +26,9 @@ give loss = ln V, perplexity = V.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from twinlm.shared.blocks import for_blocks, rows_per_block
+from twinlm.shared.blocks import as_rows, for_blocks, rows_per_block
 from twinlm.shared.validate import require_float, require_ids, require_ndim, require_shape
 
 
@@ -72,8 +70,8 @@ def _cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int, i
     kept = targets != ignore_index  # (...)
     n = int(kept.sum())
     safe_targets = np.where(kept, targets, 0)  # (...)  any valid index on ignored rows
-    rows = math.prod(logits.shape[:-1])
-    logits2 = logits.reshape(rows, V)  # (rows, V)
+    logits2 = as_rows(logits)  # (rows, V)
+    rows = logits2.shape[0]
     at_target = safe_targets.reshape(rows, 1)  # (rows, 1)  index for take/put_along_axis
     z = logits2 if inplace else np.empty_like(logits2)  # (rows, V)  becomes the softmax
     z_target = np.empty(rows, logits.dtype)  # z_y - m
@@ -111,9 +109,8 @@ def _cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int, i
 def _dlogits(dloss: np.ndarray, cache, inplace: bool) -> np.ndarray:
     probs, safe_targets, kept, n, others = cache  # others = 1 - p_y, as r / Σ e  (..., 1)
     dlogits = probs if inplace else np.empty_like(probs)  # (..., V)
-    V = probs.shape[-1]
-    rows = math.prod(probs.shape[:-1])
-    probs2, dlogits2 = probs.reshape(rows, V), dlogits.reshape(rows, V)  # (rows, V)
+    probs2, dlogits2 = as_rows(probs), as_rows(dlogits)  # (rows, V)
+    rows, V = probs2.shape
     scale = np.asarray(dloss, dtype=probs.dtype) / max(n, 1)  # ()  n = 0: every row is ignored
     row_scale = (kept * scale).reshape(rows, 1)  # (rows, 1)  ignored rows get 0
     at_target, minus_others = safe_targets.reshape(rows, 1), -others.reshape(rows, 1)

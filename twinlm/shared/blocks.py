@@ -6,7 +6,7 @@ memory sees each array once. NumPy releases the GIL inside its loops, so blocks 
 threads run on two cores at once.
 
 `for_blocks(fn, n, block)` calls fn(lo, hi) over [0, n) in blocks of `block` rows, split into one
-contiguous run per thread; `rows_per_block(width)` is the block of rows of `width` elements that
+contiguous run per thread; `as_rows(a)` views an array (..., D) as those rows; `rows_per_block(width)` is the block of rows of `width` elements that
 holds about BLOCK_ELEMENTS. fn must only write rows lo .. hi-1 of its outputs, must not call BLAS
 (a BLAS call uses every core already), and sets its own np.errstate: NumPy's floating-point error
 state is per thread. THREADS is TWINLM_THREADS, else OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (so
@@ -56,6 +56,14 @@ def for_blocks(fn: Callable[[int, int], object], n: int, block: int) -> None:
     ]
     for f in futures:
         f.result()
+
+
+def as_rows(a):
+    """a (..., D) as a (rows, D) array, a view when a is contiguous (a 0-d a: (1, 1)); rows are
+    what for_blocks splits."""
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def rows_per_block(width: int) -> int:
