@@ -11,7 +11,7 @@ rows in the order r (reset), z (update), n (candidate). x (B, I), h (B, H):
 The conventions differ only in n: torch resets the hidden matmul's result, so one (B, H) @ (H, 3H)
 matmul per step serves all three gates (cuDNN's choice); Cho resets h before a second matmul. And
 Karpathy interpolates h' = z ⊙ n + (1 - z) ⊙ h: his z is our 1 - z (our z rows and biases negated).
-parity_tests/test_gru.py works a 2×2 example by hand in his form.
+parity_tests/models/test_gru.py works a 2×2 example by hand in his form.
 
 Cell backward, given dh' (B, H); σ' = σ(1 - σ), tanh' = 1 - tanh² (computed as (1 - n)(1 + n):
 near |n| = 1, 1 - n·n cancels away the digits the float32 rule measures):

@@ -1,6 +1,6 @@
 """The registry of ops checked for parity: for each, inputs and its NumPy / torch_impl / torch twins.
 
-`CASES` is what `twinlm check` prints and what `parity_tests/test_parity_ops.py` sweeps with
+`CASES` is what `twinlm check` prints and what `parity_tests/ops/test_parity_ops.py` sweeps with
 hypothesis; Qwen3's ops are in twinlm/parity/opcases_qwen3.py. The torch built-in (`torch_ref`) is the independent third implementation.
 """
 
@@ -56,7 +56,7 @@ def _linear_case(bias: bool) -> OpCase:
 # p - onehot, which cancel where one weight is ≈ 1: with logits ±10 a 2-entry row's gradient is
 # ~2e-9 and the built-in's own float64 error there ~4e-8 relative, far above the 1e-10 it is asked
 # to referee; with ±5, ~1e-11. Such rows get their own test against a 60-digit reference
-# (parity_tests/test_float32_standard.py), where NumPy and torch_impl are exact to float precision.
+# (parity_tests/ops/test_float32_standard.py), where NumPy and torch_impl are exact to float precision.
 SOFTMAX = OpCase(
     "softmax",
     lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["rows"], d["n"], scale=3.0)},
@@ -289,7 +289,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
         torch_ref=ref,
         # W_key.bias's gradient is 0 in exact arithmetic (a constant added to every key shifts each
         # softmax row uniformly): rounding noise in every float32 run, which the float32 standard
-        # compares like any other error. parity_tests/test_attention_ops.py bounds its size.
+        # compares like any other error. parity_tests/ops/test_attention_ops.py bounds its size.
         grad_inputs=("x", *keys),
         dims={"batch": 2, "seq": 8, "d_in": 12, "heads": 3, "head_dim": 4},
         fd_dims={"batch": 1, "seq": 3, "d_in": 3, "heads": 2, "head_dim": 2},

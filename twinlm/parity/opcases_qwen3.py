@@ -2,7 +2,7 @@
 
 References, all torch built-ins: F.rms_norm, F.silu, F.linear, F.scaled_dot_product_attention with
 enable_gqa=True, and RoPE written out the way Hugging Face writes it (x ⊙ cos + rotate_half(x) ⊙
-sin with full-width tables; parity_tests/test_qwen3_ops.py also checks it against transformers'
+sin with full-width tables; parity_tests/ops/test_qwen3_ops.py also checks it against transformers'
 own apply_rotary_pos_emb and rotary-embedding tables). Head counts ride along as 0-d int arrays,
 because an OpCase's functions see only the arrays.
 """

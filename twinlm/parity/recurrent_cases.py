@@ -7,7 +7,7 @@ gradients on the output at every step AND on the final state, and its finite-dif
 runs through time (and through both layers). With dropout the reference is one single-layer torch
 module per layer with the same keep-mask applied between them (torch draws its own masks inside
 a multi-layer module). Cho's GRU (reset_after=False) has no torch built-in, so it is checked in
-parity_tests/test_gru.py instead (finite differences, torch_impl, a hand-worked example).
+parity_tests/models/test_gru.py instead (finite differences, torch_impl, a hand-worked example).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def layer_case(
         # H, I ≥ 2. With 1×1 weights each weight gradient is one sum of B·T products, often small
         # by cancellation: its float32 error is rounding against rounding (torch_impl fails
         # "≤ 2 × torch" there as often as NumPy). Sizes 1 are checked in float64 in
-        # parity_tests/test_rnn_gru_layers.py.
+        # parity_tests/models/test_rnn_gru_layers.py.
         min_dims={"d_in": 2, "hidden": 2},
     )
 

@@ -9,7 +9,7 @@ per character against characters seen, one curve per cell) and each run's checkp
 curve in a folder named after its cell.
 
 A few minutes on 2 cores with the defaults (1000 steps of 50×50 bytes per cell), so it is a
-command, not a test; parity_tests/test_charrnn_cells.py runs it once at toy size.
+command, not a test; parity_tests/models/test_charrnn_cells.py runs it once at toy size.
 """
 
 from __future__ import annotations

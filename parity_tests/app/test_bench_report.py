@@ -187,7 +187,7 @@ def test_blas_threads_found():
 
 
 def _workloads():
-    path = Path(__file__).resolve().parents[1] / "bench" / "workloads.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "workloads.py"
     spec = importlib.util.spec_from_file_location("bench_workloads", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

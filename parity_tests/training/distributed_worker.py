@@ -1,7 +1,7 @@
-"""One torchrun job for parity_tests/test_distributed.py: every rank runs these scenarios in order
+"""One torchrun job for parity_tests/training/test_distributed.py: every rank runs these scenarios in order
 inside one process group, and rank 0 writes what the test compares with a single process.
 
-    torchrun --standalone --nproc-per-node 2 parity_tests/distributed_worker.py OUT
+    torchrun --standalone --nproc-per-node 2 parity_tests/training/distributed_worker.py OUT
 
     gpt-numpy, gpt-torch    the GPT, float64, dropout, 3 rows over 2 ranks, ignored targets
     classifier-numpy/-torch the classifier (last block trainable: DDP over a frozen body)

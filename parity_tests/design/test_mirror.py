@@ -15,7 +15,7 @@ import pytest
 import numpy_impl
 import torch_impl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _files(package: str) -> set[str]:

@@ -1,5 +1,5 @@
 """Data-parallel training (twinlm/training/distributed.py) on 2 CPU processes (gloo), launched by
-torchrun once for the whole module (parity_tests/distributed_worker.py runs the scenarios):
+torchrun once for the whole module (parity_tests/training/distributed_worker.py runs the scenarios):
 
 - N processes equal one process with the same global batch — parameters, step losses and the
   char-RNN's carried state to 1e-12 in float64 with dropout on, in both backends, with unequal
@@ -37,7 +37,7 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-12
 
 
