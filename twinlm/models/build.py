@@ -118,8 +118,8 @@ def build_language_model(
     require_exact_keys("the loaded tensors", params, shapes, what)
     for k, shape in shapes.items():
         require_shape(k, params[k], shape)
+    # Qwen3's seed None: zeros, no random draw of 0.6B weights about to be replaced
     name, options = ("Qwen3Model", {"seed": None}) if qwen3 else ("GPTModel", {})
-    # Qwen3's seed None: zeros, no random init of weights about to be replaced
     return build_model(
         backend, name, cfg, dtype, params=params, device=device, evaluation=True, **options
     )
