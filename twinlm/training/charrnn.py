@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm import models
 from twinlm.data.bytes import ByteVocab, StreamBatches, as_bytes, split_ids
 from twinlm.shared.init import draw_dropout_masks, init_charrnn_params
 from twinlm.shared.naming import BACKENDS, CELL_STATE, charrnn_cell, charrnn_dropout_mask_shapes
@@ -80,19 +81,7 @@ class CharRNNSettings:
 def build_charrnn(backend: str, cfg: dict, seed: int, dtype: str):
     """A char-RNN of either backend, filled from the one seeded initializer."""
     params = init_charrnn_params(cfg, seed, np.dtype(dtype))
-    if backend == "numpy":
-        import numpy_impl
-
-        model = numpy_impl.CharRNN(cfg, dtype=np.dtype(dtype))
-        model.load_state_dict(params)
-        return model
-    import torch
-
-    import torch_impl
-
-    model = torch_impl.CharRNN(cfg, dtype=getattr(torch, dtype))
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
-    return model
+    return models.build_model(backend, "CharRNN", cfg, dtype, params=params)
 
 
 class CharRNNTask:

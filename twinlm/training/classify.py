@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import numpy_impl
+from twinlm import models
 from twinlm.data.spam import SpamDataset
 from twinlm.data.windows import StepBatches
 from twinlm.shared.classifier import PAD_ID, check_classifier_options, trainable_keys
@@ -346,15 +347,7 @@ def build_classifier(backend: str, cfg: dict, options: dict, seed: int, dtype: s
     """A decapitated GPT or Qwen3 (as cfg says) of either backend (options: num_classes,
     trainable, k, position, pad_id)."""
     name = "Qwen3Classifier" if is_qwen3_config(cfg) else "GPTClassifier"
-    if backend == "numpy":
-        cls = getattr(numpy_impl, name)
-        return cls(cfg, **options, seed=seed, dtype=np.dtype(dtype), backbone=backbone)
-    import torch
-
-    import torch_impl
-
-    cls = getattr(torch_impl, name)
-    return cls(cfg, **options, seed=seed, dtype=getattr(torch, dtype), backbone=backbone)
+    return models.build_model(backend, name, cfg, dtype, **options, seed=seed, backbone=backbone)
 
 
 # ---- prediction from a checkpoint ----------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm import models
 from twinlm.data import windows
 from twinlm.shared.config import QWEN3_PRESETS, get_config, is_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
@@ -112,15 +113,7 @@ class LMTask:
     def build_model(self, backend: str):
         s = self.settings
         name = "Qwen3Model" if s.arch == "qwen3" else "GPTModel"
-        if backend == "numpy":
-            import numpy_impl
-
-            return getattr(numpy_impl, name)(self.cfg, seed=s.seed, dtype=np.dtype(s.dtype))
-        import torch
-
-        import torch_impl
-
-        return getattr(torch_impl, name)(self.cfg, seed=s.seed, dtype=getattr(torch, s.dtype))
+        return models.build_model(backend, name, self.cfg, s.dtype, seed=s.seed)
 
     def initial_carry(self) -> None:
         return None
