@@ -34,6 +34,15 @@ from twinlm.parity.recurrent_cases import gru_case, rnn_case
 from twinlm.shared.naming import gru_param_shapes, rnn_param_shapes
 
 TOL_FD = 1e-7  # as in test_parity_ops.py: central differences, eps 1e-6, float64
+SMALL_LAYERS = (  # for @given(*SMALL_LAYERS): sizes 1 included, with and without dropout
+    st.integers(1, 3),  # batch
+    st.integers(1, 5),  # seq
+    st.integers(1, 4),  # d_in
+    st.integers(1, 4),  # hidden
+    st.integers(1, 3),  # num_layers
+    st.sampled_from([0.0, 0.4]),  # p, dropout between layers
+    st.integers(0, 2**32 - 1),  # seed of the inputs
+)
 
 
 def case_of(kind: str, num_layers: int, p: float = 0.0):
@@ -106,15 +115,7 @@ BAD = {
 class RecurrentLayerTests:
     """The tests, each given `kind` by the subclass's parametrize mark."""
 
-    @given(
-        st.integers(1, 3),  # batch
-        st.integers(1, 5),  # seq
-        st.integers(1, 4),  # d_in
-        st.integers(1, 4),  # hidden
-        st.integers(1, 3),  # num_layers
-        st.sampled_from([0.0, 0.4]),
-        st.integers(0, 2**32 - 1),
-    )
+    @given(*SMALL_LAYERS)
     def test_hypothesis_small_shapes_three_way(self, kind, B, S, I, H, L, p, seed):
         """float64, outputs and every gradient, sizes 1 included, with and without dropout."""
         case = case_of(kind, L, p)

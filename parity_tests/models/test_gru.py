@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
-from recurrent_layers import TOL_FD, RecurrentLayerTests
+from recurrent_layers import SMALL_LAYERS, TOL_FD, RecurrentLayerTests
 
 import numpy_impl
 import torch_impl
@@ -176,15 +175,7 @@ def test_reset_before_adjoint_through_time(name, record_error):
         record_error(f"gru[Cho] {name}", "fd adjoint", error, TOL_FD)
 
 
-@given(
-    st.integers(1, 3),  # batch
-    st.integers(1, 5),  # seq
-    st.integers(1, 4),  # d_in
-    st.integers(1, 4),  # hidden
-    st.integers(1, 3),  # num_layers
-    st.sampled_from([0.0, 0.4]),
-    st.integers(0, 2**32 - 1),
-)
+@given(*SMALL_LAYERS)
 def test_reset_before_numpy_vs_torch_impl_float64(B, S, I, H, L, p, seed):
     case = gru_case(L, p, reset_after=False)
     rng = np.random.default_rng(seed)
