@@ -166,8 +166,9 @@ def _run_flags(p: argparse.ArgumentParser, *, out: str, eval_every: int) -> None
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="twinlm",
-        description="GPT-2 and a char-RNN LSTM written twice (NumPy with hand-derived gradients, "
-        "and PyTorch), trained side by side and proved equal.",
+        description="GPT-2, Qwen3 and Karpathy's char-RNN (vanilla RNN, GRU, LSTM) written twice "
+        "(NumPy with hand-derived gradients, and PyTorch from elementary ops), trained side by "
+        "side and proved equal.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -184,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     # Further subcommands (train, generate, data, charrnn, classify, bench) register below.
-    p = sub.add_parser("train", help="train the book's GPT on a text (chapter 5), either backend")
+    p = sub.add_parser("train", help="train a GPT (chapter 5) or Qwen3 on a text, either backend")
     _run_flags(p, out="runs/gpt", eval_every=25)
     p.add_argument("--text", default=None, help="UTF-8 text file (default: the embedded corpus)")
     p.add_argument("--arch", choices=["gpt", "qwen3"], default="gpt", help="the model (gpt)")
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-rate", type=float, default=None, help="override the preset's dropout")
     p.set_defaults(func="twinlm.training.lm:main_train")
 
-    p = sub.add_parser("generate", help="continue a prompt with a trained GPT (chapter 5)")
+    p = sub.add_parser("generate", help="continue a prompt: a trained or imported GPT or Qwen3")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", default=None, help="a `twinlm train` checkpoint")
@@ -240,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true", help="rebuild the report from --json")
     p.set_defaults(func=_bench)
 
-    p = sub.add_parser("classify", help="GPT as a spam classifier (chapter 6), either backend")
+    p = sub.add_parser("classify", help="GPT or Qwen3 as a spam classifier (chapter 6)")
     classify_sub = p.add_subparsers(dest="classify_command", required=True)
     p = classify_sub.add_parser("train", help="fine-tune a decapitated GPT; curves, checkpoint")
     _run_flags(p, out="runs/classifier", eval_every=50)
