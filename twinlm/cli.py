@@ -1,9 +1,9 @@
-"""The `twinlm` command line. Each subcommand's work lives in its own module; this file only parses,
-checks the values of the flags before any work starts, and is the one error boundary (`main`). A
-training command's flags are generated from the declarations of its settings
-(twinlm/training/settings.py: default, help, check, whether it may change on --resume); every
-other flag that takes a number is checked by the same checks (Integer, Number), so a flag name is
-checked the same way in every command.
+"""The `twinlm` command line. Each subcommand's work lives in its own module ("module:function",
+called with the parsed flags); this file only parses, checks the values of the flags before any
+work starts, and is the one error boundary (`main`). A training command's flags are generated
+from the declarations of its settings (twinlm/training/settings.py: default, help, check, whether
+it may change on --resume); every other flag that takes a number is checked by the same checks
+(Integer, Number), so a flag name is checked the same way in every command.
 
     exit 0    done
     exit 1    a runtime failure: download failed, disk full, training diverged, --out busy
@@ -33,58 +33,6 @@ from twinlm.training.settings import (
     TrainSettings,
     add_flags,
 )
-
-
-def _check(args: argparse.Namespace) -> int:
-    from twinlm.parity.check import run_check
-
-    return run_check(seed=args.seed)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from twinlm.demo import run_demo
-
-    return run_demo(steps=args.steps, dtype=args.dtype, out_dir=args.out)
-
-
-def _data_get(args: argparse.Namespace) -> int:
-    from twinlm.data.download import main_get
-
-    return main_get(args.name, cache_dir=args.cache_dir, url=args.url, sha256=args.sha256)
-
-
-def _generate(args: argparse.Namespace) -> int:
-    from twinlm.generation import main_generate
-
-    return main_generate(
-        args.backend,
-        args.prompt,
-        args.max_new_tokens,
-        checkpoint=args.checkpoint,
-        weights=args.weights,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        seed=args.seed,
-        use_cache=not args.no_cache,
-        eos_id=args.eos_id,
-        dtype=args.dtype,
-        device=args.device,
-        n_heads=args.n_heads,
-    )
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from twinlm.report.bench import run_bench
-
-    return run_bench(
-        full=args.full,
-        keyword=args.k,
-        bench_time=args.time,
-        threads=args.threads,
-        out_dir=args.out,
-        json_path=args.json,
-        report_only=args.report_only,
-    )
 
 
 class _Store(argparse.Action):
@@ -132,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="parity table: every op, both backends, float64 and float32")
     p.add_argument("--seed", type=INDEX_LIKE, default=0)
-    p.set_defaults(func=_check)
+    p.set_defaults(func="twinlm.parity.check:main_check")
 
     p = sub.add_parser(
         "demo", help="NumPy and PyTorch train the same GPT in lockstep (`make demo`)"
@@ -140,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=STEPS_LIKE, default=600)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("--out", default="runs/demo", help="folder for the picture (runs/demo)")
-    p.set_defaults(func=_demo)
+    p.set_defaults(func="twinlm.demo:main_demo")
 
     p = sub.add_parser("train", help="train the book's GPT on a text (chapter 5), either backend")
     _run_flags(p, TrainSettings, out="runs/gpt")
@@ -170,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-heads", type=STEPS_LIKE, default=None, help="attention heads, for --weights"
     )
-    p.set_defaults(func=_generate)
+    p.set_defaults(func="twinlm.generation:main_generate")
 
     p = sub.add_parser("data", help="download the book's and char-rnn's data sets (cached)")
     data_sub = p.add_subparsers(dest="data_command", required=True)
@@ -179,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="default: $TWINLM_CACHE/data")
     p.add_argument("--url", default=None, help="download from this mirror instead")
     p.add_argument("--sha256", default=None, help="expect this hash instead of the pinned one")
-    p.set_defaults(func=_data_get)
+    p.set_defaults(func="twinlm.data.download:main_get")
 
     p = sub.add_parser("bench", help="race NumPy, torch-CPU and GPU on every op; write the report")
     p.add_argument("--full", action="store_true", help="the full size sweep (default: quick)")
@@ -191,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="report folder (default: bench/report)")
     p.add_argument("--json", default=None, help="raw JSON (default: .benchmarks/latest.json)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from --json")
-    p.set_defaults(func=_bench)
+    p.set_defaults(func="twinlm.report.bench:main_bench")
 
     p = sub.add_parser("classify", help="GPT as a spam classifier (chapter 6), either backend")
     classify_sub = p.add_subparsers(dest="classify_command", required=True)
@@ -294,12 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _handler(func):
-    """A subcommand's work: a function here, or "module:function" imported only when it runs."""
-    if isinstance(func, str):
-        module, name = func.split(":")
-        return getattr(importlib.import_module(module), name)
-    return func
+def _handler(func: str):
+    """A subcommand's work: "module:function", imported only when it runs, called with the parsed
+    flags."""
+    module, name = func.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _exit_code(e: Exception) -> int | None:

@@ -14,6 +14,7 @@ import pytest
 
 import numpy_impl
 import torch_impl
+from twinlm import cli
 from twinlm.cli import build_parser, main
 from twinlm.training import loop
 from twinlm.training.checkpoint import load_run
@@ -197,6 +198,15 @@ def test_each_generated_flag_has_its_declared_help_and_default():
     assert helps["peak_lr"] == "peak learning rate (warmup, then cosine to lr/10) (default: 0.001)"
     assert helps["checkpoint_every"].endswith("(default: 1000)")
     assert "min_lr" not in helps and "weight_decay" not in helps  # no flags of their own
+
+
+def test_every_subcommand_is_one_style_of_handler():
+    """Every handler is "module:function", imported when it runs, called with the parsed flags."""
+    for command, p in every_command():
+        func = p.get_default("func")
+        assert isinstance(func, str) and ":" in func, command
+        assert callable(cli._handler(func)), command
+        assert list(inspect.signature(cli._handler(func)).parameters) == ["args"], command
 
 
 # ---- the resume rules are the declarations' ------------------------------------------------------
