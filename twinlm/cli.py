@@ -73,8 +73,9 @@ def _run_flags(p: argparse.ArgumentParser, settings: type, *, out: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="twinlm",
-        description="GPT-2 and a char-RNN LSTM written twice (NumPy with hand-derived gradients, "
-        "and PyTorch), trained side by side and proved equal.",
+        description="GPT-2, Qwen3 and Karpathy's char-RNN (vanilla RNN, GRU, LSTM) written twice "
+        "(NumPy with hand-derived gradients, and PyTorch from elementary ops), trained side by "
+        "side and proved equal.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -90,12 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="folder for the picture (runs/demo)")
     p.set_defaults(func="twinlm.demo:main_demo")
 
-    p = sub.add_parser("train", help="train the book's GPT on a text (chapter 5), either backend")
+    p = sub.add_parser("train", help="train a GPT (chapter 5) or Qwen3 on a text, either backend")
     _run_flags(p, TrainSettings, out="runs/gpt")
     p.add_argument("--text", default=None, help="UTF-8 text file (default: the embedded corpus)")
     p.set_defaults(func="twinlm.training.lm:main_train")
 
-    p = sub.add_parser("generate", help="continue a prompt with a trained GPT (chapter 5)")
+    p = sub.add_parser("generate", help="continue a prompt: a trained or imported GPT or Qwen3")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", default=None, help="a `twinlm train` checkpoint")
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true", help="rebuild the report from --json")
     p.set_defaults(func="twinlm.report.bench:main_bench")
 
-    p = sub.add_parser("classify", help="GPT as a spam classifier (chapter 6), either backend")
+    p = sub.add_parser("classify", help="GPT or Qwen3 as a spam classifier (chapter 6)")
     classify_sub = p.add_subparsers(dest="classify_command", required=True)
     p = classify_sub.add_parser("train", help="fine-tune a decapitated GPT; curves, checkpoint")
     _run_flags(p, ClassifySettings, out="runs/classifier")
