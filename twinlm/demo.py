@@ -106,6 +106,11 @@ def train_in_lockstep(runs: dict[str, Run], steps: int, progress: bool = True) -
     return trace
 
 
+def main_demo(args) -> int:
+    """`twinlm demo` (twinlm/cli.py parses)."""
+    return run_demo(steps=args.steps, dtype=args.dtype, out_dir=args.out)
+
+
 def run_demo(
     steps: int = DEMO_STEPS,
     dtype: str = "float64",

@@ -291,31 +291,19 @@ def text_codec(weights: str | os.PathLike | None = None):
 # ---- `twinlm generate` -------------------------------------------------------------------------
 
 
-def main_generate(
-    backend: str,
-    prompt: str,
-    max_new_tokens: int,
-    checkpoint: str | None = None,
-    weights: str | None = None,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    seed: int = 123,
-    use_cache: bool = True,
-    eos_id: int | None = None,
-    dtype: str = "float32",
-    device: str | None = None,
-    n_heads: int | None = None,
-) -> int:
-    """Load, generate, print the text (stdout) and the speed (stderr). Returns the exit status
-    (errors are the command line's error boundary's to report)."""
-    encode, decode = text_codec(weights)
+def main_generate(args) -> int:
+    """`twinlm generate` (twinlm/cli.py parses): load, generate, print the text (stdout) and the
+    speed (stderr). Returns the exit status (errors are the command line's error boundary's to
+    report)."""
+    backend, prompt, dtype, use_cache = args.backend, args.prompt, args.dtype, not args.no_cache
+    encode, decode = text_codec(args.weights)
     model = load_model(
         backend,
-        checkpoint=checkpoint,
-        weights=weights,
+        checkpoint=args.checkpoint,
+        weights=args.weights,
         dtype=dtype,
-        device=device,
-        n_heads=n_heads,
+        device=args.device,
+        n_heads=args.n_heads,
     )
     ids = encode(prompt)
     if not ids:
@@ -331,11 +319,11 @@ def main_generate(
     out = generate_ids(
         model,
         ids,
-        max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        rng=np.random.default_rng(seed),
-        eos_id=eos_id,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        rng=np.random.default_rng(args.seed),
+        eos_id=args.eos_id,
         use_cache=use_cache,
     )
     seconds = time.perf_counter() - start
