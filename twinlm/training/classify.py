@@ -114,6 +114,7 @@ class ClassifyTask:
 
     kind = "classifier"
     checkpoint_name = "classifier.safetensors"
+    report_files = ("loss.png", "accuracy.png", "confusion.png")  # what report() writes in out_dir
     evaluate_first = False
 
     def __init__(self, settings: ClassifySettings, encode=None, data=None):
