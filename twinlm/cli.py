@@ -11,7 +11,9 @@ it may change on --resume); every other flag that takes a number is checked by t
     exit 70   a bug in twinlm: the traceback is printed, and says so
     exit 130  stopped by SIGINT (Ctrl-C); 143: by SIGTERM (a training run saves a checkpoint first)
 Every anticipated failure prints one line naming the flag or the file; TWINLM_DEBUG=1 shows the
-traceback of any failure.
+traceback of any failure. A path twinlm may not write (EACCES, EPERM, a read-only file system) is
+bad input; an empty flag value is refused rather than read as the default. Under torchrun each
+rank exits as above, its line naming it (twinlm/training/distributed.py `launched`).
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ from twinlm.book.recipe import BookRecipe
 from twinlm.book.stream import BookStream
 from twinlm.book.table import compare_rows, format_table, write_json
 from twinlm.shared.config import CONFIG_KEYS, GPT_CONFIG_124M, validate_config
+from twinlm.training.settings import INDEX_LIKE
 
 BOOK_SEED = 123
+BOOK_SEQUENCE = 4  # tokens of the chapters' inputs ("Every effort moves you", ch04's batch)
 CH05_CONFIG = {**GPT_CONFIG_124M, "context_length": 256}  # the book's shortened context
 RECIPE_KEYS = (
     "batch_size",
@@ -64,11 +66,17 @@ def parse_sets(pairs: list[str], allowed: tuple[str, ...]) -> dict:
 
 
 def book_config(base: dict, sets: dict) -> dict:
-    """The chapter's config with the --set keys, checked; the vocabulary must hold every GPT-2
-    token id (the chapters read GPT-2 tokens)."""
+    """The chapter's config with the --set keys, checked; the context must hold the chapters'
+    inputs, the vocabulary every GPT-2 token id (the chapters read GPT-2 tokens)."""
     from twinlm.data.tokenizer import VOCAB_SIZE
 
     cfg = validate_config({**base, **sets})
+    if cfg["context_length"] < BOOK_SEQUENCE:
+        raise ValueError(
+            f"--set context_length={cfg['context_length']}: the chapters feed the model "
+            f'sequences of {BOOK_SEQUENCE} tokens ("Every effort moves you"), so context_length '
+            f"must be at least {BOOK_SEQUENCE}"
+        )
     if cfg["vocab_size"] < VOCAB_SIZE:
         raise ValueError(
             f"--set vocab_size={cfg['vocab_size']}: the chapters read GPT-2 token ids, up to "
@@ -132,6 +140,7 @@ def main_book(args) -> int:
 
         sets = parse_sets(flat, CONFIG_KEYS + ("max_new_tokens",))
         new_tokens = sets.pop("max_new_tokens", 6)
+        INDEX_LIKE.check("max_new_tokens", new_tokens)
         cfg = book_config(GPT_CONFIG_124M, sets)
         changed |= {"cfg"} if sets else set()
         print(header, flush=True)

@@ -57,6 +57,7 @@ def cell_of(model: str, nonlinearity: str = "tanh") -> str:
 
 def build_charrnn(backend: str, cfg: dict, seed: int, dtype: str):
     """A char-RNN of either backend, filled from the one seeded initializer."""
+    models.require_memory("CharRNN", cfg, dtype)  # before the initializer draws
     params = init_charrnn_params(cfg, seed, np.dtype(dtype))
     return models.build_model(backend, "CharRNN", cfg, dtype, params=params)
 

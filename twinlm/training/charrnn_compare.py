@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.files import writable_folder
 from twinlm.shared.naming import CELLS, charrnn_param_shapes
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.charrnn import LN2, CharRNNSettings, CharRNNTask, read_corpus
@@ -148,6 +149,7 @@ def main_compare(args) -> int:
         raise ValueError(f"--cells names a cell twice: {' '.join(args.cells)}")
     text = read_corpus(args.text)
     base = settings_from_args(CharRNNSettings, args)
+    writable_folder(args.out, "--out")  # for compare.md and compare.png, and the cells' runs
     with contextlib.ExitStack() as claimed:
         for cell in args.cells:
             claimed.enter_context(

@@ -29,6 +29,12 @@ Rank 0 alone evaluates (the others wait in the next step's all-reduce), prints, 
 checkpoints and plots (twinlm/training/loop.py asks `is_main`). Collectives time out after
 TWINLM_DIST_TIMEOUT seconds (default 600), so a rank that hangs cannot hang the job forever; a rank
 that raises prints one line naming itself and exits non-zero, and torchrun stops the others.
+
+What keeps the ranks one run: the same all-reduce that sums the loss counts the ranks that have
+received SIGINT or SIGTERM (watch_signals), so a signal to any one rank stops all of them after
+the same step, and rank 0's checkpoint is the run's; and before the first step the ranks compare
+their flags, data and starting parameters (exchange, require_same: JSON over all_gather, nothing
+unpickled) and refuse to train on when they differ.
 Process groups: gloo on the CPU; with a CUDA device per process, nccl for CUDA tensors and gloo
 for the NumPy backend's buckets (the training commands build their models on the CPU today).
 """
@@ -139,17 +145,16 @@ def launched(prog: str, anticipated: Callable[[Exception], tuple[int, str] | Non
         where = f"{prog}: rank {group.rank} of {group.world}"
         if is_collective_error(e) and "TORCHELASTIC_RUN_ID" in os.environ:
             time.sleep(GRACE_S)  # torchrun stops us first if a peer failed: it names that rank
+        if isinstance(e, KeyboardInterrupt):  # a stop, with its words (the loop's Interrupted)
+            print(f"{where}: {str(e) or 'interrupted'}", file=sys.stderr)
+            raise SystemExit(getattr(e, "exit_code", 128 + signal.SIGINT)) from e
         known = None
-        if isinstance(e, KeyboardInterrupt):
-            known = (getattr(e, "exit_code", 128 + signal.SIGINT), str(e) or "interrupted")
-        elif isinstance(e, Exception) and anticipated and not is_collective_error(e):
+        if isinstance(e, Exception) and anticipated and not is_collective_error(e):
             known = anticipated(e)
         if known is None:
             raise SystemExit(f"{where} failed: {why(e)}") from e
         code, message = known
-        print(
-            f"{where}: {message}" if code > 128 else f"{where}: error: {message}", file=sys.stderr
-        )
+        print(f"{where}: error: {message}", file=sys.stderr)
         raise SystemExit(code) from e
     finally:
         dist.destroy_process_group()

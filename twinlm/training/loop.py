@@ -18,7 +18,11 @@ A run is never lost (a command also claims its --out first: command.py, outdir.p
 - checkpoints every checkpoint_every steps and every checkpoint_minutes of wall time, and at the
   end; a non-finite model is never saved;
 - SIGINT (Ctrl-C) or SIGTERM: the step under way finishes, a checkpoint is written, and train
-  raises Interrupted (the command line exits 130 / 143); a second Ctrl-C stops at once, unsaved;
+  raises Interrupted (the command line exits 130 / 143); a second Ctrl-C stops at once, unsaved.
+  Data parallel: a signal to any rank is voted on in each step's all-reduce, so every rank stops
+  after the same step; rank 0 saves, and every rank raises rank 0's words (distributed.py);
+- the last checkpoint is written before the report (plots): a plot that cannot be written is a
+  warning, and the run is kept;
 - a non-finite loss or gradient norm stops training before the optimizer applies it
   (DivergenceError, from engines.py; exit 1), and the last checkpoint written stays as it was;
 - a resumed run may have new settings (more steps, another learning rate: those settings.py
