@@ -12,6 +12,7 @@ import signal
 import time
 
 import pytest
+from cli_helpers import TEXT, fails, parse_fails
 
 from twinlm import cli
 from twinlm.cli import main
@@ -22,36 +23,7 @@ from twinlm.training.classify import ClassifySettings, ClassifyTask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
-TEXT = "".join(
-    f"line {i}: the quick brown fox jumps over the lazy dog {i * i}\n" for i in range(80)
-)
 TINY_BOOK = ["--set", "emb_dim=8", "n_layers=1", "n_heads=2"]
-
-
-@pytest.fixture
-def text(tmp_path):
-    path = tmp_path / "fox.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
-
-
-def fails(argv: list, capsys, code: int = 2) -> str:
-    """Run the command line; assert it exits `code` with one error line and no traceback; return
-    that line."""
-    assert main([str(a) for a in argv]) == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def parse_fails(argv: list, capsys) -> str:
-    """An argparse refusal: exit 2 before any work, the message naming the flag."""
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    assert e.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def charrnn(text, out, *more) -> list[str]:

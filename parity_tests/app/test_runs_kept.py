@@ -8,34 +8,16 @@ rank) are in parity_tests/training/test_distributed.py."""
 from __future__ import annotations
 
 import errno
-import os
 
 import pytest
+from cli_helpers import charrnn_argv as charrnn
+from cli_helpers import fails, step_of
 
 from twinlm.cli import main
 from twinlm.report import plots
-from twinlm.training.checkpoint import load_run, read_meta
+from twinlm.training.checkpoint import load_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
-
-TEXT = "".join(
-    f"line {i}: the quick brown fox jumps over the lazy dog {i * i}\n" for i in range(80)
-)
-
-
-@pytest.fixture
-def text(tmp_path):
-    path = tmp_path / "fox.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
-
-
-def charrnn(text, out, *more) -> list[str]:
-    """`twinlm charrnn train` of a tiny LSTM."""
-    args = ["charrnn", "train", "--text", text, "--hidden-size", "8", "--emb-dim", "4"]
-    args += ["--num-layers", "1", "--batch-size", "2", "--seq-length", "8", "--eval-batches", "1"]
-    args += ["--eval-every", "2", "--checkpoint-minutes", "0", "--out", out, *more]
-    return [str(a) for a in args]
 
 
 def gpt(text, out, *more) -> list[str]:
@@ -53,22 +35,6 @@ COMMANDS = {  # (argv, the checkpoint's name, the files its report writes)
     "gpt": (lambda text, out: gpt(text, out, "--steps", "2"), "checkpoint.safetensors"),
     "classifier": (lambda text, out: classify(out), "classifier.safetensors"),
 }
-
-
-def fails(argv: list[str], capsys, code: int = 2) -> str:
-    """Run the command line; assert it exits `code` with one error line and no traceback; return
-    that line."""
-    assert main([str(a) for a in argv]) == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def step_of(path) -> int | None:
-    meta = read_meta(path) if os.path.exists(path) else None
-    return meta["step"] if meta else None
 
 
 # ---- the last checkpoint before the plots ------------------------------------------------------
