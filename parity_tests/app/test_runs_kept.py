@@ -8,6 +8,7 @@ rank) are in parity_tests/training/test_distributed.py."""
 from __future__ import annotations
 
 import errno
+import json
 
 import pytest
 from cli_helpers import charrnn_argv as charrnn
@@ -175,10 +176,20 @@ def test_book_outputs_are_checked_before_the_chapter_runs(flag, where, text, tmp
     assert said in line
 
 
-def test_book_json_into_a_new_folder_is_written(text, tmp_path):
+def test_book_json_into_a_new_folder_is_written(text, tmp_path, monkeypatch):
+    """The folder is made at the start, the file written at the end (the chapter stubbed)."""
+    from twinlm.book import ch05
+    from twinlm.book.table import Row
+
     out = tmp_path / "new" / "ch05.json"
+
+    def chapter(*args, **kwargs):
+        assert out.parent.is_dir() and not out.exists()
+        return {"ran": True}, [Row("stub", "a stub row", "1")]
+
+    monkeypatch.setattr(ch05, "run_ch05", chapter)
     assert main([*BOOK, "--text", str(text), "--epochs", "1", "--json", str(out)]) == 0
-    assert out.is_file()
+    assert json.loads(out.read_text())["ran"] is True
 
 
 @pytest.mark.parametrize(

@@ -147,9 +147,9 @@ def main_compare(args) -> int:
     (outdir.py: checked, locked, an earlier run's checkpoint kept unless --force)."""
     if len(set(args.cells)) < len(args.cells):
         raise ValueError(f"--cells names a cell twice: {' '.join(args.cells)}")
+    writable_folder(args.out, "--out")  # for compare.md and compare.png, and the cells' runs
     text = read_corpus(args.text)
     base = settings_from_args(CharRNNSettings, args)
-    writable_folder(args.out, "--out")  # for compare.md and compare.png, and the cells' runs
     with contextlib.ExitStack() as claimed:
         for cell in args.cells:
             claimed.enter_context(
