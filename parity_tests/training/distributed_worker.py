@@ -8,7 +8,8 @@ inside one process group, and rank 0 writes what the test compares with a single
     cli                     `twinlm charrnn train` (NumPy) from the command line
     resume-into             the torch char-RNN resumed from a one-process checkpoint
     resume-from             the torch char-RNN stopped after a few steps, for one process to resume
-    mismatch                the ranks given different --seed: both refuse (exit 2) before a step
+    mismatch, mismatch-lr-batch  the ranks given different --seed, or --lr and --batch-size: both
+                            refuse (exit 2) before a step
     stopped, stopped-resumed  SIGINT to rank 0 after step 3: both ranks stop after step 4, rank 0
                             saves; then the run resumed to the end, to equal `cli` bit for bit
     fail                    rank 1 raises at step 2 (the job must end, naming rank 1)
@@ -153,10 +154,10 @@ def main(out: Path) -> None:
         assert cli(charrnn_args("torch", 11, out / "resume-into", text, resume=one)) == 0
         assert cli(charrnn_args("torch", 4, out / "resume-from", text)) == 0
 
-        seed = ["--seed", str(20 + rank)]
-        record(
-            out, rank, "mismatch", cli([*charrnn_args("numpy", 3, out / "mismatch", text), *seed])
-        )
+        mismatched = charrnn_args("numpy", 3, out / "mismatch", text)
+        record(out, rank, "mismatch", cli([*mismatched, "--seed", str(20 + rank)]))
+        lr_batch = ["--lr", str(0.001 * (1 + rank)), "--batch-size", str(4 + rank)]
+        record(out, rank, "mismatch-lr-batch", cli([*mismatched, *lr_batch]))
         if rank == 0:
             signal_after(3, signal.SIGINT)
         record(out, rank, "stopped", cli(charrnn_args("numpy", 11, out / "stopped", text)))

@@ -209,11 +209,15 @@ def test_sigterm_to_rank_1_exits_143_on_every_rank(sigterm_job, job, tmp_path):
 
 
 def test_ranks_with_different_flags_refuse_naming_the_flag(job):
-    """Before: ranks launched with different --seed (or --lr, --batch-size) trained on, and rank
-    0 saved a model no single command describes. Now every rank compares before the first step."""
-    assert codes(job, "mismatch") == [2, 2]
-    said = "error: the ranks differ in --seed (--seed: rank 0 20, rank 1 21): every rank must run the same command on the same data"  # fmt: skip
-    assert job.proc.stderr.count(said) == 2, job.proc.stderr[-3000:]
+    """Before: ranks launched with different --seed trained on, and rank 0 saved a model no single
+    command describes; with different --batch-size, gloo aborted (SIGABRT) in the first
+    all-reduce. Now every rank compares before the first step, and refuses naming the flags."""
+    assert codes(job, "mismatch") == codes(job, "mismatch-lr-batch") == [2, 2]
+    for said in (
+        "error: the ranks differ in --seed (--seed: rank 0 20, rank 1 21): every rank must run the same command on the same data",  # fmt: skip
+        "error: the ranks differ in --batch-size, --lr (--batch-size: rank 0 4, rank 1 5; --lr: rank 0 0.001, rank 1 0.002)",  # fmt: skip
+    ):
+        assert job.proc.stderr.count(said) == 2, job.proc.stderr[-3000:]
     assert not (job.out / "mismatch" / "checkpoint.safetensors").exists()
 
 
