@@ -12,9 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import numpy_impl
 import torch_impl
-from twinlm.parity.harness import OpCase, np_pair
+from twinlm.parity.harness import OpCase, numpy_op, pair, params_pair
 from twinlm.parity.opcases_qwen3 import QWEN3_CASES
 from twinlm.parity.recurrent_cases import RECURRENT_CASES
 from twinlm.shared.naming import QKV_PROJECTIONS
@@ -38,12 +37,7 @@ def _linear_case(bias: bool) -> OpCase:
     return OpCase(
         "linear" if bias else "linear[no bias]",
         sample,
-        *np_pair(
-            numpy_impl.linear_forward,
-            numpy_impl.linear_backward,
-            ("x", "weight", "bias"),
-            ("x", "weight", "bias"),
-        ),
+        **numpy_op("linear", pair(("x", "weight", "bias"), ("x", "weight", "bias"))),
         torch_impl=lambda t: (torch_impl.linear(t["x"], t["weight"], t["bias"]),),
         torch_ref=lambda t: (F.linear(t["x"], t["weight"], t["bias"]),),
         grad_inputs=("x", "weight", "bias") if bias else ("x", "weight"),
@@ -60,7 +54,7 @@ def _linear_case(bias: bool) -> OpCase:
 SOFTMAX = OpCase(
     "softmax",
     lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["rows"], d["n"], scale=3.0)},
-    *np_pair(numpy_impl.softmax_forward, numpy_impl.softmax_backward, ("x",), ("x",)),
+    **numpy_op("softmax", pair(("x",), ("x",))),
     torch_impl=lambda t: (torch_impl.softmax(t["x"]),),
     torch_ref=lambda t: (torch.softmax(t["x"], dim=-1),),
     grad_inputs=("x",),
@@ -78,9 +72,7 @@ EMBEDDING = OpCase(
         "ids": rng.integers(0, d["vocab"], (d["batch"], d["seq"])),
         "weight": _normal(rng, dtype, d["vocab"], d["emb"]),
     },
-    *np_pair(
-        numpy_impl.embedding_forward, numpy_impl.embedding_backward, ("ids", "weight"), ("weight",)
-    ),
+    **numpy_op("embedding", pair(("ids", "weight"), ("weight",))),
     torch_impl=lambda t: (torch_impl.embedding(t["ids"], t["weight"]),),
     torch_ref=lambda t: (F.embedding(t["ids"], t["weight"]),),
     grad_inputs=("weight",),
@@ -98,9 +90,7 @@ DROPOUT = OpCase(
         "x": _normal(rng, dtype, d["batch"], d["seq"], d["d"]),
         "mask": rng.random((d["batch"], d["seq"], d["d"])) >= _DROPOUT_P,
     },
-    *np_pair(
-        numpy_impl.dropout_forward, numpy_impl.dropout_backward, ("x", "mask"), ("x",), p=_DROPOUT_P
-    ),
+    **numpy_op("dropout", pair(("x", "mask"), ("x",), p=_DROPOUT_P)),
     torch_impl=lambda t: (torch_impl.dropout(t["x"], t["mask"], _DROPOUT_P),),
     torch_ref=lambda t: (t["x"] * t["mask"] / (1 - _DROPOUT_P),),
     grad_inputs=("x",),
@@ -119,13 +109,7 @@ def _gelu_case(approximate: str) -> OpCase:
     return OpCase(
         f"gelu[{approximate}]",
         lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["seq"], d["d"], scale=2.0)},
-        *np_pair(
-            numpy_impl.gelu_forward,
-            numpy_impl.gelu_backward,
-            ("x",),
-            ("x",),
-            approximate=approximate,
-        ),
+        **numpy_op("gelu", pair(("x",), ("x",), approximate=approximate)),
         torch_impl=lambda t: (torch_impl.gelu(t["x"], approximate),),
         torch_ref=lambda t: (F.gelu(t["x"], approximate=approximate),),
         grad_inputs=("x",),
@@ -144,12 +128,7 @@ LAYERNORM = OpCase(
         "scale": (1.0 + 0.5 * rng.standard_normal(d["emb"])).astype(dtype),
         "shift": _normal(rng, dtype, d["emb"]),
     },
-    *np_pair(
-        numpy_impl.layernorm_forward,
-        numpy_impl.layernorm_backward,
-        ("x", "scale", "shift"),
-        ("x", "scale", "shift"),
-    ),
+    **numpy_op("layernorm", pair(("x", "scale", "shift"), ("x", "scale", "shift"))),
     torch_impl=lambda t: (torch_impl.layernorm(t["x"], t["scale"], t["shift"]),),
     torch_ref=lambda t: (F.layer_norm(t["x"], t["x"].shape[-1:], t["scale"], t["shift"], 1e-5),),
     grad_inputs=("x", "scale", "shift"),
@@ -212,13 +191,9 @@ def _attention_case(name: str, causal: bool, p: float) -> OpCase:
     return OpCase(
         name,
         sample,
-        *np_pair(
-            lambda q, k, v, m: numpy_impl.attention_forward(
-                q, k, v, causal=causal, dropout_mask=m, p=p
-            ),
-            numpy_impl.attention_backward,
-            ("q", "k", "v", "dropout_mask"),
-            ("q", "k", "v"),
+        **numpy_op(
+            "attention",
+            pair(("q", "k", "v"), ("q", "k", "v"), ("dropout_mask",), causal=causal, p=p),
         ),
         torch_impl=lambda t: (
             torch_impl.attention(
@@ -257,15 +232,6 @@ def _mha_case(qkv_bias: bool) -> OpCase:
         a["out_proj.bias"] = _normal(rng, dtype, d_out)
         return a
 
-    def np_forward(a):
-        params = {k: a[k] for k in keys}
-        y, cache = numpy_impl.multihead_attention_forward(a["x"], params, int(a["num_heads"]))
-        return (y,), cache
-
-    def np_backward(douts, cache):
-        dx, dparams = numpy_impl.multihead_attention_backward(*douts, cache)
-        return {"x": dx, **dparams}
-
     def ref(t):
         x, num_heads = t["x"], int(t["num_heads"])
         B, T_, _ = x.shape
@@ -281,8 +247,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
     return OpCase(
         "multihead_attention[qkv_bias]" if qkv_bias else "multihead_attention",
         sample,
-        np_forward,
-        np_backward,
+        **numpy_op("multihead_attention", params_pair(keys, "num_heads")),
         torch_impl=lambda t: (
             torch_impl.multihead_attention(t["x"], {k: t[k] for k in keys}, int(t["num_heads"])),
         ),
@@ -310,16 +275,6 @@ def _feedforward_sample(rng, dtype, d):
     }
 
 
-def _feedforward_np_forward(a):
-    y, cache = numpy_impl.feedforward_forward(a["x"], {k: a[k] for k in _FFN_KEYS})
-    return (y,), cache
-
-
-def _feedforward_np_backward(douts, cache):
-    dx, dparams = numpy_impl.feedforward_backward(*douts, cache)
-    return {"x": dx, **dparams}
-
-
 def _feedforward_ref(t):
     h = F.gelu(F.linear(t["x"], t["layers.0.weight"], t["layers.0.bias"]), approximate="tanh")
     return (F.linear(h, t["layers.2.weight"], t["layers.2.bias"]),)
@@ -328,8 +283,7 @@ def _feedforward_ref(t):
 FEEDFORWARD = OpCase(
     "feedforward",
     _feedforward_sample,
-    _feedforward_np_forward,
-    _feedforward_np_backward,
+    **numpy_op("feedforward", params_pair(_FFN_KEYS)),
     torch_impl=lambda t: (torch_impl.feedforward(t["x"], {k: t[k] for k in _FFN_KEYS}),),
     torch_ref=_feedforward_ref,
     grad_inputs=("x", *_FFN_KEYS),
@@ -378,17 +332,6 @@ def _block_sample(rng, dtype, d):
     return a
 
 
-def _block_np_forward(a):
-    params = {k: a[k] for k in _block_keys(qkv_bias=True)}
-    y, cache = numpy_impl.transformer_block_forward(a["x"], params, int(a["num_heads"]))
-    return (y,), cache
-
-
-def _block_np_backward(douts, cache):
-    dx, dparams = numpy_impl.transformer_block_backward(*douts, cache)
-    return {"x": dx, **dparams}
-
-
 def _block_torch_impl(t):
     x, heads = t["x"], int(t["num_heads"])
     C = x.shape[-1]
@@ -423,8 +366,7 @@ def _block_ref(t):
 TRANSFORMER_BLOCK = OpCase(
     "transformer_block",
     _block_sample,
-    _block_np_forward,
-    _block_np_backward,
+    **numpy_op("transformer_block", params_pair(_block_keys(qkv_bias=True), "num_heads")),
     torch_impl=_block_torch_impl,
     torch_ref=_block_ref,
     grad_inputs=("x", *_block_keys(qkv_bias=True)),  # W_key.bias: see multihead_attention
@@ -455,12 +397,7 @@ def _cross_entropy_case(ignore: bool) -> OpCase:
     return OpCase(
         "cross_entropy[ignore_index]" if ignore else "cross_entropy",
         sample,
-        *np_pair(
-            numpy_impl.cross_entropy_forward,
-            numpy_impl.cross_entropy_backward,
-            ("logits", "targets"),
-            ("logits",),
-        ),
+        **numpy_op("cross_entropy", pair(("logits", "targets"), ("logits",))),
         torch_impl=lambda t: (torch_impl.cross_entropy(t["logits"], t["targets"]),),
         torch_ref=reference,
         grad_inputs=("logits",),
@@ -497,7 +434,7 @@ def _torch_lstm_cell(t):
 LSTM_CELL = OpCase(
     "lstm_cell",
     _lstm_cell_sample,
-    *np_pair(numpy_impl.lstm_cell_forward, numpy_impl.lstm_cell_backward, _LSTM_ARGS, _LSTM_ARGS),
+    **numpy_op("lstm_cell", pair(_LSTM_ARGS, _LSTM_ARGS)),
     torch_impl=lambda t: torch_impl.lstm_cell(*(t[k] for k in _LSTM_ARGS)),
     torch_ref=_torch_lstm_cell,
     grad_inputs=_LSTM_ARGS,
