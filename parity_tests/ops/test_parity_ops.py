@@ -13,8 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from twinlm.parity.harness import (
     TOL_FLOAT64,
@@ -27,23 +25,11 @@ from twinlm.parity.harness import (
     run_numpy,
 )
 from twinlm.parity.opcases import CASES
+from twinlm.parity.strategies import case_inputs
 
 TOL_FD = 1e-7  # central differences, eps 1e-6, float64: truncation ~1e-12, rounding ~1e-10
 
 ids = [c.name for c in CASES]
-
-
-@st.composite
-def case_inputs(draw, case, dtype=np.float64):
-    """Sizes from 1 (or the case's minimum) up to the case's defaults, then the inputs."""
-    dims = {k: draw(st.integers(case.min_dims.get(k, 1), v)) for k, v in case.dims.items()}
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    inputs = case.sample(rng, dtype, dims)
-    first = case.grad_inputs[0]
-    elements = st.floats(-case.bound, case.bound, allow_nan=False, allow_subnormal=False)
-    inputs[first] = draw(arrays(dtype, inputs[first].shape, elements=elements, fill=st.nothing()))
-    return inputs, rng
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)

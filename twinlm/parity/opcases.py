@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 import torch_impl
-from twinlm.parity.harness import OpCase, numpy_op, pair, params_pair
+from twinlm.parity.edges import every_other_row, huge, saturate_gates, saturated
+from twinlm.parity.harness import Arrays, Edge, OpCase, numpy_op, pair, params_pair
 from twinlm.parity.opcases_qwen3 import QWEN3_CASES
 from twinlm.parity.recurrent_cases import RECURRENT_CASES
 from twinlm.shared.naming import QKV_PROJECTIONS
@@ -61,6 +62,7 @@ SOFTMAX = OpCase(
     dims={"batch": 4, "rows": 16, "n": 50},
     fd_dims={"batch": 2, "rows": 2, "n": 5},
     bound=5.0,
+    edges=(Edge("logits ±1e4", adjust=every_other_row("x", huge(1e4))),),
 )
 
 # ---- embedding, dropout, gelu, layernorm ---------------------------------------------------------
@@ -78,6 +80,9 @@ EMBEDDING = OpCase(
     grad_inputs=("weight",),
     dims={"batch": 4, "seq": 16, "vocab": 8, "emb": 12},
     fd_dims={"batch": 2, "seq": 3, "vocab": 3, "emb": 2},
+    edges=(
+        Edge("one id everywhere", adjust=lambda rng, a: {**a, "ids": np.full_like(a["ids"], 1)}),
+    ),
 )
 
 _DROPOUT_P = 0.1  # 1/(1 - p) is inexact in binary, so the scaling's rounding is exercised too
@@ -117,6 +122,7 @@ def _gelu_case(approximate: str) -> OpCase:
         fd_dims={"batch": 2, "seq": 2, "d": 3},
         bound=4.0,
         min_dims={"d": 8},
+        edges=(saturated("x"),),
     )
 
 
@@ -141,6 +147,14 @@ LAYERNORM = OpCase(
     # float32 rule ~0.5% of the time, numpy and torch_impl alike: noise against noise); at emb = 4
     # that tail is ~100× thinner. emb = 1, 2, 3 are checked with fixed inputs in test_basic_ops.
     min_dims={"emb": 4},
+    edges=(
+        Edge(
+            "constant rows",
+            adjust=every_other_row(
+                "x", lambda rng, n, d: np.full((n, d), rng.standard_normal((n, 1)))
+            ),
+        ),
+    ),
 )
 
 # ---- attention, multi-head attention, feed-forward -----------------------------------------------
@@ -205,6 +219,7 @@ def _attention_case(name: str, causal: bool, p: float) -> OpCase:
         dims={"batch": 2, "heads": 3, "seq": 12, **kv, "head_dim": 16},
         fd_dims={"batch": 1, "heads": 2, "seq": 3, **kv_fd, "head_dim": 2},
         min_dims={"past": 0},
+        edges=(Edge("T = 1", {"seq": 1, "past": 0} if causal else {"seq": 1, "kv_seq": 1}),),
     )
 
 
@@ -258,6 +273,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
         grad_inputs=("x", *keys),
         dims={"batch": 2, "seq": 8, "d_in": 12, "heads": 3, "head_dim": 4},
         fd_dims={"batch": 1, "seq": 3, "d_in": 3, "heads": 2, "head_dim": 2},
+        edges=(Edge("T = 1", {"seq": 1}),),
     )
 
 
@@ -373,10 +389,18 @@ TRANSFORMER_BLOCK = OpCase(
     dims={"batch": 2, "seq": 6, "heads": 2, "head_dim": 4},
     fd_dims={"batch": 1, "seq": 2, "heads": 2, "head_dim": 2},
     min_dims={"heads": 2, "head_dim": 2},  # C ≥ 4: LayerNorm over fewer features is cancellation
+    edges=(Edge("T = 1", {"seq": 1}),),
 )
 
 
 # ---- cross entropy, LSTM cell --------------------------------------------------------------------
+
+
+def _all_but_one_ignored(rng: np.random.Generator, a: Arrays) -> Arrays:
+    targets = np.full_like(a["targets"], -100)
+    keep = int(rng.integers(targets.size))
+    targets.flat[keep] = a["targets"].flat[keep] % a["logits"].shape[-1]
+    return {**a, "targets": targets}
 
 
 def _cross_entropy_case(ignore: bool) -> OpCase:
@@ -404,6 +428,10 @@ def _cross_entropy_case(ignore: bool) -> OpCase:
         dims={"batch": 4, "seq": 16, "vocab": 50},
         fd_dims={"batch": 2, "seq": 3, "vocab": 5},
         bound=5.0,  # see SOFTMAX
+        edges=(
+            Edge("logits ±1e4", adjust=every_other_row("logits", huge(1e4))),
+            *((Edge("all but one target ignored", adjust=_all_but_one_ignored),) if ignore else ()),
+        ),
     )
 
 
@@ -440,6 +468,7 @@ LSTM_CELL = OpCase(
     grad_inputs=_LSTM_ARGS,
     dims={"batch": 4, "d_in": 16, "hidden": 12},
     fd_dims={"batch": 2, "d_in": 3, "hidden": 2},
+    edges=(Edge("saturated gates", adjust=saturate_gates),),
 )
 
 

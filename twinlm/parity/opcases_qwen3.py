@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 import numpy_impl
 import torch_impl
-from twinlm.parity.harness import OpCase, numpy_op, pair, params_backward, params_pair
+from twinlm.parity.edges import every_other_row, huge, saturated
+from twinlm.parity.harness import Edge, OpCase, numpy_op, pair, params_backward, params_pair
 
 EPS = 1e-6  # Qwen3's rms_norm_eps
 ROPE_BASE = (
@@ -80,6 +81,10 @@ def _rmsnorm_case(qk: bool) -> OpCase:
         # dim ≥ 2: over one feature y = w·x/√(x² + ε) is flat, dx = r g ε/(x² + ε) ≈ 1e-6 g is
         # what is left of g (1 - x̂²) after cancellation; test_qwen3_ops.py checks dim 1 apart.
         min_dims={"dim": 2},
+        edges=(
+            Edge("zero rows", adjust=every_other_row("x", lambda rng, n, d: np.zeros((n, d)))),
+            Edge("rows of ±1e4", adjust=every_other_row("x", huge(1e4))),
+        ),
     )
 
 
@@ -100,6 +105,7 @@ ROPE = OpCase(
     dims={"batch": 2, "heads": 3, "seq": 8, "half": 8, "start": 30000},
     fd_dims={"batch": 1, "heads": 2, "seq": 3, "half": 2, "start": 5},
     min_dims={"start": 0},
+    edges=(Edge("positions from 0", {"start": 0}), Edge("T = 1", {"seq": 1})),
 )
 
 # The moderate range, where SiLU bends (its minimum is at x ≈ -1.28). d ≥ 8 for the reason given at
@@ -115,6 +121,7 @@ SILU = OpCase(
     fd_dims={"batch": 2, "seq": 2, "d": 3},
     bound=8.0,
     min_dims={"d": 8},
+    edges=(saturated("x"),),
 )
 
 _SWIGLU_KEYS = ("gate_proj.weight", "up_proj.weight", "down_proj.weight")
@@ -177,6 +184,10 @@ def _gqa_case(causal: bool) -> OpCase:
         dims={"batch": 2, "kv_heads": 2, "groups": 3, "seq": 8, **kv, "head_dim": 8},
         fd_dims={"batch": 1, "kv_heads": 2, "groups": 2, "seq": 2, **kv_fd, "head_dim": 2},
         min_dims={"past": 0},
+        edges=(
+            Edge("one kv head (multi-query)", {"kv_heads": 1}),
+            Edge("T = 1", {"seq": 1, "past": 0} if causal else {"seq": 1, "kv_seq": 1}),
+        ),
     )
 
 
@@ -282,6 +293,7 @@ def _qwen3_attention_case(bias: bool) -> OpCase:
         # emb ≥ 2: from one input feature, QK-norm leaves ±w/rms(w) whatever x is, so the scores do
         # not depend on x and the q/k gradients are zero in exact arithmetic: noise against noise.
         min_dims={"emb": 2},
+        edges=(Edge("T = 1", {"seq": 1}),),
     )
 
 
@@ -340,6 +352,7 @@ QWEN3_BLOCK = OpCase(
         "hidden": 3,
     },
     min_dims={"emb": 2},  # RMSNorm over one feature is flat (see rmsnorm)
+    edges=(Edge("T = 1", {"seq": 1}),),
 )
 
 QWEN3_CASES: list[OpCase] = [

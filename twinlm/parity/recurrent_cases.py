@@ -17,7 +17,8 @@ import torch
 from torch.func import functional_call
 
 import torch_impl
-from twinlm.parity.harness import OpCase, numpy_op, pair
+from twinlm.parity.edges import saturate_gates
+from twinlm.parity.harness import Edge, OpCase, numpy_op, pair
 from twinlm.shared.naming import recurrent_param_shapes
 
 CELL_ARGS = ("x", "h", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -65,6 +66,7 @@ def _rnn_cell_case(nonlinearity: str) -> OpCase:
         grad_inputs=CELL_ARGS,
         dims={"batch": 4, "d_in": 16, "hidden": 12},
         fd_dims={"batch": 2, "d_in": 3, "hidden": 2},
+        edges=(Edge("saturated", adjust=saturate_gates),),
     )
 
 
@@ -77,6 +79,7 @@ GRU_CELL = OpCase(
     grad_inputs=CELL_ARGS,
     dims={"batch": 4, "d_in": 16, "hidden": 12},
     fd_dims={"batch": 2, "d_in": 3, "hidden": 2},
+    edges=(Edge("saturated gates", adjust=saturate_gates),),
 )
 
 
@@ -161,6 +164,7 @@ def layer_case(
         # "≤ 2 × torch" there as often as NumPy). Sizes 1 are checked in float64 in
         # parity_tests/models/test_rnn_gru_layers.py.
         min_dims={"d_in": 2, "hidden": 2},
+        edges=(Edge("T = 1", {"seq": 1}),),
     )
 
 
