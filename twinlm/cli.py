@@ -22,9 +22,19 @@ import traceback
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.impl is not None:
+        from twinlm.parity.learner_check import run_learner_check
+
+        return run_learner_check(args.impl, op=args.op, examples=args.examples, seed=args.seed)
     from twinlm.parity.check import run_check
 
-    return run_check(seed=args.seed)
+    return run_check(seed=args.seed, op=args.op, examples=args.examples)
+
+
+def _exercise(args: argparse.Namespace) -> int:
+    from twinlm.parity.exercise import run_exercise
+
+    return run_exercise(args.op, out=args.out, force=args.force, show_list=args.list)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -171,9 +181,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="parity table: every op, both backends, float64 and float32")
+    p = sub.add_parser(
+        "check",
+        help="parity table: every op, both backends, float64 and float32; with --impl, your own "
+        "ops (docs/check-your-backward.md)",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--impl",
+        default=None,
+        help="a .py file (or a folder of them) with your own <op>_forward / <op>_backward: check "
+        "them against numpy_impl's (runs that code)",
+    )
+    p.add_argument("--op", default=None, help="only this op (e.g. layernorm)")
+    p.add_argument(
+        "--examples",
+        type=_integer(1),
+        default=None,
+        help="examples per op for the sweep and float32 (default: 10 with --impl, else 4)",
+    )
     p.set_defaults(func=_check)
+
+    p = sub.add_parser(
+        "exercise", help="write an op's forward/backward stubs to fill in, then check --impl"
+    )
+    p.add_argument("op", nargs="?", default=None, help="the op (--list shows them)")
+    p.add_argument("--out", default="exercises", help="folder for OP.py (exercises)")
+    p.add_argument("--force", action="store_true", help="replace an existing OP.py")
+    p.add_argument("--list", action="store_true", help="list the ops offered")
+    p.set_defaults(func=_exercise)
 
     p = sub.add_parser(
         "demo", help="NumPy and PyTorch train the same GPT in lockstep (`make demo`)"

@@ -349,19 +349,21 @@ class Float32Runs(dict):
 def compare_float32(
     case: OpCase,
     arrays64: Arrays,
-    douts64: Outs,
+    douts64: Outs | None,
     runs: Float32Runs | None = None,
     backends: tuple[str, ...] = ("numpy", "torch_impl"),
 ) -> Float32Runs:
     """NumPy and torch_impl (or those of them named in `backends`) in float32 against the float64
-    built-in, torch's float32 built-in as the reference (the standard in the module docstring).
+    built-in, torch's float32 built-in as the reference (the standard in the module docstring);
+    douts64 None: the outputs only.
     Inputs are rounded to float32 first, so every backend sees exactly the same numbers. Returns
     this example's runs, keyed (backend, "fwd"/"grad"); `runs`, if given, accumulates them over a
     run of examples."""
     arrays32 = {k: _to32(a) for k, a in arrays64.items()}
-    douts32 = tuple(_to32(d) for d in douts64)
+    douts32 = None if douts64 is None else tuple(_to32(d) for d in douts64)
     exact = {k: _to64(a) for k, a in arrays32.items()}
-    ref = run_torch(case, case.torch_ref, exact, tuple(_to64(d) for d in douts32))
+    douts_exact = None if douts32 is None else tuple(_to64(d) for d in douts32)
+    ref = run_torch(case, case.torch_ref, exact, douts_exact)
     ref32 = run_torch(case, case.torch_ref, arrays32, douts32)
     run = {
         "numpy": lambda: run_numpy(case, arrays32, douts32),
@@ -374,7 +376,8 @@ def compare_float32(
             if o.dtype != np.float32:
                 raise AssertionError(f"{case.name}: {name} returned {o.dtype} for float32 input")
         example[name, "fwd"].add(outs, ref32[0], ref[0])
-        example[name, "grad"].add(grads, ref32[1], ref[1])
+        if douts64 is not None:
+            example[name, "grad"].add(grads, ref32[1], ref[1])
     if runs is not None:
         runs.extend(example)
     return example

@@ -1,0 +1,89 @@
+"""The text `twinlm check --impl` prints (and a notebook shows for a `verify` report): per op, pass
+or FAIL with what is wrong, by how much, the smallest failing input, and hints; then a summary."""
+
+from __future__ import annotations
+
+from twinlm.parity.harness import TOL_FLOAT64
+
+
+def format_report(report) -> str:
+    lines = [
+        f"twinlm check --impl {report.source}: your ops against numpy_impl's reference "
+        f"(float64 ≤ {TOL_FLOAT64:.0e} relative; float32 by the float32 rule)",
+        "",
+    ]
+    lines += [f"note: {n}" for n in report.notes]
+    for op in report.ops:
+        lines += _op_lines(op)
+    counts = {}
+    for op in report.ops:
+        counts[op.status] = counts.get(op.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    lines += ["", f"{len(report.ops)} op{'s' * (len(report.ops) != 1)} checked: {summary}"]
+    return "\n".join(lines)
+
+
+def _op_lines(op) -> list[str]:
+    head = f"{op.op}: {op.status}"
+    if op.status == "pass":
+        head += f" ({_worst(op)})"
+    if op.forward_only and op.cases:
+        head += " — forward only (no backward given" + (
+            ", or it raises NotImplementedError)" if op.not_implemented else ")"
+        )
+    lines = [f"{head:<88}{op.seconds:>6.1f} s"]
+    if op.not_implemented:
+        lines.append(f"  not implemented: {', '.join(op.not_implemented)}")
+    several = len(op.cases) > 1
+    for case in op.cases:
+        if not case.failures:
+            continue
+        indent = "  "
+        if several:
+            lines.append(f"  {case.name}:")
+            indent = "    "
+        lines += _case_lines(case, indent)
+    passed = [c.name for c in op.cases if not c.failures]
+    if several and passed and len(passed) < len(op.cases):
+        lines.append(f"  passed: {', '.join(passed)}")
+    lines += [f"  hint: {h}" for h in op.hints]
+    return lines
+
+
+def _case_lines(case, indent: str) -> list[str]:
+    lines = []
+    by_what: dict[str, list] = {}
+    for f in case.failures:
+        by_what.setdefault(f.what, []).append(f)
+    for what, failures in by_what.items():
+        first = failures[0]
+        name = "" if what == "function" else f"{what} is wrong ({first.stage}): "
+        lines.append(f"{indent}{name}{first.message}")
+        others = [f"{f.stage} ({f.message})" for f in failures[1:] if f.stage != "sweep"]
+        if others:
+            lines.append(f"{indent}  also: {'; '.join(others)}")
+        if first.stage != "finite differences" and what.startswith("forward output"):
+            fd = [f for f in case.failures if f.stage == "finite differences"]
+            if not fd and case.pair.backward is not None:
+                lines.append(
+                    f"{indent}  your backward does match finite differences of your forward: "
+                    "fix the forward first"
+                )
+        for f in failures:
+            if f.stage == "sweep":
+                if f is not first:
+                    lines.append(f"{indent}  the sweep finds it too: {f.message}")
+                lines += [f"{indent}  {d}" for d in f.detail]
+    right = [w for w in case.worst if w not in by_what]
+    if right and by_what:
+        lines.append(f"{indent}right: {', '.join(right)}")
+    return lines
+
+
+def _worst(op) -> str:
+    f64 = max((e for c in op.cases for e in c.worst.values()), default=0.0)
+    ratios = [v for c in op.cases for m, v, _ in c.float32 if m.endswith(" R")]
+    text = f"float64 worst {f64:.1e}"
+    if ratios:
+        text += f", float32 R ≤ {max(ratios):.2f}"
+    return text
