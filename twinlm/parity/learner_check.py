@@ -61,7 +61,7 @@ from twinlm.parity.strategies import case_inputs
 
 TOL_FD = 1e-7  # as parity_tests/ops/test_parity_ops.py: central differences, eps 1e-6, float64
 EXAMPLES = 10  # hypothesis examples in the sweep, and float32 examples
-SHRINK_SECONDS = 10.0  # hypothesis shrinks a failure for at most this long per case
+SHRINK_SECONDS = 3.0  # the sweep (search and shrinking) stops after this long, per case
 
 
 @dataclass
@@ -171,11 +171,13 @@ class Pair:
     def grad_label(self, key: str) -> str:
         return f"gradient of `{key if key in self.forward_params else f'params[{key!r}]'}`"
 
-    def evaluate(self, inputs: Arrays, rng: np.random.Generator, backward: bool) -> Evaluation:
-        """Both pairs on `inputs`, upstream gradients drawn from rng; raises LearnerError when
-        the learner's functions raise or return what does not fit (count, shape, dtype)."""
+    def evaluate(
+        self, inputs: Arrays, rng: np.random.Generator | None, backward: bool, douts=None
+    ) -> Evaluation:
+        """Both pairs on `inputs`, upstream gradients `douts` or drawn from rng; raises LearnerError
+        when the learner's functions raise or return what does not fit (count, shape, dtype)."""
         ref_outs, ref_cache = self.ref.np_forward(inputs)
-        douts = random_douts(rng, ref_outs)
+        douts = random_douts(rng, ref_outs) if douts is None else douts
         ref_grads = {}
         if backward:
             g = self.ref.np_backward(douts, ref_cache)
@@ -322,8 +324,8 @@ def _fd_failures(pair: Pair, seed: int) -> list[Failure]:
             worst = max(errors[k], adjoint)
             if not worst <= TOL_FD:
                 message = (
-                    f"your backward disagrees with finite differences of your forward: {worst:.1e} "
-                    f"(tolerance {TOL_FD:.0e})"
+                    f"your backward disagrees with finite differences of your own forward by "
+                    f"{worst:.1e} (tolerance {TOL_FD:.0e})"
                 )
                 failures.append(
                     Failure(case.name, pair.grad_label(k), "finite differences", message, worst)
@@ -355,9 +357,17 @@ def _first_failure(pair: Pair, inputs: Arrays, rng, backward: bool, target: str 
     return None
 
 
+class _OutOfTime(BaseException):
+    """Stops hypothesis's search where shrinking runs out of time. A BaseException, as hypothesis
+    would shrink an Exception as one more failure; this one it passes straight up."""
+
+
 def _sweep(pair: Pair, backward: bool, examples: int, seed: int, target: str | None):
-    """hypothesis's search over sizes and inputs, and the failure it finds shrunk (Failure|None)."""
+    """hypothesis's search over sizes and inputs, and the failure it finds shrunk (Failure|None).
+    Shrinking stops after SHRINK_SECONDS with the smallest failing input found by then (the
+    shrinker only ever tries inputs smaller than its current best)."""
     found: dict[bytes, tuple | None] = {}
+    smallest: list = []
     start = time.monotonic()
 
     def fails(drawn) -> bool:
@@ -365,8 +375,10 @@ def _sweep(pair: Pair, backward: bool, examples: int, seed: int, target: str | N
         key = _fingerprint(inputs)
         if key not in found:
             if time.monotonic() - start > SHRINK_SECONDS:
-                return False  # out of time: what was found so far is the smallest
+                raise _OutOfTime
             found[key] = _first_failure(pair, inputs, copy.deepcopy(rng), backward, target)
+        if found[key] is not None:
+            smallest[:] = [inputs]
         return found[key] is not None
 
     options = settings(
@@ -384,6 +396,10 @@ def _sweep(pair: Pair, backward: bool, examples: int, seed: int, target: str | N
         )
     except NoSuchExample:
         return None
+    except _OutOfTime:
+        if not smallest:
+            return None
+        inputs = smallest[0]
     what, message, ev = found[_fingerprint(inputs)]
     detail = [f"smallest failing input found (hypothesis, shrunk): {_shapes(inputs)}"]
     detail += _show_example(pair, inputs, ev, what)
@@ -405,7 +421,7 @@ def _show_example(pair: Pair, inputs: Arrays, ev: Evaluation | None, what: str) 
         if mine is not None:
             rows += [(f"yours: {what}", mine), ("numpy_impl's", ref)]
     width = max(len(k) for k, _ in rows[:14])
-    lines = [f"{k:<{width}} = {_fmt(a, width + 3)}" for k, a in rows[:14]]
+    lines = [f"  {k:<{width}} = {_fmt(a, width + 5)}" for k, a in rows[:14]]
     return lines + ([f"… and {len(rows) - 14} more arrays"] if len(rows) > 14 else [])
 
 
@@ -448,17 +464,16 @@ def _float32(pair: Pair, backward: bool, examples: int, seed: int):
     for measure, value, tol in verdicts:
         if not value <= tol:
             group = "forward outputs" if " fwd " in measure else "gradients"
-            kind = (
-                "R (RMS error over the run, relative to torch's float32)"
-                if measure.endswith(" R")
-                else "worst example, in units of u · max|float64 result|"
-            )
+            if measure.endswith(" R"):
+                text = f"R = {value:.3g} > {tol:g}, the RMS error over {examples} examples"
+            else:
+                text = f"{value:.3g} u > {tol:g} u in one example (u = 2^-24 · max|float64 result|)"
             failures.append(
                 Failure(
                     case.name,
                     f"float32 {group}",
                     "float32",
-                    f"{kind}: {value:.3g} > {tol:g}: less accurate than torch's own float32",
+                    f"{text}, relative to torch's own float32: less accurate than torch",
                     value,
                 )
             )

@@ -51,33 +51,71 @@ def _op_lines(op) -> list[str]:
 
 
 def _case_lines(case, indent: str) -> list[str]:
-    lines = []
+    """What is wrong in one case: each output or gradient with its first failure, where else it
+    fails, and the sweep's smallest failing input. While a forward output is wrong, the gradients
+    differ from numpy_impl's as a matter of course: they are summed up in one line, and only the
+    backward's disagreements with the learner's own forward are listed."""
     by_what: dict[str, list] = {}
     for f in case.failures:
         by_what.setdefault(f.what, []).append(f)
+    forward_wrong = any(w.startswith("forward output") for w in by_what)
+    lines, differ = [], []
     for what, failures in by_what.items():
-        first = failures[0]
-        name = "" if what == "function" else f"{what} is wrong ({first.stage}): "
-        lines.append(f"{indent}{name}{first.message}")
-        others = [f"{f.stage} ({f.message})" for f in failures[1:] if f.stage != "sweep"]
-        if others:
-            lines.append(f"{indent}  also: {'; '.join(others)}")
-        if first.stage != "finite differences" and what.startswith("forward output"):
-            fd = [f for f in case.failures if f.stage == "finite differences"]
-            if not fd and case.pair.backward is not None:
-                lines.append(
-                    f"{indent}  your backward does match finite differences of your forward: "
-                    "fix the forward first"
-                )
-        for f in failures:
-            if f.stage == "sweep":
-                if f is not first:
-                    lines.append(f"{indent}  the sweep finds it too: {f.message}")
-                lines += [f"{indent}  {d}" for d in f.detail]
+        if forward_wrong and what.startswith("gradient"):
+            failures = [f for f in failures if f.stage == "finite differences"]
+            if not failures:
+                differ.append(what.removeprefix("gradient of "))
+                continue
+        lines += _what_lines(what, failures, indent)
+    if differ:
+        consistent = case.pair.backward is not None and not any(
+            f.stage == "finite differences" for f in case.failures
+        )
+        lines.append(
+            f"{indent}the gradients of {', '.join(differ)} differ from numpy_impl's too, as they must "
+            "while the forward does"
+            + (
+                "; your backward matches finite differences of your own forward"
+                if consistent
+                else ""
+            )
+        )
     right = [w for w in case.worst if w not in by_what]
     if right and by_what:
         lines.append(f"{indent}right: {', '.join(right)}")
     return lines
+
+
+def _what_lines(what: str, failures: list, indent: str) -> list[str]:
+    first = failures[0]
+    if what == "function":
+        head = first.message
+    elif first.stage == "float32":
+        head = f"{what}: {first.message}"
+    else:
+        head = f"{what} is wrong ({first.stage}): {first.message}"
+    lines = [f"{indent}{head}"]
+    also = [
+        f"{_stage(f.stage)} ({f.error:.1e})" if f.error == f.error else _stage(f.stage)
+        for f in failures[1:]
+        if f.stage != "sweep"
+    ]
+    if also:
+        lines.append(f"{indent}  also wrong in: {', '.join(also)}")
+    for f in failures:
+        if f.stage != "sweep":
+            continue
+        if f is not first:
+            lines.append(f"{indent}  the hypothesis sweep finds it too: {f.message}")
+        pad = indent + "  "
+        lines += [pad + d.replace("\n", "\n" + pad) for d in f.detail]
+    return lines
+
+
+def _stage(stage: str) -> str:
+    if stage == "finite differences":
+        return "finite differences of your forward"
+    return f"edge regime “{stage.removeprefix('edge: ')}”" if stage.startswith("edge: ") else stage
 
 
 def _worst(op) -> str:
