@@ -23,6 +23,7 @@ class Expected:
     what: tuple[str, ...]
     hint: str | None
     message: str = ""
+    also: tuple[str, ...] = ()  # other hints that describe this mistake too, and may fire
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,11 @@ def layernorm_backward_no_variance_term(dy, cache):
     xhat, inv, g, shape, rest = _ln_parts(dy, cache)
     dx = inv * (g - g.mean(-1, keepdims=True))  # σ taken as a constant
     return (dx.reshape(shape), *rest)
+
+
+def layernorm_backward_no_dshift(dy, cache):
+    dx, dscale, _ = right.layernorm_backward(dy, cache)
+    return dx, dscale  # the shift's gradient forgotten
 
 
 def layernorm_forward_unbiased(x, scale, shift, eps=1e-5):
@@ -423,7 +429,7 @@ WRONG = [
            E(("linear", "linear[no bias]"), ("function",), None, "linear_backward raised ValueError"),
            backward=linear_backward_dx_weight_transposed),
     _wrong("softmax without the max", "softmax", "exp(x) overflows at large logits",
-           E(("softmax",), ("forward output `s`", "gradient of `x`"), "large inputs"),
+           E(("softmax",), ("forward output `s`", "gradient of `x`"), "large inputs", "NaN or inf"),
            forward=softmax_forward_no_max),
     _wrong("softmax diagonal Jacobian", "softmax", "ds_i/dx_i only: dx = s (1 - s) ds",
            E(("softmax",), ("gradient of `x`",), "softmax diagonal"),
@@ -456,7 +462,7 @@ WRONG = [
            E(("gelu[none]",), ("forward output `y`",), "variant"),
            forward=gelu_forward_always_tanh),
     _wrong("gelu tanh' = 1 - t", "gelu", "the tanh derivative not squared",
-           E(("gelu[tanh]",), ("gradient of `x`",), None),
+           E(("gelu[tanh]",), ("gradient of `x`",), "variant"),
            backward=gelu_backward_tanh_not_squared),
     _wrong("silu without the product rule", "silu", "dx = dy σ(x)",
            E(("silu",), ("gradient of `x`",), "product rule"),
@@ -473,6 +479,9 @@ WRONG = [
     _wrong("layernorm ε outside the root", "layernorm", "1 / (σ + ε)",
            E(("layernorm",), ("forward output `y`",), "eps inside"),
            forward=layernorm_forward_eps_outside),
+    _wrong("layernorm backward returns two", "layernorm", "(dx, dscale): dshift forgotten",
+           E(("layernorm",), ("function",), None, "layernorm_backward returned a tuple of 2"),
+           backward=layernorm_backward_no_dshift),
     _wrong("layernorm changes x", "layernorm", "x -= mean in place",
            E(("layernorm",), ("function",), None, "changed its argument `x` in place"),
            forward=layernorm_forward_in_place),
@@ -486,7 +495,8 @@ WRONG = [
            E(("cross_entropy",), ("forward output `loss`",), "large inputs"),
            forward=cross_entropy_forward_no_max),
     _wrong("cross entropy mean over ignored rows", "cross_entropy", "divides by every row",
-           E(("cross_entropy[ignore_index]",), ("forward output `loss`",), "variant"),
+           E(("cross_entropy[ignore_index]",), ("forward output `loss`",), "variant",
+             also=("constant factor",)),
            forward=cross_entropy_forward_mean_over_all),
     _wrong("cross entropy ignores dloss", "cross_entropy", "the upstream gradient dropped",
            E(("cross_entropy",), ("gradient of `logits`",), "constant factor"),
@@ -498,13 +508,13 @@ WRONG = [
            E(("attention",), ("gradient of `q`", "gradient of `k`"), "constant factor"),
            backward=attention_backward_no_scale),
     _wrong("attention mask after the softmax", "attention", "weights zeroed, not renormalised",
-           E(("attention",), ("forward output `y`",), "mask after softmax"),
+           E(("attention",), ("forward output `y`",), "mask after softmax", also=("variant",)),
            forward=attention_forward_mask_after_softmax),
     _wrong("attention backward without dropout", "attention", "the mask skipped in backward",
            E(("attention[dropout]",), ("gradient of `q`", "gradient of `k`"), "variant"),
            backward=attention_backward_no_dropout),
     _wrong("attention mask top-left", "attention", "tril(k=0): a KV cache misaligned",
-           E(("attention",), ("forward output `y`",), "kv cache"),
+           E(("attention",), ("forward output `y`",), "kv cache", also=("variant",)),
            forward=attention_forward_top_left_mask),
     _wrong("multi-head split (hd, H)", "multihead_attention", "heads as the last axis",
            E(("multihead_attention",), ("forward output `y`",), "heads"),
@@ -545,6 +555,6 @@ WRONG = [
            E(("gru_cell",), ("forward output `h_next`",), "gru z swapped"),
            forward=gru_cell_forward_karpathy, backward=gru_cell_backward_karpathy),
     _wrong("RNN tanh' = 1 - a²", "rnn_cell", "the slope from the pre-activation",
-           E(("rnn_cell[tanh]",), ("gradient of `x`",), "tanh slope"),
+           E(("rnn_cell[tanh]",), ("gradient of `x`",), "tanh slope", also=("variant",)),
            forward=rnn_cell_forward_keeps_a, backward=rnn_cell_backward_slope_of_preactivation),
 ]  # fmt: skip

@@ -223,13 +223,15 @@ def _indent(text: str, spaces: int) -> str:
 
 
 def list_ops() -> str:
-    """One line per op offered: its name and the first line of its module's docstring."""
+    """One line per op offered: its name, its forward's signature and the cases the check runs."""
+    from twinlm.parity.opcases import CASES
+
     lines = []
     for op in offered_ops():
-        title = (inspect.getdoc(sys.modules[reference(op, "forward").__module__]) or "").split(
-            "\n"
-        )[0]
-        lines.append(f"{op:<26}{title}")
+        cases = ", ".join(c.name for c in CASES if c.op == op)
+        lines.append(
+            f"{op:<24} {op}_forward{plain_signature(reference(op, 'forward'))}   [{cases}]"
+        )
     return "\n".join(lines)
 
 
