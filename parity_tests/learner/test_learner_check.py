@@ -146,3 +146,27 @@ def test_the_report_is_reproducible_for_a_seed():
     ]
     strip = [line.rsplit("  ", 1)[0] for r in runs for line in r.splitlines()]  # timings differ
     assert strip[: len(strip) // 2] == strip[len(strip) // 2 :]
+
+
+def test_the_notebook_entry_point(tmp_path):
+    """docs/check-your-backward.md's three lines."""
+    from twinlm.parity import verify as from_the_package
+
+    path = tmp_path / "mine.py"
+    path.write_text("from learner_right import np\n\n\n" + SILU)
+    report = from_the_package(str(path), examples=EXAMPLES)
+    assert report.ok and "silu: pass" in str(report)
+    shown = []
+    report._repr_pretty_(types.SimpleNamespace(text=shown.append), False)
+    assert shown == [str(report)]
+
+
+SILU = """def silu_forward(x):
+    s = 1 / (1 + np.exp(-x))
+    return x * s, (x, s)
+
+
+def silu_backward(dy, cache):
+    x, s = cache
+    return dy * s * (1 + x * (1 - s))
+"""

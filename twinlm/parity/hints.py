@@ -176,24 +176,32 @@ def _matches(mine, formula) -> bool:
 
 
 def _factor_names(case, ev) -> list[tuple[float, str]]:
-    names = [(-1.0, "-1 (the sign)"), (2.0, "2"), (0.5, "½")]
-    for n, v in case.pair.case.dims.items():
-        if v > 1:
-            names += [(v, n), (1 / v, f"1/{n}"), (math.sqrt(v), f"√{n}"), (v**-0.5, f"1/√{n}")]
-    for p in (0.1, 0.2, 0.3):
+    """Scalars a gradient is commonly off by, the op's own first: (value, name)."""
+    names = []
+    head_dim = case.pair.case.dims.get("head_dim")
+    if head_dim:
         names += [
-            (1 - p, f"1 - p (p = {p}): dropout's 1/(1 - p)"),
-            (1 / (1 - p), f"1/(1 - p) (p = {p})"),
+            (math.sqrt(head_dim), "√head_dim: the scores' 1/√d is missing"),
+            (head_dim**-0.5, "1/√head_dim: the scores' 1/√d applied once too often"),
         ]
-    if "targets" in ev.inputs:
-        kept = int(np.sum(ev.inputs["targets"] != -100))
-        names += [(kept, "n, the number of kept targets"), (1 / kept, "1/n, n the kept targets")]
+    for p in (0.1, 0.2, 0.3):  # the registry's dropout rates
+        names += [
+            (1 - p, f"1 - p (p = {p}): dropout's 1/(1 - p) is missing"),
+            (1 / (1 - p), f"1/(1 - p) (p = {p}): dropout's scale applied once too often"),
+        ]
     if len(ev.douts) == 1 and ev.douts[0].size == 1:
         d = float(ev.douts[0])
         names += [
             (1 / d, "1/dloss: multiply by the upstream gradient"),
             (d, "the upstream gradient"),
         ]
+    if "targets" in ev.inputs:
+        kept = int(np.sum(ev.inputs["targets"] != -100))
+        names += [(kept, "n, the number of kept targets"), (1 / kept, "1/n, n the kept targets")]
+    names += [(-1.0, "-1 (the sign)"), (2.0, "2"), (0.5, "½")]
+    for n, v in case.pair.case.dims.items():
+        if v > 1:
+            names += [(v, n), (1 / v, f"1/{n}"), (math.sqrt(v), f"√{n}"), (v**-0.5, f"1/√{n}")]
     return names
 
 
@@ -210,8 +218,6 @@ def _constant_factor(result, case) -> Hint | None:
             text for value, text in _factor_names(case, ev) if abs(c - value) <= 1e-6 * abs(value)
         ]
         tail = f" = {named[0]}" if named else ""
-        if named and "head_dim" in named[0]:
-            tail += " (the scores' 1/√d)"
         return Hint("constant factor", f"the {what} is off by exactly the factor {c:.6g}{tail}")
     return None
 

@@ -10,15 +10,18 @@ backward without its forward, no recognised op.
 `Guarded` wraps one of the learner's functions: it is handed copies of its arguments (so a
 function that changes an argument in place is caught, and cannot spoil the reference's inputs),
 a deep copy of the cache (the check calls a backward many times on one cache), NumPy's warnings
-silenced; whatever it raises becomes a LearnerError naming the function and the learner's line.
+and its print()s silenced; whatever it raises becomes a LearnerError naming the function and the
+learner's line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import importlib.util
 import inspect
+import io
 import re
 import sys
 import traceback
@@ -277,6 +280,11 @@ def _changed(before, after) -> bool:
     return False
 
 
+def _quiet():
+    """The learner's print()s silenced: the check calls each function hundreds of times."""
+    return contextlib.redirect_stdout(io.StringIO())
+
+
 class Guarded:
     """One of the learner's functions, called safely (module docstring); `last` holds its latest
     return value, for the message when it does not fit what numpy_impl's returns."""
@@ -299,7 +307,7 @@ class Guarded:
                 mine[name] = _copy(value)
         self.last = None
         try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
+            with np.errstate(all="ignore"), warnings.catch_warnings(), _quiet():
                 warnings.simplefilter("ignore")
                 self.last = self.fn(**mine)
         except NotImplementedError:

@@ -8,8 +8,8 @@ from twinlm.parity.harness import TOL_FLOAT64
 
 def format_report(report) -> str:
     lines = [
-        f"twinlm check --impl {report.source}: your ops against numpy_impl's reference "
-        f"(float64 ≤ {TOL_FLOAT64:.0e} relative; float32 by the float32 rule)",
+        f"{report.source}: your ops against numpy_impl's reference (float64 ≤ {TOL_FLOAT64:.0e} "
+        "relative; float32 by the float32 rule; docs/check-your-backward.md)",
         "",
     ]
     lines += [f"note: {n}" for n in report.notes]
