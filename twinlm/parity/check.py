@@ -82,6 +82,16 @@ def format_table(rows: list[dict], examples: int = EXAMPLES) -> str:
     return "\n".join(lines)
 
 
+def main_check(args) -> int:
+    """`twinlm check` (twinlm/cli.py parses); with --impl, the learner's check
+    (twinlm/parity/learner_check.py)."""
+    if args.impl is not None:
+        from twinlm.parity.learner_check import run_learner_check
+
+        return run_learner_check(args.impl, op=args.op, examples=args.examples, seed=args.seed)
+    return run_check(seed=args.seed, op=args.op, examples=args.examples)
+
+
 def run_check(seed: int = 0, op: str | None = None, examples: int | None = None) -> int:
     """`twinlm check`: the table of every registered case, or of the cases of `op` only."""
     names = None

@@ -247,6 +247,11 @@ def write_exercise(op: str, out: str | Path = "exercises", force: bool = False) 
     return path
 
 
+def main_exercise(args) -> int:
+    """`twinlm exercise` (twinlm/cli.py parses)."""
+    return run_exercise(args.op, out=args.out, force=args.force, show_list=args.list)
+
+
 def run_exercise(
     op: str | None, out: str = "exercises", force: bool = False, show_list: bool = False
 ) -> int:
