@@ -58,6 +58,11 @@ def linear_backward_dbias_first_axis(dy, cache):
     return dx, dweight, dy.sum(axis=0) if cache[2] else None  # (seq, out): batch summed only
 
 
+def linear_backward_dbias_mean(dy, cache):
+    dx, dweight, _ = right.linear_backward(dy, cache)
+    return dx, dweight, dy.reshape(-1, dy.shape[-1]).mean(axis=0) if cache[2] else None
+
+
 def linear_backward_dx_weight_transposed(dy, cache):
     x, weight, has_bias = cache
     _, dweight, dbias = right.linear_backward(dy, cache)
@@ -198,6 +203,23 @@ def rmsnorm_forward_eps_outside(x, weight, eps=1e-6):
     return x * r * weight, (x * r, r, weight)
 
 
+def rmsnorm_forward_3d(x, weight, eps=1e-6):
+    B, T = x.shape[:2]
+    rows = x.reshape(B * T, -1)  # written for (B, T, D): (B, T, heads, hd) gets heads·hd per row
+    y, (xhat, r, _) = right.rmsnorm_forward(
+        rows, np.tile(weight, rows.shape[1] // len(weight)), eps
+    )
+    return y.reshape(x.shape), (xhat.reshape(x.shape), r, weight, B, T)
+
+
+def rmsnorm_backward_3d(dy, cache):
+    xhat, r, weight, B, T = cache
+    rows, xrows = dy.reshape(B * T, -1), xhat.reshape(B * T, -1)
+    g = rows * np.tile(weight, rows.shape[1] // len(weight))
+    dx = r * (g - xrows * np.mean(g * xrows, axis=-1, keepdims=True))
+    return dx.reshape(dy.shape), (dy * xhat).reshape(-1, len(weight)).sum(axis=0)
+
+
 def rmsnorm_backward_no_rms_term(dy, cache):
     xhat, r, weight = cache
     return r * dy * weight, (dy * xhat).reshape(-1, xhat.shape[-1]).sum(axis=0)
@@ -250,6 +272,10 @@ def attention_forward_mask_after_softmax(q, k, v, causal=True, dropout_mask=None
         a = a * np.tril(np.ones((t_q, t_k)), k=t_k - t_q)
     dropped = a if dropout_mask is None else a * dropout_mask / (1 - p)
     return np.einsum("...ij,...jd->...id", dropped, v), (q, k, v, a, dropped, dropout_mask, p)
+
+
+def attention_forward_always_causal(q, k, v, causal=True, dropout_mask=None, p=0.0):
+    return right.attention_forward(q, k, v, True, dropout_mask, p)  # `causal` ignored
 
 
 def attention_backward_no_dropout(dy, cache):
@@ -399,6 +425,15 @@ def gru_cell_backward_karpathy(dh_next, cache):
     return right.gru_cell_backward(dh_next, (x, h, weight_ih, weight_hh, r, 1 - z, n, hn, True))
 
 
+def rnn_cell_backward_relu_slope_one(dh_next, cache):
+    x, h, weight_ih, weight_hh, h_next, nonlinearity = cache
+    if nonlinearity == "tanh":
+        return right.rnn_cell_backward(dh_next, cache)
+    da = dh_next  # relu's slope taken as 1 everywhere
+    db = da.sum(axis=0)
+    return da @ weight_ih, da @ weight_hh, da.T @ x, da.T @ h, db, db.copy()
+
+
 def rnn_cell_forward_keeps_a(x, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
     h_next, cache = right.rnn_cell_forward(
         x, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity
@@ -425,6 +460,10 @@ WRONG = [
     _wrong("linear db over the batch only", "linear", "db = dy.sum(axis=0)",
            E(("linear",), ("function",), None, "summed over too few axes"),
            backward=linear_backward_dbias_first_axis),
+    _wrong("linear db as a mean", "linear", "db = mean over the rows",
+           E(("linear",), ("gradient of `bias`",), "variant", "1/(batch·seq)",
+             also=("constant factor",)),
+           backward=linear_backward_dbias_mean),
     _wrong("linear dx = dy Wᵀ", "linear", "dx = dy @ W.T: the shapes do not even fit",
            E(("linear", "linear[no bias]"), ("function",), None, "linear_backward raised ValueError"),
            backward=linear_backward_dx_weight_transposed),
@@ -488,6 +527,9 @@ WRONG = [
     _wrong("rmsnorm ε outside the root", "rmsnorm", "1 / (rms + ε)",
            E(("rmsnorm", "rmsnorm[qk_norm]"), ("forward output `y`",), "eps inside"),
            forward=rmsnorm_forward_eps_outside),
+    _wrong("rmsnorm rows of (B, T)", "rmsnorm", "reshape(B * T, -1): QK-norm over heads·hd",
+           E(("rmsnorm[qk_norm]",), ("forward output `y`",), "variant"),
+           forward=rmsnorm_forward_3d, backward=rmsnorm_backward_3d),
     _wrong("rmsnorm without the rms term", "rmsnorm", "r treated as a constant",
            E(("rmsnorm", "rmsnorm[qk_norm]"), ("gradient of `x`",), "rmsnorm term"),
            backward=rmsnorm_backward_no_rms_term),
@@ -496,7 +538,7 @@ WRONG = [
            forward=cross_entropy_forward_no_max),
     _wrong("cross entropy mean over ignored rows", "cross_entropy", "divides by every row",
            E(("cross_entropy[ignore_index]",), ("forward output `loss`",), "variant",
-             also=("constant factor",)),
+             "n/N: a mean over all N rows", also=("constant factor",)),
            forward=cross_entropy_forward_mean_over_all),
     _wrong("cross entropy ignores dloss", "cross_entropy", "the upstream gradient dropped",
            E(("cross_entropy",), ("gradient of `logits`",), "constant factor", "= 1/dloss"),
@@ -511,6 +553,9 @@ WRONG = [
     _wrong("attention mask after the softmax", "attention", "weights zeroed, not renormalised",
            E(("attention",), ("forward output `y`",), "mask after softmax", also=("variant",)),
            forward=attention_forward_mask_after_softmax),
+    _wrong("attention always causal", "attention", "the causal flag ignored",
+           E(("attention[non-causal]",), ("forward output `y`",), "variant"),
+           forward=attention_forward_always_causal),
     _wrong("attention backward without dropout", "attention", "the mask skipped in backward",
            E(("attention[dropout]",), ("gradient of `q`", "gradient of `k`"), "variant"),
            backward=attention_backward_no_dropout),
@@ -555,6 +600,9 @@ WRONG = [
     _wrong("GRU z and 1 - z swapped", "gru_cell", "Karpathy's interpolation",
            E(("gru_cell",), ("forward output `h_next`",), "gru z swapped"),
            forward=gru_cell_forward_karpathy, backward=gru_cell_backward_karpathy),
+    _wrong("RNN relu' = 1", "rnn_cell", "relu's slope forgotten",
+           E(("rnn_cell[relu]",), ("gradient of `x`",), "variant"),
+           backward=rnn_cell_backward_relu_slope_one),
     _wrong("RNN tanh' = 1 - a²", "rnn_cell", "the slope from the pre-activation",
            E(("rnn_cell[tanh]",), ("gradient of `x`",), "tanh slope", also=("variant",)),
            forward=rnn_cell_forward_keeps_a, backward=rnn_cell_backward_slope_of_preactivation),

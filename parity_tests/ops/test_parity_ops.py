@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 
 from twinlm.parity.harness import (
+    TOL_FD,
     TOL_FLOAT64,
     Float32Runs,
     adjoint_error,
@@ -26,8 +27,6 @@ from twinlm.parity.harness import (
 )
 from twinlm.parity.opcases import CASES
 from twinlm.parity.strategies import case_inputs
-
-TOL_FD = 1e-7  # central differences, eps 1e-6, float64: truncation ~1e-12, rounding ~1e-10
 
 ids = [c.name for c in CASES]
 

@@ -37,6 +37,7 @@ Outs = tuple[np.ndarray, ...]
 Bind = Callable[[Callable, Callable], tuple[Callable, Callable]]
 
 TOL_FLOAT64 = 1e-10  # NumPy vs torch_impl vs torch built-in, outputs and gradients
+TOL_FD = 1e-7  # central differences, eps 1e-6, float64: truncation ~1e-12, rounding ~1e-10
 TINY = 1e-300
 U32 = 2.0**-24  # float32's unit roundoff: a correctly rounded x is within u |x|
 FLOAT32_NORMAL = 2.0**-126  # float32's smallest normal number; below it the spacing is fixed

@@ -77,28 +77,12 @@ def _failing(case, stage: str = "float64") -> list[str]:
     return [f.what for f in case.failures if f.stage == stage and f.what != "function"]
 
 
+# The edge regimes whose failure alone, with ordinary inputs right, says what the mistake is.
 EDGES = {
     "logits ±1e4": (
         "large inputs",
         "correct at ordinary inputs, wrong at large ones (logits ±1e4): exp overflows to inf "
         "there; subtract each row's max before exp (softmax does not change)",
-    ),
-    "constant rows": (
-        "constant rows",
-        "correct except on constant rows (variance 0): keep ε inside the square root, and divide "
-        "nothing by the variance or by x - mean alone",
-    ),
-    "zero rows": ("zero rows", "correct except on rows of zeros: keep ε inside the square root"),
-    "|x| 300-400": (
-        "saturation",
-        "correct except at |x| in the hundreds, where exp overflows: use a form that saturates "
-        "(tanh, or σ(x) = ½ (1 + tanh(x/2)))",
-    ),
-    "one id everywhere": ("repeated ids", "repeated ids: accumulate (np.add.at), do not assign"),
-    "all but one target ignored": (
-        "ignored targets",
-        "the mean is over the kept targets only: with all but one ignored, the loss is that one "
-        "row's, and the ignored rows get zero gradient",
     ),
 }
 
@@ -135,9 +119,9 @@ def _float64_promotion(result, case) -> Hint | None:
     )
 
 
+# What a case adds over the op's other cases, for when it alone fails.
 VARIANTS = {
     "linear": "wrong with a bias, right without one: y = x Wᵀ + b, db = Σ over every row of dy",
-    "linear[no bias]": "wrong with bias=None: no bias to add, and its gradient is None",
     "gelu[tanh]": "wrong for approximate='tanh' only: y = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))",
     "gelu[none]": "wrong for approximate='none' only: the exact y = x Φ(x), Φ(x) = ½ (1 + erf(x/√2))",
     "attention": "correct without the causal mask: masked scores become -inf before the softmax",
@@ -146,12 +130,14 @@ VARIANTS = {
         "correct without dropout: with a mask M, y = (A ⊙ M / (1 - p)) v, and the backward passes "
         "through the same M / (1 - p)"
     ),
-    "multihead_attention[qkv_bias]": "wrong with q/k/v biases: each adds, and gets Σ_rows of its dq/dk/dv",
     "cross_entropy[ignore_index]": (
         "correct when every target counts: rows whose target is ignore_index are left out of the "
         "mean (n = the kept rows) and get zero gradient"
     ),
-    "rmsnorm[qk_norm]": "wrong over (…, heads, head_dim): normalise over the last axis only",
+    "rmsnorm[qk_norm]": (
+        "right for x (B, T, D), wrong for x (B, T, heads, head_dim): normalise over the last axis "
+        "whatever the number of leading axes"
+    ),
     "rnn_cell[tanh]": "wrong for tanh only: tanh'(a) = 1 - tanh²(a) = 1 - h'², from the output",
     "rnn_cell[relu]": "wrong for relu only: relu'(a) = 1 where a > 0, else 0",
 }
@@ -196,10 +182,19 @@ def _factor_names(case, ev) -> list[tuple[float, str]]:
             (d, "the upstream gradient"),
         ]
     if "targets" in ev.inputs:
-        kept = int(np.sum(ev.inputs["targets"] != -100))
-        names += [(kept, "n, the number of kept targets"), (1 / kept, "1/n, n the kept targets")]
+        targets = ev.inputs["targets"]
+        kept = int(np.sum(targets != -100))
+        names += [
+            (kept / targets.size, "n/N: a mean over all N rows, not over the n kept"),
+            (kept, "n, the number of kept targets"),
+            (1 / kept, "1/n, n the kept targets"),
+        ]
     names += [(-1.0, "-1 (the sign)"), (2.0, "2"), (0.5, "½")]
-    for n, v in case.pair.case.dims.items():
+    dims = case.pair.case.dims
+    rows = int(np.prod([v for k, v in dims.items() if k in ("batch", "seq")]))
+    if rows > 1:
+        names += [(1 / rows, "1/(batch·seq): a mean over the rows where the gradient sums")]
+    for n, v in dims.items():
         if v > 1:
             names += [(v, n), (1 / v, f"1/{n}"), (math.sqrt(v), f"√{n}"), (v**-0.5, f"1/√{n}")]
     return names
@@ -399,23 +394,24 @@ def _attention(result, case) -> Hint | None:
     return None
 
 
+# (op, the sizes at whose smallest the op is right) -> the hint: the axis that is wrong.
 DIMS = {
-    frozenset({"heads"}): (
+    ("multihead_attention", frozenset({"heads"})): (
         "heads",
         "correct with one head, wrong with several: the split of d_out into heads, view "
         "(B, T, H, hd) then transpose to (B, H, T, hd), or the merge back",
     ),
-    frozenset({"groups"}): (
+    ("grouped_query_attention", frozenset({"groups"})): (
         "groups",
         "correct when each query head has its own kv head (G = 1): dk and dv sum over the G query "
         "heads that share a kv head",
     ),
-    frozenset({"groups", "kv_heads"}): (
+    ("grouped_query_attention", frozenset({"groups", "kv_heads"})): (
         "gqa mapping",
         "correct for multi-head (G = 1) and multi-query (one kv head) attention, wrong in between: "
         "query head h reads kv head h // G (repeat_kv), not h % Hkv",
     ),
-    frozenset({"past"}): (
+    ("attention", frozenset({"past"})): (
         "kv cache",
         "correct without a KV cache (Tk = Tq), wrong with one: query row i sits at key position "
         "i + Tk - Tq, so it sees keys j ≤ i + Tk - Tq",
@@ -427,11 +423,11 @@ def _dims(result, case) -> Hint | None:
     """Rerun the failing case with one size at its smallest (one head, one kv head per group, no
     KV cache); the sizes for which it is then right name the axis that is wrong."""
     opcase = case.pair.case
-    if not _failing(case):
+    probed = {n for op, key in DIMS for n in key if op == result.op} & set(opcase.dims)
+    if not _failing(case) or not probed:
         return None
-    probed = {n for key in DIMS for n in key} & set(opcase.dims)
     right = set()
-    for name in probed:
+    for name in sorted(probed):
         low = opcase.min_dims.get(name, 1)
         if low >= opcase.dims[name]:
             continue
@@ -440,7 +436,7 @@ def _dims(result, case) -> Hint | None:
         again = case.pair.evaluate(inputs, rng, case.pair.backward is not None)
         if all(e <= TOL_FLOAT64 for e in again.errors.values()):
             right.add(name)
-    hint = DIMS.get(frozenset(right))
+    hint = DIMS.get((result.op, frozenset(right)))
     return Hint(*hint) if hint else None
 
 

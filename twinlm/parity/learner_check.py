@@ -37,6 +37,7 @@ from hypothesis.errors import NoSuchExample
 
 from twinlm.parity import hints
 from twinlm.parity.harness import (
+    TOL_FD,
     TOL_FLOAT64,
     Arrays,
     Edge,
@@ -59,7 +60,6 @@ from twinlm.parity.learner import (
 )
 from twinlm.parity.strategies import case_inputs
 
-TOL_FD = 1e-7  # as parity_tests/ops/test_parity_ops.py: central differences, eps 1e-6, float64
 EXAMPLES = 10  # hypothesis examples in the sweep, and float32 examples
 SHRINK_SECONDS = 3.0  # the sweep (search and shrinking) stops after this long, per case
 
@@ -106,7 +106,7 @@ class OpResult:
     cases: list[CaseResult]
     forward_only: bool
     not_implemented: list[str]  # the functions that raise NotImplementedError
-    hints: list[str]
+    hints: list[hints.Hint]
     seconds: float
 
     @property
