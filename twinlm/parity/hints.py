@@ -218,13 +218,10 @@ def _constant_factor(result, case) -> Hint | None:
 
 
 def _pick(case, ev, what):
-    for i, o in enumerate(ev.outs):
-        if case.pair.output_label(i) == what:
-            return np.asarray(o, np.float64), np.asarray(ev.ref_outs[i], np.float64)
-    for k, g in ev.grads.items():
-        if case.pair.grad_label(k) == what:
-            return np.asarray(g, np.float64), np.asarray(ev.ref_grads[k], np.float64)
-    return None, None
+    mine, ref = case.pair.values(ev, what)
+    if mine is None:
+        return None, None
+    return np.asarray(mine, np.float64), np.asarray(ref, np.float64)
 
 
 def _identity(result, case) -> Hint | None:
