@@ -115,9 +115,9 @@ def _expression(names, trials, size: int) -> str:
 
 def _returns(case: OpCase) -> str:
     """What the backward returns, as numpy_impl's does: "(dx, dscale, dshift)", "(dx, dparams)"."""
-    from twinlm.parity.learner_check import _Recorder
+    from twinlm.parity.learner_pair import Recorder
 
-    record = _Recorder(reference(case.op, "backward"))
+    record = Recorder(reference(case.op, "backward"))
     ref = case.with_numpy(reference(case.op, "forward"), record)
     arrays = case.sample(np.random.default_rng(0), np.float64, case.fd_dims)
     outs, cache = ref.np_forward(arrays)
