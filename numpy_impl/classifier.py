@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.gpt import gpt_body_backward, gpt_body_forward, select_dropout_masks
-from numpy_impl.layernorm import layernorm_backward, layernorm_forward
+import numpy_impl
+from numpy_impl.gpt import select_dropout_masks
 from numpy_impl.linear import linear_backward, linear_forward
-from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.qwen3 import qwen3_body_backward, qwen3_body_forward
 from numpy_impl.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from twinlm.shared.classifier import (
@@ -78,11 +77,16 @@ class _Decapitated:
     """What a decapitated GPT and a decapitated Qwen3 share: options, params, the forward from the
     body's output to the class logits and its backward. A subclass supplies its architecture:
     `_init(seed, dtype)` (a fresh backbone), `_body` / `_body_backward` (the body op pair),
-    `_norm` / `_norm_backward` (final_norm's, over (B, C)) and `_masks` (the dropout masks)."""
+    `_norm` / `_norm_backward` (final_norm's, over (B, C)), from the op set `_ops`, and `_masks`
+    (the dropout masks)."""
 
     names: LMNames
 
-    def __init__(self, cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone):
+    def __init__(
+        self, cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone, kernels
+    ):
+        numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
+        self.kernels = kernels
         self.cfg = validate_lm_config(dict(cfg))
         self.first_trainable = check_classifier_options(
             self.cfg, num_classes, trainable, k, position, pad_id
@@ -101,6 +105,11 @@ class _Decapitated:
     @property
     def dtype(self) -> np.dtype:
         return self.params[self.names.head + "weight"].dtype
+
+    @property
+    def _ops(self):
+        """The op set `kernels` names (numpy_impl.kernel_ops)."""
+        return numpy_impl.kernel_ops(self.kernels)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.params.items()}
@@ -157,8 +166,8 @@ class _Decapitated:
         require_ids("labels", labels, self.num_classes)
         require_shape("labels", labels, (idx.shape[0],))
         logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, K)
-        loss, loss_cache = cross_entropy_forward(logits, labels)
-        dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, K)
+        loss, loss_cache = self._ops.cross_entropy_forward(logits, labels)
+        dlogits = self._ops.cross_entropy_backward(np.ones((), logits.dtype), loss_cache)  # (B, K)
         return float(loss), self.backward(dlogits)
 
 
@@ -169,7 +178,8 @@ class GPTClassifier(_Decapitated):
     trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
     or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
     GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
-    The new head is drawn from `seed` (twinlm.shared.classifier.init_head_params)."""
+    The new head is drawn from `seed` (twinlm.shared.classifier.init_head_params). kernels:
+    "reference" or "fast" (numpy_impl.kernel_ops), an attribute a caller may also set later."""
 
     names = LMNames(qwen3=False)
 
@@ -185,9 +195,12 @@ class GPTClassifier(_Decapitated):
         seed: int = 0,
         dtype=np.float32,
         backbone: dict | None = None,
+        kernels: str = "reference",
     ):
         validate_config(cfg)
-        super().__init__(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+        super().__init__(
+            cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone, kernels
+        )
 
     def _init(self, seed, dtype):
         return init_gpt_params(self.cfg, seed, dtype)
@@ -196,17 +209,17 @@ class GPTClassifier(_Decapitated):
         return select_dropout_masks(self.cfg, B, T, self.dtype, dropout_rng, dropout_masks)
 
     def _body(self, idx, masks):
-        return gpt_body_forward(idx, self.params, self.cfg, masks, self.first_trainable)
+        return self._ops.gpt_body_forward(idx, self.params, self.cfg, masks, self.first_trainable)
 
     def _body_backward(self, dx, cache):
-        return gpt_body_backward(dx, cache)
+        return self._ops.gpt_body_backward(dx, cache)
 
     def _norm(self, h):
         P = self.params
-        return layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
+        return self._ops.layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
 
     def _norm_backward(self, dn, cache):
-        dh, dscale, dshift = layernorm_backward(dn, cache)
+        dh, dscale, dshift = self._ops.layernorm_backward(dn, cache)
         return dh, {"final_norm.scale": dscale, "final_norm.shift": dshift}
 
 
@@ -232,9 +245,12 @@ class Qwen3Classifier(_Decapitated):
         seed: int = 0,
         dtype=np.float32,
         backbone: dict | None = None,
+        kernels: str = "reference",
     ):
         validate_qwen3_config(cfg)
-        super().__init__(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+        super().__init__(
+            cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone, kernels
+        )
 
     def _init(self, seed, dtype):
         return init_qwen3_params(self.cfg, seed, dtype)
