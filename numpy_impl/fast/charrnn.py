@@ -22,7 +22,9 @@ def charrnn_forward(
     return charrnn_with(layers, x, params, cfg, state, dropout_masks)
 
 
-def charrnn_backward(dlogits: np.ndarray, dstate: State | None, cache):
+def charrnn_backward(
+    dlogits: np.ndarray, dstate: State | None, cache
+) -> tuple[dict[str, np.ndarray], State]:
     """Returns (grads, the gradient on the initial state)."""
     return charrnn_backward_with(
         (lstm_backward, gru_backward, rnn_backward), dlogits, dstate, cache
