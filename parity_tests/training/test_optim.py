@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import torch_impl
+from numpy_impl.fast.blocks import BLOCK_ELEMENTS
 from numpy_impl.optim import AdamW, clip_coef, clip_grad_norm
 from twinlm.parity.harness import Float32Runs, rel_error
-from numpy_impl.fast.blocks import BLOCK_ELEMENTS
 from twinlm.training.schedule import lr_at
 
 SHAPES = {"w": (6, 5), "b": (5,), "emb": (4, 3, 2), "one": (1,)}
