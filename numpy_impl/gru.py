@@ -118,18 +118,17 @@ def gru_forward(
     p: float = 0.0,
     reset_after: bool = True,
 ):
-    """Multi-layer GRU over time, batch first (see the module docstring). x (B, T, I); params
-    keyed like torch.nn.GRU's state_dict (num_layers and hidden size read off them); h0 (L, B, H),
-    zeros if None; dropout_masks None or L-1 keep-masks (B, T, H) (or None entries) applied to
-    each layer's output but the last, scaled by 1/(1 - p). Returns (out (B, T, H), h_n, cache)."""
+    """Multi-layer GRU over time, batch first (module docstring), params keyed like torch.nn.GRU's
+    state_dict; the other arguments as numpy_impl.recurrent.single_state_with takes them.
+    Returns (out (B, T, H), h_n (L, B, H), cache)."""
     require_bool("reset_after", reset_after)
     layer = functools.partial(_layer_forward, reset_after=reset_after)
     return single_state_with(layer, x, params, h0, dropout_masks, p, 3, "torch.nn.GRU")
 
 
 def gru_backward(dout: np.ndarray, dh_n: np.ndarray | None, cache):
-    """BPTT. dout (B, T, H) on `out`; dh_n (L, B, H) on the final state, or None.
-    Returns (dx (B, T, I), dh0 (L, B, H), grads keyed like params, in state_dict order)."""
+    """gru_forward's BPTT (dout on `out`, dh_n on h_n or None), as
+    numpy_impl.recurrent.single_state_backward_with. Returns (dx, dh0, grads keyed like params)."""
     return single_state_backward_with(_layer_backward, dout, dh_n, cache)
 
 
@@ -142,7 +141,7 @@ class GRU(RecurrentLayer):
     (numpy_impl's, or numpy_impl/fast's with kernels="fast"). reset_after=True is torch's cell,
     False Cho 2014's (module docstring); every parameter U(-1/√H, 1/√H) as torch."""
 
-    gates, op = 3, "gru"
+    gates, op, option, init_params = 3, "gru", "reset_after", staticmethod(init_gru_params)
 
     def __init__(
         self,
@@ -157,9 +156,3 @@ class GRU(RecurrentLayer):
         require_bool("reset_after", reset_after)
         self.reset_after = reset_after
         super().__init__(input_size, hidden_size, num_layers, seed, dtype, kernels)
-
-    def _init(self, input_size, hidden_size, num_layers, seed, dtype):
-        return init_gru_params(input_size, hidden_size, num_layers, seed, dtype)
-
-    def _options(self) -> dict:
-        return {"reset_after": self.reset_after}

@@ -166,7 +166,7 @@ class LSTM(RecurrentLayer):
     backward(dout, dstate=(dh_n, dc_n)) -> (dx, (dh0, dc0), grads) with grads keyed like params.
     """
 
-    gates, op = 4, "lstm"
+    gates, op, init_params = 4, "lstm", staticmethod(init_lstm_params)
 
     def __init__(
         self,
@@ -178,9 +178,6 @@ class LSTM(RecurrentLayer):
         kernels: str = "reference",
     ):
         super().__init__(input_size, hidden_size, num_layers, seed, dtype, kernels)
-
-    def _init(self, input_size, hidden_size, num_layers, seed, dtype):
-        return init_lstm_params(input_size, hidden_size, num_layers, seed, dtype)
 
     def forward(
         self,

@@ -135,15 +135,19 @@ def layers_with(layer, x, params, states: dict, dropout_masks, p: float, gates: 
 
 
 def single_state_with(layer, x, params, h0, dropout_masks, p, gates: int, module: str):
-    """rnn_forward and gru_forward: layers_with for the one state h. Returns (out (B, T, H), h_n
-    (L, B, H), cache)."""
+    """rnn_forward and gru_forward: layers_with for the one state h. x (B, T, I); params keyed
+    like `module`'s state_dict (num_layers and hidden size read off them); h0 (L, B, H), zeros if
+    None; dropout_masks None or L-1 keep-masks (B, T, H) (or None entries) applied to each layer's
+    output but the last, scaled by 1/(1 - p). Returns (out (B, T, H), h_n (L, B, H), cache)."""
     states = {"h0": h0}
     out, (h_n,), cache = layers_with(layer, x, params, states, dropout_masks, p, gates, module)
     return out, h_n, cache
 
 
 def single_state_backward_with(layer_backward, dout, dh_n, cache):
-    """rnn_backward and gru_backward. Returns (dx (B, T, I), dh0 (L, B, H), grads)."""
+    """rnn_backward and gru_backward: BPTT from dout (B, T, H) on `out` and dh_n (L, B, H) on the
+    final state, or None. Returns (dx (B, T, I), dh0 (L, B, H), grads keyed like params, in
+    state_dict order)."""
     dstates = None if dh_n is None else {"dh_n": dh_n}
     dx, (dh0,), grads = stack_layers_backward(dout, dstates, cache, layer_backward)
     return dx, dh0, grads
@@ -208,7 +212,7 @@ class RecurrentLayer:
     """A multi-layer recurrent layer, batch first, torch's parameter names and layout: a thin
     class over an op pair (rnn_forward / rnn_backward, gru_…, lstm_…) holding `params` and the
     last forward's cache. Subclasses set the gate count, the op's name, the initializer and the
-    op's options (nonlinearity, reset_after). kernels: "reference" (numpy_impl's op pair) or
+    name of the op's one option (nonlinearity, reset_after), held in that attribute. kernels: "reference" (numpy_impl's op pair) or
     "fast" (numpy_impl/fast's), an attribute a caller may also set later.
 
     forward(x (B, T, I), h0 (num_layers, B, H)) -> (out (B, T, H), h_n) (the LSTM: its state
@@ -218,6 +222,8 @@ class RecurrentLayer:
 
     gates: int  # stacked pre-activations per hidden unit: 1 (RNN), 3 (GRU), 4 (LSTM)
     op: str  # the op pair's name: "rnn" for rnn_forward / rnn_backward, …
+    option: str | None = None  # the op's keyword option ("nonlinearity", "reset_after"), if any
+    init_params: Callable  # (input_size, hidden_size, num_layers, seed, dtype) -> params
 
     def __init__(
         self, input_size: int, hidden_size: int, num_layers: int, seed: int, dtype, kernels: str
@@ -228,15 +234,12 @@ class RecurrentLayer:
         numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.kernels = kernels
-        self.params = self._init(input_size, hidden_size, num_layers, seed, dtype)
+        self.params = self.init_params(input_size, hidden_size, num_layers, seed, dtype)
         self._cache = None
 
-    def _init(self, input_size, hidden_size, num_layers, seed, dtype) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
     def _options(self) -> dict:
-        """The op pair's keyword options (nonlinearity, reset_after)."""
-        return {}
+        """The op pair's keyword options: {option: its value}, or none."""
+        return {} if self.option is None else {self.option: getattr(self, self.option)}
 
     @property
     def dtype(self) -> np.dtype:

@@ -98,19 +98,17 @@ def rnn_forward(
     p: float = 0.0,
     nonlinearity: str = "tanh",
 ):
-    """Multi-layer vanilla RNN over time, batch first (see the module docstring). x (B, T, I);
-    params keyed like torch.nn.RNN's state_dict (num_layers and hidden size read off them); h0
-    (L, B, H), zeros if None; dropout_masks None or L-1 keep-masks (B, T, H) (or None entries)
-    applied to each layer's output but the last, scaled by 1/(1 - p).
-    Returns (out (B, T, H), h_n (L, B, H), cache)."""
+    """Multi-layer vanilla RNN over time, batch first (module docstring), params keyed like
+    torch.nn.RNN's state_dict, φ = nonlinearity; the other arguments as
+    numpy_impl.recurrent.single_state_with takes them. Returns (out (B, T, H), h_n, cache)."""
     require_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     layer = functools.partial(_layer_forward, nonlinearity=nonlinearity)
     return single_state_with(layer, x, params, h0, dropout_masks, p, 1, "torch.nn.RNN")
 
 
 def rnn_backward(dout: np.ndarray, dh_n: np.ndarray | None, cache):
-    """BPTT. dout (B, T, H) on `out`; dh_n (L, B, H) on the final state, or None.
-    Returns (dx (B, T, I), dh0 (L, B, H), grads keyed like params, in state_dict order)."""
+    """BPTT of rnn_forward from dout (B, T, H) and dh_n (L, B, H) or None: numpy_impl.recurrent's
+    single_state_backward_with. Returns (dx, dh0, grads keyed like params, in their order)."""
     return single_state_backward_with(_layer_backward, dout, dh_n, cache)
 
 
@@ -123,7 +121,7 @@ class RNN(RecurrentLayer):
     rnn_backward (numpy_impl's, or numpy_impl/fast's with kernels="fast"). nonlinearity "tanh" or
     "relu"; every parameter U(-1/√H, 1/√H) as torch."""
 
-    gates, op = 1, "rnn"
+    gates, op, option, init_params = 1, "rnn", "nonlinearity", staticmethod(init_rnn_params)
 
     def __init__(
         self,
@@ -138,9 +136,3 @@ class RNN(RecurrentLayer):
         require_choice("nonlinearity", nonlinearity, NONLINEARITIES)
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, seed, dtype, kernels)
-
-    def _init(self, input_size, hidden_size, num_layers, seed, dtype):
-        return init_rnn_params(input_size, hidden_size, num_layers, seed, dtype)
-
-    def _options(self) -> dict:
-        return {"nonlinearity": self.nonlinearity}

@@ -85,11 +85,8 @@ def attention_forward(
     dropout_mask: np.ndarray | None = None,
     p: float = 0.0,
 ):
-    """y = dropout(softmax(q kᵀ/√d + causal mask)) v. q (..., Tq, d), k, v (..., Tk, d).
-
-    dropout_mask (..., Tq, Tk) of 0/1 keeps weight ij where it is 1 and scales kept weights by
-    1/(1-p); None means no dropout (then p must be 0). Returns (y, cache).
-    """
+    """numpy_impl.attention_forward in blocks of query rows (module docstring). Returns (y,
+    cache)."""
     require_attention_inputs(q, k, v, causal, dropout_mask, p)
     t_q, t_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1])  # a Python float: float32 stays float32
