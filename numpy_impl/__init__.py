@@ -57,8 +57,9 @@ KERNELS = ("reference", "fast")
 
 
 def kernel_ops(kernels: str) -> ModuleType:
-    """The op set `kernels` names: this package, the reference ops ("reference"), or numpy_impl.fast,
-    the same names and signatures tuned for speed ("fast"). Anything else: a ValueError."""
+    """The op set `kernels` names: this package, the reference ops ("reference"), or
+    numpy_impl.fast, the same names and signatures tuned for speed ("fast"). Anything else: a
+    ValueError naming `kernels`."""
     require_choice("kernels", kernels, KERNELS)
     if kernels == "fast":
         from numpy_impl import fast

@@ -81,7 +81,7 @@ def attention_backward(dy: np.ndarray, cache):
     return dq, dk, dv
 
 
-# ---- multi-head attention --------------------------------------------------------------------------
+# ---- multi-head attention ------------------------------------------------------------------------
 
 
 def multihead_attention_forward(

@@ -91,7 +91,7 @@ def lstm_cell_backward(dh_next: np.ndarray, dc_next: np.ndarray, cache):
     )
 
 
-# ---- the multi-layer LSTM over time ---------------------------------------------------------------
+# ---- the multi-layer LSTM over time --------------------------------------------------------------
 
 
 def lstm_forward(

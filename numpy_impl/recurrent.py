@@ -54,7 +54,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.tanh(z * 0.5) * 0.5 + 0.5
 
 
-# ---- a layer over time: a loop over its cell ------------------------------------------------------
+# ---- a layer over time: a loop over its cell -----------------------------------------------------
 
 
 def time_loop(cell, layer_in: np.ndarray, state: States):
@@ -105,7 +105,7 @@ def single_state_layers(cell_forward, cell_backward):
     return layer_forward, layer_backward
 
 
-# ---- layers stacked -------------------------------------------------------------------------------
+# ---- layers stacked ------------------------------------------------------------------------------
 
 
 def layer_params(params: dict[str, np.ndarray], k: int) -> list[np.ndarray]:
@@ -212,8 +212,9 @@ class RecurrentLayer:
     """A multi-layer recurrent layer, batch first, torch's parameter names and layout: a thin
     class over an op pair (rnn_forward / rnn_backward, gru_…, lstm_…) holding `params` and the
     last forward's cache. Subclasses set the gate count, the op's name, the initializer and the
-    name of the op's one option (nonlinearity, reset_after), held in that attribute. kernels: "reference" (numpy_impl's op pair) or
-    "fast" (numpy_impl/fast's), an attribute a caller may also set later.
+    name of the op's one option (nonlinearity, reset_after), held in that attribute. kernels:
+    "reference" (numpy_impl's op pair) or "fast" (numpy_impl/fast's), an attribute a caller may
+    also set later.
 
     forward(x (B, T, I), h0 (num_layers, B, H)) -> (out (B, T, H), h_n) (the LSTM: its state
     (h0, c0) in, (h_n, c_n) out); backward(dout, dh_n) -> (dx, dh0, grads) with grads keyed like

@@ -200,7 +200,7 @@ def test_kernels_is_checked(make):
             make(bad)
 
 
-# ---- whole models and AdamW ------------------------------------------------------------------------
+# ---- whole models and AdamW ----------------------------------------------------------------------
 
 
 def _close(label: str, got: dict, want: dict, record_error, tol: float = TOL_FAST) -> None:

@@ -48,8 +48,8 @@ class OpCase:
     """One op, its three implementations, and how to sample inputs for it.
 
     sample(rng, dtype, dims) -> named arrays; float arrays named in `grad_inputs` get gradients.
-    np_forward(arrays[, ops]) -> (outs, cache); np_backward(douts, cache[, ops]) -> {name: gradient}:
-    NumPy's ops, or those of `ops` when given (an op set with numpy_impl's names, such as
+    np_forward(arrays[, ops]) -> (outs, cache); np_backward(douts, cache[, ops]) -> {name:
+    gradient}: NumPy's ops, or those of `ops` when given (an op set with numpy_impl's names, such as
     numpy_impl.fast: numpy_impl.kernel_ops).
     torch_impl / torch_ref: named tensors -> tuple of output tensors.
     dims: default sizes (used by `twinlm check`; hypothesis draws each from 1..default);

@@ -44,7 +44,8 @@ class AdamWState:
 
     def advance(self, name: str):
         """The moments of parameter `name` and its step count t for the step being taken: m = v =
-        0 and t = 1 on its first step, else t + 1. Returns (m, v, t); m and v are updated in place."""
+        0 and t = 1 on its first step, else t + 1. Returns (m, v, t), m and v to update in
+        place."""
         if name not in self.steps:
             p = self.params[name]
             self.steps[name] = 0
