@@ -29,6 +29,8 @@ lm_head, and no dropout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 import numpy_impl
@@ -44,7 +46,7 @@ from twinlm.shared.classifier import (
     decapitate,
     trainable_keys,
 )
-from twinlm.shared.config import validate_config, validate_lm_config, validate_qwen3_config
+from twinlm.shared.config import validate_config, validate_qwen3_config
 from twinlm.shared.init import init_gpt_params, init_qwen3_params
 from twinlm.shared.naming import LMNames
 from twinlm.shared.validate import (
@@ -74,20 +76,36 @@ def token_positions(idx: np.ndarray, position: str, pad_id: int) -> np.ndarray:
 
 
 class _Decapitated:
-    """What a decapitated GPT and a decapitated Qwen3 share: options, params, the forward from the
-    body's output to the class logits and its backward. A subclass supplies its architecture:
-    `_init(seed, dtype)` (a fresh backbone), `_body` / `_body_backward` (the body op pair),
-    `_norm` / `_norm_backward` (final_norm's, over (B, C)), from the op set `_ops`, and `_masks`
-    (the dropout masks)."""
+    """What a decapitated GPT and a decapitated Qwen3 share: the constructor, options, params, the
+    forward from the body's output to the class logits and its backward. A subclass supplies its
+    architecture: `names`, `default_pad_id`, `check_config` (its config's validation), `_init(seed,
+    dtype)` (a fresh backbone), `_body` / `_body_backward` (the body op pair), `_norm` /
+    `_norm_backward` (final_norm's, over (B, C)), from the op set `_ops`, and `_masks` (the dropout
+    masks). kernels: "reference" or "fast" (numpy_impl.kernel_ops), an attribute a caller may also
+    set later."""
 
     names: LMNames
+    default_pad_id: int
+    check_config: Callable[[dict], dict]
 
     def __init__(
-        self, cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone, kernels
+        self,
+        cfg: dict,
+        num_classes: int = 2,
+        *,
+        trainable: str = "last-block",
+        k: int | None = None,
+        position: str = "last",
+        pad_id: int | None = None,
+        seed: int = 0,
+        dtype=np.float32,
+        backbone: dict | None = None,
+        kernels: str = "reference",
     ):
         numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
         self.kernels = kernels
-        self.cfg = validate_lm_config(dict(cfg))
+        self.cfg = self.check_config(dict(cfg))  # GPT's or Qwen3's: the other kind is refused
+        pad_id = self.default_pad_id if pad_id is None else pad_id
         self.first_trainable = check_classifier_options(
             self.cfg, num_classes, trainable, k, position, pad_id
         )
@@ -176,31 +194,14 @@ class GPTClassifier(_Decapitated):
     (num_classes, C) and out_head.bias (num_classes,).
 
     trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
-    or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
-    GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
-    The new head is drawn from `seed` (twinlm.shared.classifier.init_head_params). kernels:
-    "reference" or "fast" (numpy_impl.kernel_ops), an attribute a caller may also set later."""
+    or "last-non-pad"; pad_id: default GPT-2's <|endoftext|> (50256); backbone: a GPT's params
+    (book keys, e.g. from twinlm.weights.load_gpt2 or GPTModel.params; copied, its out_head
+    ignored), default a fresh init_gpt_params(cfg, seed). The new head is drawn from `seed`
+    (twinlm.shared.classifier.init_head_params)."""
 
     names = LMNames(qwen3=False)
-
-    def __init__(
-        self,
-        cfg: dict,
-        num_classes: int = 2,
-        *,
-        trainable: str = "last-block",
-        k: int | None = None,
-        position: str = "last",
-        pad_id: int = PAD_ID,
-        seed: int = 0,
-        dtype=np.float32,
-        backbone: dict | None = None,
-        kernels: str = "reference",
-    ):
-        validate_config(cfg)
-        super().__init__(
-            cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone, kernels
-        )
+    default_pad_id = PAD_ID
+    check_config = staticmethod(validate_config)
 
     def _init(self, seed, dtype):
         return init_gpt_params(self.cfg, seed, dtype)
@@ -232,25 +233,8 @@ class Qwen3Classifier(_Decapitated):
     numpy_impl/qwen3.py's body and an RMSNorm for final_norm."""
 
     names = LMNames(qwen3=True)
-
-    def __init__(
-        self,
-        cfg: dict,
-        num_classes: int = 2,
-        *,
-        trainable: str = "last-block",
-        k: int | None = None,
-        position: str = "last",
-        pad_id: int = QWEN3_PAD_ID,
-        seed: int = 0,
-        dtype=np.float32,
-        backbone: dict | None = None,
-        kernels: str = "reference",
-    ):
-        validate_qwen3_config(cfg)
-        super().__init__(
-            cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone, kernels
-        )
+    default_pad_id = QWEN3_PAD_ID
+    check_config = staticmethod(validate_qwen3_config)
 
     def _init(self, seed, dtype):
         return init_qwen3_params(self.cfg, seed, dtype)
