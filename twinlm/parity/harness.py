@@ -89,6 +89,13 @@ class OpCase:
     bind: Bind | None = None
     edges: tuple[Edge, ...] = ()
 
+    def on(self, ops) -> OpCase:
+        """This case on the op set `ops` (a module or namespace with numpy_impl's names, such as
+        numpy_impl.fast: numpy_impl.kernel_ops) in place of numpy_impl."""
+        return self.with_numpy(
+            getattr(ops, f"{self.op}_forward"), getattr(ops, f"{self.op}_backward")
+        )
+
     def with_numpy(self, forward: Callable, backward: Callable | None) -> OpCase:
         """This case with another `<op>_forward` / `<op>_backward` pair (same signatures as
         numpy_impl's) in place of numpy_impl's; backward None leaves np_backward unusable."""
@@ -168,7 +175,13 @@ def random_douts(rng: np.random.Generator, outs: Outs) -> Outs:
     return tuple(rng.standard_normal(o.shape).astype(o.dtype) for o in outs)
 
 
-def run_numpy(case: OpCase, arrays: Arrays, douts: Outs | None = None) -> tuple[Outs, Arrays]:
+def run_numpy(
+    case: OpCase, arrays: Arrays, douts: Outs | None = None, ops=None
+) -> tuple[Outs, Arrays]:
+    """The NumPy side's outputs and, given douts, gradients; ops: an op set to run instead of
+    numpy_impl's (OpCase.on)."""
+    if ops is not None:
+        case = case.on(ops)
     outs, cache = case.np_forward(arrays)
     if douts is None:
         return outs, {}
@@ -352,14 +365,18 @@ def compare_float32(
     arrays64: Arrays,
     douts64: Outs | None,
     runs: Float32Runs | None = None,
+    ops=None,
     backends: tuple[str, ...] = ("numpy", "torch_impl"),
 ) -> Float32Runs:
     """NumPy and torch_impl (or those of them named in `backends`) in float32 against the float64
     built-in, torch's float32 built-in as the reference (the standard in the module docstring);
-    douts64 None: the outputs only.
+    douts64 None: the outputs only. ops: an op set to run as "numpy" instead of numpy_impl's
+    (OpCase.on).
     Inputs are rounded to float32 first, so every backend sees exactly the same numbers. Returns
     this example's runs, keyed (backend, "fwd"/"grad"); `runs`, if given, accumulates them over a
     run of examples."""
+    if ops is not None:
+        case = case.on(ops)
     arrays32 = {k: _to32(a) for k, a in arrays64.items()}
     douts32 = None if douts64 is None else tuple(_to32(d) for d in douts64)
     exact = {k: _to64(a) for k, a in arrays32.items()}

@@ -1,5 +1,10 @@
 """The registry of ops checked for parity: for each, inputs and its NumPy / torch_impl / torch twins.
 
+Each case's NumPy side runs numpy_impl's pair through the case's bind (harness.numpy_op), so the
+same case runs another op set with numpy_impl's names (OpCase.on: numpy_impl.fast, held to the
+reference by parity_tests/ops/test_fast_path.py) or a learner's pair (OpCase.with_numpy:
+`twinlm check --impl`).
+
 `CASES` is what `twinlm check` prints and what `parity_tests/ops/test_parity_ops.py` sweeps with
 hypothesis; Qwen3's ops are in twinlm/parity/opcases_qwen3.py. The torch built-in (`torch_ref`) is the independent third implementation.
 """
