@@ -10,8 +10,10 @@ file whose metadata or tensors are not what a twinlm checkpoint holds, naming th
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,18 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save as _save_bytes
 
-from twinlm.shared.naming import sub_dict, with_prefix
+from twinlm.shared.classifier import classifier_param_shapes
+from twinlm.shared.config import validate_lm_config
+from twinlm.shared.naming import (
+    BACKENDS,
+    DTYPES,
+    charrnn_param_shapes,
+    lm_names,
+    sub_dict,
+    with_prefix,
+)
+from twinlm.shared.validate import require_charrnn_config, require_int
+from twinlm.weights.reading import require_finite, require_layout
 
 META_KEY = "twinlm"
 TMP_SUFFIX = ".tmp"
@@ -58,7 +71,7 @@ def read_meta(path: str | os.PathLike) -> dict | None:
     try:
         with safe_open(str(path), framework="np") as f:
             meta = json.loads((f.metadata() or {})[META_KEY])
-    except Exception:  # any damage: the caller only describes the file
+    except (Exception, RecursionError):  # any damage: the caller only describes the file
         return None
     return meta if isinstance(meta, dict) else None
 
@@ -78,7 +91,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         raise ValueError(f"{path} has no twinlm metadata; was it written by `save_checkpoint`?")
     try:
         meta = json.loads(header[META_KEY])
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting too deep to parse
         raise ValueError(f"{path}: its twinlm metadata is not valid JSON ({e})") from None
     if not isinstance(meta, dict):
         raise ValueError(
@@ -121,7 +134,13 @@ def save_run(path: str | os.PathLike, run: SavedRun) -> Path:
 
 def load_run(path: str | os.PathLike, kind: str | None = None) -> SavedRun:
     """A checkpoint written by save_run (or by twinlm before it: a classifier's unprefixed
-    parameters, a char-RNN's carry.h / carry.c). kind: refuse any other kind."""
+    parameters, a char-RNN's carry.h / carry.c). kind: refuse any other kind.
+
+    Nothing in the file is taken on its word: the model's configuration must describe exactly
+    the parameters present (its number of layers is bounded by them before anything is listed
+    per layer), every tensor is floating point and finite, the optimizer's state matches the
+    parameters, and the metadata's fields have their types (the history's lists, the settings'
+    values: saved_settings). Any failure is one ValueError naming the file and the key."""
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") not in KINDS:
         raise ValueError(f"{path} is not a twinlm training checkpoint (kind {meta.get('kind')!r})")
@@ -132,6 +151,11 @@ def load_run(path: str | os.PathLike, kind: str | None = None) -> SavedRun:
         raise ValueError(f"{path}: its metadata must give 'step' as an integer >= 0, got {step!r}")
     if not isinstance(meta.get("cfg"), dict):
         raise ValueError(f"{path}: its metadata lacks the model's configuration ('cfg')")
+    if "backend" in meta and meta["backend"] not in BACKENDS:
+        raise ValueError(
+            f"{path}: its metadata's 'backend' must be one of {list(BACKENDS)}, got "
+            f"{meta['backend']!r}"
+        )
     for key in ("settings", "history", "opt_steps"):
         if key in meta and not isinstance(meta[key], dict):
             raise ValueError(f"{path}: its metadata's {key!r} must be a JSON object")
@@ -143,15 +167,149 @@ def load_run(path: str | os.PathLike, kind: str | None = None) -> SavedRun:
     for name, a in tensors.items():
         if not name.startswith(CARRY) and a.dtype.kind != "f":
             raise ValueError(f"{path}: tensor {name} is {a.dtype}; parameters are floating point")
+    _check_model(path, meta, params)
+    require_finite(tensors, path)
+    _check_history(path, meta.get("history", {}))
+    exp_avg, exp_avg_sq = sub_dict(tensors, EXP_AVG), sub_dict(tensors, EXP_AVG_SQ)
+    opt_steps = meta.get("opt_steps", {})
+    _check_optimizer(path, params, opt_steps, exp_avg, exp_avg_sq)
     carry = sub_dict(tensors, CARRY)
     if "h" in carry:  # carry.h, carry.c: the LSTM state's names before
-        carry = {"0": carry["h"], "1": carry["c"]}
+        carry = {str(i): carry[n] for i, n in enumerate(("h", "c")) if n in carry}
+    if sorted(carry) != sorted(str(i) for i in range(len(carry))):
+        raise ValueError(
+            f"{path}: its carried state must be tensors carry.0 … carry.<n-1>, got {sorted(carry)}"
+        )
     return SavedRun(
         meta=meta,
         params=params,
-        opt_steps=dict(meta.get("opt_steps", {})),
-        exp_avg=sub_dict(tensors, EXP_AVG),
-        exp_avg_sq=sub_dict(tensors, EXP_AVG_SQ),
+        opt_steps=dict(opt_steps),
+        exp_avg=exp_avg,
+        exp_avg_sq=exp_avg_sq,
         carry=tuple(carry[str(i)] for i in range(len(carry))) or None,
         path=str(path),
     )
+
+
+def _check_model(path, meta: dict, params: dict[str, np.ndarray]) -> None:
+    """meta["cfg"] describes exactly `params`: names and shapes. Its number of layers is held to
+    the number of tensors first, so that a cfg claiming 10⁸ layers is refused in no time."""
+    cfg, kind = meta["cfg"], meta["kind"]
+    layers = "num_layers" if kind == "charrnn" else "n_layers"
+    n = cfg.get(layers)
+    if type(n) is int and n > len(params):
+        raise ValueError(
+            f"{path}: its metadata's cfg says {layers}={n}, but the file holds only {len(params)} "
+            "parameter tensors"
+        )
+    try:
+        if kind == "charrnn":
+            require_charrnn_config(cfg)
+            shapes = charrnn_param_shapes(cfg)
+        elif kind == "gpt":
+            shapes = lm_names(validate_lm_config(cfg)).param_shapes(cfg)
+        else:
+            require_int("num_classes", meta.get("num_classes"), 2)
+            shapes = classifier_param_shapes(validate_lm_config(cfg), meta["num_classes"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: its metadata's {e}") from None
+    found = {k: tuple(a.shape) for k, a in params.items()}
+    require_layout(found, shapes, str(path), "its metadata's cfg")
+
+
+# The history's lists of numbers (the loop's HISTORY_KEYS, and the x axis's names before "seen"),
+# and those that go together point by point (one entry per evaluation).
+_NUMERIC_HISTORY = ("steps", "seen", "train_loss", "val_loss", "step_loss", "tokens", "chars")
+_NUMERIC_HISTORY += ("examples", "train_acc", "val_acc", "test_acc", "epoch_seconds")
+_PER_EVALUATION = ("steps", "seen", "tokens", "chars", "examples", "train_loss", "val_loss")
+
+
+def _check_history(path, history: dict) -> None:
+    for key, values in history.items():
+        if not isinstance(values, list):
+            raise ValueError(
+                f"{path}: its metadata's history[{key!r}] must be a list, got {values!r:.40}"
+            )
+        if key in _NUMERIC_HISTORY and not all(type(v) in (int, float) for v in values):
+            raise ValueError(f"{path}: its metadata's history[{key!r}] must hold numbers only")
+    lengths = {k: len(history[k]) for k in _PER_EVALUATION if k in history}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"{path}: its metadata's history lists one entry per evaluation, but their lengths "
+            f"differ: {lengths}"
+        )
+
+
+def _check_optimizer(path, params: dict, opt_steps: dict, exp_avg: dict, exp_avg_sq: dict) -> None:
+    """AdamW's step counts and moments: for parameters of the model, of their shapes."""
+    for key, t in opt_steps.items():
+        if key not in params or type(t) is not int or t < 0:
+            raise ValueError(
+                f"{path}: its metadata's opt_steps[{key!r}] must be an integer >= 0 for a "
+                f"parameter of the model, got {t!r}"
+            )
+    for prefix, moments in ((EXP_AVG, exp_avg), (EXP_AVG_SQ, exp_avg_sq)):
+        for key, a in moments.items():
+            if key not in params or a.shape != params[key].shape:
+                want = params[key].shape if key in params else "no such parameter"
+                raise ValueError(
+                    f"{path}: tensor {prefix}{key} has shape {a.shape}, but the parameter has "
+                    f"{want}"
+                )
+
+
+# ---- a run's settings, as saved ------------------------------------------------------------------
+
+# Every number a setting holds is >= 0; these count, divide or scale, so must be more: >= 1 for
+# an int, > 0 for a float; drop_rate is below 1. (The command line's flags say the same.)
+_POSITIVE_SETTINGS = frozenset(
+    "steps batch_size max_length stride eval_every seq_length epochs emb_dim hidden_size "
+    "num_layers synthetic_size k accuracy_batches peak_lr lr lr_decay".split()
+)
+
+
+def saved_settings(saved: SavedRun, cls):
+    """The settings a checkpoint was trained with, as the dataclass `cls`: every saved value of
+    its field's annotated type (an int is no bool and no float, a float is finite), in range, and
+    no key the class lacks (a missing key keeps the field's default)."""
+    where, settings = saved.path or "the checkpoint", saved.meta.get("settings")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where} holds no training settings")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(settings) - set(hints))
+    if unknown:
+        raise ValueError(
+            f"{where}: its settings hold {unknown}, which {cls.__name__} does not have; it was "
+            "written by another version of twinlm, or by hand"
+        )
+    for key, value in settings.items():
+        if not _fits(value, hints[key]) or not _in_range(key, value):
+            raise ValueError(
+                f"{where}: its settings' {key!r} is {value!r:.40}, not a valid "
+                f"{getattr(hints[key], '__name__', hints[key])}"
+            )
+    return cls(**settings)
+
+
+def _in_range(key: str, value) -> bool:
+    if key == "dtype":
+        return value in DTYPES
+    if type(value) not in (int, float):
+        return True
+    if key == "drop_rate":
+        return 0 <= value < 1
+    if key in _POSITIVE_SETTINGS:
+        return value >= 1 if type(value) is int else value > 0
+    return value >= 0
+
+
+def _fits(value, hint) -> bool:
+    """`value` (from JSON) has the type `hint` (int, float, bool, str, dict, None or a union)."""
+    if hint is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    if hint in (int, bool, str, dict):
+        return type(value) is hint
+    if hint is type(None):
+        return value is None
+    args = typing.get_args(hint)
+    return any(_fits(value, a) for a in args) if args else True

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import fields, replace
 
-from twinlm.training.checkpoint import SavedRun, load_run
+from twinlm.training.checkpoint import SavedRun, load_run, saved_settings
 from twinlm.training.distributed import is_main
 from twinlm.training.loop import Run, train
 from twinlm.training.outdir import claim
@@ -36,12 +36,7 @@ def resume_settings(
     field to its flag where the names differ. A given flag that would change any other field —
     the model or the data — is refused, by name. Returns (settings, {field: (old, new)})."""
     cls, where = type(fresh), saved.path or "the checkpoint"
-    if not isinstance(saved.meta.get("settings"), dict):
-        raise ValueError(f"{where} holds no training settings, so it cannot be resumed")
-    try:
-        old = cls(**saved.meta["settings"])
-    except TypeError as e:
-        raise ValueError(f"{where}: its settings do not fit {cls.__name__} ({e})") from None
+    old = saved_settings(saved, cls)
     changes, refused = {}, set()
     for f in fields(cls):
         flag = (flag_of or {}).get(f.name, f.name)

@@ -24,7 +24,7 @@ from twinlm.shared.config import QWEN3_PRESETS, get_config, is_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import gpt_dropout_mask_shapes
 from twinlm.shared.validate import require_choice
-from twinlm.training.checkpoint import load_run
+from twinlm.training.checkpoint import load_run, saved_settings
 from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch
 from twinlm.training.loop import Run, settings_from_args
@@ -183,7 +183,7 @@ class LMTask:
 def resume(path: str | Path, text: str, encode, backend: str | None = None) -> Run:
     """Continue a GPT run from its checkpoint, on the same text (checked by fingerprint)."""
     saved = load_run(path, "gpt")
-    task = LMTask(text, TrainSettings(**saved.meta["settings"]), encode)
+    task = LMTask(text, saved_settings(saved, TrainSettings), encode)
     return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
 
 

@@ -25,6 +25,11 @@ Two sources, one entry point, `load_gpt2(path) -> (cfg, params)`:
   arbitrary pickled code. The `att.mask` buffers are dropped; `qkv_bias` is True when
   `W_query.bias` is stored.
 
+A safetensors file is read through the `safetensors` library (twinlm.weights.reading: its header
+validated, bfloat16 widened exactly); every weight must be finite, and the blocks' indices must
+run 0 … n-1 (a stray `h.999999999.*` key is refused before anything is built per block). A
+config.json beside the weights has every key of its JSON type, its sizes equal to the tensors'.
+
 Which layout a file holds is decided by its keys (`wte.weight` vs `tok_emb.weight`), which format by
 its suffix (`.safetensors` is read with safetensors, anything else with `torch.load`), so an HF
 `pytorch_model.bin` loads too.
@@ -43,7 +48,6 @@ the caller sets a rate for training if it wants one.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -53,6 +57,13 @@ import numpy as np
 
 from twinlm.shared.config import validate_config
 from twinlm.shared.naming import gpt_param_shapes
+from twinlm.weights.reading import (
+    config_value,
+    read_json_object,
+    read_safetensors,
+    require_finite,
+    safetensors_layout,
+)
 
 # GPT-2 releases: width -> attention heads (small, medium, large, xl).
 GPT2_HEADS_BY_WIDTH = {768: 12, 1024: 16, 1280: 20, 1600: 25}
@@ -81,7 +92,8 @@ def load_gpt2(
         raise ValueError(f"n_heads must be positive, got {n_heads}")
 
     file = _weights_file(Path(path))
-    tensors = _read_tensors(file)
+    tensors = {k: v for k, v in _read_tensors(file).items() if not _is_buffer(k)}
+    require_finite(tensors, file)
     if "wte.weight" in tensors or "transformer.wte.weight" in tensors:
         params, qkv_bias = _from_hf(tensors, file.name), True
     elif "tok_emb.weight" in tensors:
@@ -106,8 +118,12 @@ def load_gpt2(
         "drop_rate": 0.0,  # inference; set a rate before training if wanted
         "qkv_bias": qkv_bias,
     }
+    try:
+        validate_config(cfg)
+    except (TypeError, ValueError) as e:  # a size of 0, say: the tensors are empty
+        raise ValueError(f"{file}: {e}") from None
     params = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
-    return validate_config(cfg), params
+    return cfg, params
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,14 +150,11 @@ def _weights_file(path: Path) -> Path:
 
 
 def _read_tensors(file: Path) -> dict[str, np.ndarray]:
-    """Every tensor in the file as a NumPy array, keys as stored."""
+    """Every tensor in the file as a NumPy array, keys as stored (a safetensors file's buffers
+    left unread: they may be of any dtype)."""
     if file.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        try:
-            return load_file(str(file))
-        except Exception as e:  # truncated or corrupt: safetensors raises its own error types
-            raise ValueError(f"{file} is not a readable safetensors file: {e}") from e
+        keys = {k for k in safetensors_layout(file) if not _is_buffer(k)}
+        return read_safetensors(file, keys)
 
     import torch
 
@@ -164,12 +177,21 @@ def _read_tensors(file: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{file} must hold a state_dict (a dict of tensors), got {type(obj)}")
     out = {}
     for k, t in obj.items():
+        if not isinstance(k, str):
+            raise ValueError(f"{file}: a state_dict's keys are names, got the key {k!r}")
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu()
             if t.is_floating_point() and t.dtype != torch.float64:
                 t = t.float()  # NumPy has no bfloat16; float16 widens exactly
             out[k] = t.numpy()
     return out
+
+
+def _is_buffer(key: str) -> bool:
+    """An attention-mask buffer (HF's attn.bias / attn.masked_bias, the book's att.mask)."""
+    return bool(
+        _HF_BUFFERS.fullmatch(key.removeprefix("transformer.")) or _BOOK_BUFFERS.fullmatch(key)
+    )
 
 
 def _resolve_heads(n_heads: int | None, file: Path, emb_dim: int, n_layers: int) -> int:
@@ -196,29 +218,36 @@ def _resolve_heads(n_heads: int | None, file: Path, emb_dim: int, n_layers: int)
 
 
 def _read_config(path: Path, emb_dim: int, n_layers: int) -> int | None:
-    """n_head from an HF (or book-style) config.json, cross-checked against the tensors."""
+    """n_head from an HF (or book-style) config.json, every size it gives checked against the
+    tensors, every key of its JSON type."""
     if not path.is_file():
         return None
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not readable JSON: {e}") from e
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_json_object(path)
+    model_type = config_value(config, "model_type", "str", path, "gpt2")
+    if model_type != "gpt2":
+        raise ValueError(f"{path} says model_type {model_type!r}; load_gpt2 reads GPT-2 ('gpt2')")
     for key, got in (
         ("n_embd", emb_dim),
         ("emb_dim", emb_dim),
         ("n_layer", n_layers),
         ("n_layers", n_layers),
     ):
-        if key in config and config[key] != got:
+        if key in config and config_value(config, key, "positive int", path) != got:
             raise ValueError(f"{path} says {key}={config[key]}, but the weights have {got}")
-    heads = config.get("n_head", config.get("n_heads"))
-    if heads is None:
-        return None
-    if isinstance(heads, bool) or not isinstance(heads, int) or heads <= 0:
-        raise ValueError(f"{path}: n_head must be a positive int, got {heads!r}")
-    return heads
+    # What the tensors cannot show but the math depends on: GELU's tanh form, LayerNorm's ε.
+    for key, allowed in (
+        ("activation_function", ("gelu_new", "gelu_pytorch_tanh")),
+        ("layer_norm_epsilon", (1e-5,)),
+    ):
+        if key in config and (type(config[key]) is bool or config[key] not in allowed):
+            raise ValueError(
+                f"{path}: {key} {config[key]!r} is not GPT-2's ({allowed[0]!r}), which twinlm "
+                "implements"
+            )
+    for key in ("n_head", "n_heads"):
+        if key in config:
+            return config_value(config, key, "positive int", path)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,8 +257,10 @@ def _read_config(path: Path, emb_dim: int, n_layers: int) -> int | None:
 def _from_hf(tensors: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     """Hugging Face GPT-2 keys -> the book's keys (Conv1D weights transposed, c_attn split)."""
     t = {k.removeprefix("transformer."): v for k, v in tensors.items()}
-    t = {k: v for k, v in t.items() if not _HF_BUFFERS.fullmatch(k)}
-    n_layers = _count_layers(t, r"h\.(\d+)\.")
+    if len(t) < len(tensors):
+        twice = sorted(k for k in tensors if k.startswith("transformer.") and k[12:] in tensors)
+        raise ValueError(f"{name} holds {twice[0]} twice, with and without 'transformer.'")
+    n_layers = _count_layers(t, r"h\.(\d+)\.", name)
     V, D = _shape_of(t, "wte.weight", 2, name)
     C = _shape_of(t, "wpe.weight", 2, name)[0]
 
@@ -284,8 +315,8 @@ def _from_hf(tensors: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]
 
 def _from_book(tensors: dict[str, np.ndarray], name: str) -> tuple[dict[str, np.ndarray], bool]:
     """The book's state_dict: same keys; drop the mask buffers, check every shape."""
-    t = {k: v for k, v in tensors.items() if not _BOOK_BUFFERS.fullmatch(k)}
-    n_layers = _count_layers(t, r"trf_blocks\.(\d+)\.")
+    t = tensors
+    n_layers = _count_layers(t, r"trf_blocks\.(\d+)\.", name)
     V, D = _shape_of(t, "tok_emb.weight", 2, name)
     C = _shape_of(t, "pos_emb.weight", 2, name)[0]
     qkv_bias = "trf_blocks.0.att.W_query.bias" in t
@@ -301,10 +332,20 @@ def _from_book(tensors: dict[str, np.ndarray], name: str) -> tuple[dict[str, np.
 # Checks
 
 
-def _count_layers(t: dict[str, np.ndarray], pattern: str) -> int:
-    """1 + the largest block index among the keys (a gap shows up later as missing keys)."""
-    indices = [int(m.group(1)) for k in t if (m := re.match(pattern, k))]
-    return max(indices) + 1 if indices else 0
+def _count_layers(t: dict[str, np.ndarray], pattern: str, name: str) -> int:
+    """1 + the largest block index among the keys (a gap shows up later as missing keys). An
+    index past the number of tensors cannot be a block of this file (each block holds tensors):
+    a stray key such as h.999999999.ln_1.weight is refused here, before anything is listed or
+    built per block."""
+    last, key = max(
+        ((int(m.group(1)), k) for k in t if (m := re.match(pattern, k))), default=(-1, "")
+    )
+    if last >= len(t):
+        raise ValueError(
+            f"{name}: {key} has block index {last}, but the file holds only {len(t)} tensors, "
+            f"so it has at most {len(t)} blocks"
+        )
+    return last + 1
 
 
 def _shape_of(t: dict[str, np.ndarray], key: str, ndim: int, name: str) -> tuple[int, ...]:
