@@ -34,7 +34,7 @@ from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.checkpoint import load_run, saved_settings
 from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run, settings_from_args
+from twinlm.training.loop import Run, resumed_run, settings_from_args
 
 LN2 = math.log(2.0)
 MODELS = ("rnn", "gru", "lstm")  # char-rnn's -model
@@ -240,7 +240,7 @@ def resume(path: str | Path, text, backend: str | None = None, steps: int | None
     if steps is not None:
         settings.steps = steps
     task = CharRNNTask(text, settings, saved_vocab(saved))
-    return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
+    return resumed_run(task, backend or saved.meta["backend"], saved)
 
 
 # ---- sampling ------------------------------------------------------------------------------------

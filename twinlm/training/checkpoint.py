@@ -84,7 +84,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     try:
         with safe_open(str(path), framework="np") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            kinds = {k: f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 (no __iter__)
+            if "BF16" in kinds.values():  # which NumPy cannot hold; twinlm never writes it
+                bf16 = next(k for k, d in kinds.items() if d == "BF16")
+                raise TypeError(f"tensor {bf16} is bfloat16; twinlm checkpoints hold float32/64")
+            tensors = {k: f.get_tensor(k) for k in kinds}
     except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
         raise ValueError(f"{path} is not a readable safetensors checkpoint: {e}") from e
     if META_KEY not in header:
@@ -284,11 +288,18 @@ def saved_settings(saved: SavedRun, cls):
         )
     for key, value in settings.items():
         if not _fits(value, hints[key]) or not _in_range(key, value):
+            kind = getattr(hints[key], "__name__", str(hints[key]))
             raise ValueError(
-                f"{where}: its settings' {key!r} is {value!r:.40}, not a valid "
-                f"{getattr(hints[key], '__name__', hints[key])}"
+                f"{where}: its settings' {key!r} is {value!r:.40}; it must be {kind}"
+                f"{_RANGE_TEXT.get(key, ' >= 0' if kind in ('int', 'float') else '')}"
             )
     return cls(**settings)
+
+
+_RANGE_TEXT = dict.fromkeys(_POSITIVE_SETTINGS, " > 0") | {
+    "drop_rate": " in [0, 1)",
+    "dtype": f" (one of {list(DTYPES)})",
+}
 
 
 def _in_range(key: str, value) -> bool:

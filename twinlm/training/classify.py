@@ -34,7 +34,7 @@ from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.checkpoint import load_run, saved_settings
 from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run, settings_from_args
+from twinlm.training.loop import Run, resumed_run, settings_from_args
 
 SPAM_LABELS = ("ham", "spam")  # twinlm.data.spam.LABELS: ham 0, spam 1
 OPTIONS = ("num_classes", "trainable", "k", "position", "pad_id")
@@ -418,7 +418,7 @@ def resume(path: str | Path, backend: str | None = None, encode=None, data=None)
     """Continue a classifier run from its checkpoint, on the same data (checked by fingerprint)."""
     saved = load_run(path, "classifier")
     task = ClassifyTask(saved_settings(saved, ClassifySettings), encode, data)
-    return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
+    return resumed_run(task, backend or saved.meta["backend"], saved)
 
 
 # The flags a resumed run may change: the number of epochs and the optimizer's.

@@ -19,7 +19,7 @@ from dataclasses import fields, replace
 
 from twinlm.training.checkpoint import SavedRun, load_run, saved_settings
 from twinlm.training.distributed import is_main
-from twinlm.training.loop import Run, train
+from twinlm.training.loop import Run, resumed_run, train
 from twinlm.training.outdir import claim
 
 
@@ -72,7 +72,7 @@ def run_from_args(
     settings, changes = resume_settings(saved, fresh, given, may_change, flag_of)
     task = make_task(settings, saved)
     backend = args.backend or saved.meta.get("backend", "numpy")
-    return Run(task, backend).restore(saved, task.fingerprint, changes)
+    return resumed_run(task, backend, saved, changes)
 
 
 def run_command(

@@ -27,7 +27,7 @@ from twinlm.shared.validate import require_choice
 from twinlm.training.checkpoint import load_run, saved_settings
 from twinlm.training.command import run_command, run_from_args
 from twinlm.training.engines import Batch
-from twinlm.training.loop import Run, settings_from_args
+from twinlm.training.loop import Run, resumed_run, settings_from_args
 from twinlm.training.schedule import lr_at
 
 ARCHS = ("gpt", "qwen3")
@@ -184,7 +184,7 @@ def resume(path: str | Path, text: str, encode, backend: str | None = None) -> R
     """Continue a GPT run from its checkpoint, on the same text (checked by fingerprint)."""
     saved = load_run(path, "gpt")
     task = LMTask(text, saved_settings(saved, TrainSettings), encode)
-    return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
+    return resumed_run(task, backend or saved.meta["backend"], saved)
 
 
 # ---- `twinlm train` (twinlm/cli.py parses) -------------------------------------------------------

@@ -176,6 +176,19 @@ class Run:
         return self
 
 
+def resumed_run(task: Task, backend: str, saved: SavedRun, changes: dict | None = None) -> Run:
+    """Run(task, backend) restored from `saved` (Run.restore), once the task's model is the
+    checkpoint's: settings that describe another model than its cfg (a tampered preset or layer
+    count) are refused before that model is built."""
+    if task.cfg != saved.meta["cfg"]:
+        differ = sorted(k for k in {**task.cfg, **saved.meta["cfg"]} if task.cfg.get(k) != saved.meta["cfg"].get(k))  # fmt: skip
+        raise ValueError(
+            f"{saved.path or 'the checkpoint'}: its settings describe another model than its cfg "
+            f"(they differ in {', '.join(differ)})"
+        )
+    return Run(task, backend).restore(saved, task.fingerprint, changes)
+
+
 class Interrupted(KeyboardInterrupt):
     """Training stopped by SIGINT or SIGTERM; the message says whether a checkpoint was written.
     The command line exits 128 + the signal's number (130, 143), as a shell does."""

@@ -95,9 +95,9 @@ def load_gpt2(
     tensors = {k: v for k, v in _read_tensors(file).items() if not _is_buffer(k)}
     require_finite(tensors, file)
     if "wte.weight" in tensors or "transformer.wte.weight" in tensors:
-        params, qkv_bias = _from_hf(tensors, file.name), True
+        params, qkv_bias = _from_hf(tensors, str(file)), True
     elif "tok_emb.weight" in tensors:
-        params, qkv_bias = _from_book(tensors, file.name)
+        params, qkv_bias = _from_book(tensors, str(file))
     else:
         found = ", ".join(sorted(tensors)[:5]) or "none"
         raise ValueError(
@@ -135,7 +135,7 @@ def _weights_file(path: Path) -> Path:
         return path
     if not path.exists():
         raise FileNotFoundError(
-            f"path must be a GPT-2 weights file or a folder holding one: {path}"
+            f"path must be a GPT-2 weights file or a folder holding one: {path} does not exist"
         )
     if (path / "model.safetensors").is_file():
         return path / "model.safetensors"

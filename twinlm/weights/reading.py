@@ -166,6 +166,11 @@ def _json_type(value) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _described(value) -> str:
+    """A JSON value for a message: its type, then (unless null) the start of its text."""
+    return "null" if value is None else f"{_json_type(value)} {value!r:.60}"
+
+
 _MISSING = object()
 KINDS = ("positive int", "positive number", "bool", "str", "object", "list")
 
@@ -191,7 +196,7 @@ def config_value(config: dict, key: str, kind: str, where, default=_MISSING, *, 
         kind_text = {"object": "a JSON object", "list": "a list", "str": "a string"}
         kind_text |= {"bool": "true or false (a JSON boolean, not a string)"}
         wanted = kind_text.get(kind, f"a {kind}")
-        raise ValueError(f"{where}: {key} must be {wanted}, got {_json_type(value)} {value!r:.60}")
+        raise ValueError(f"{where}: {key} must be {wanted}, got {_described(value)}")
     return value
 
 
@@ -202,7 +207,7 @@ def file_inside(folder: Path, name, what: str) -> Path:
     """folder / name, for a file name that an index in `folder` gives: a relative path that stays
     inside the folder (no absolute path, drive or `..`), else ValueError naming `what`."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"{what} must name a file in {folder}, got {_json_type(name)} {name!r}")
+        raise ValueError(f"{what} must name a file in {folder}, got {_described(name)}")
     posix, windows = PurePosixPath(name), PureWindowsPath(name)
     if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts:
         raise ValueError(
