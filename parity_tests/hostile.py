@@ -48,6 +48,10 @@ def run_case(case: Case, tmp: Path) -> tuple[int, str]:
     from twinlm.cli import main
 
     argv = [str(a) for a in case.build(tmp)]
+    if argv[:1] == ["-m twinlm.book.table"]:  # `python -m twinlm.book.table`
+        from twinlm.book.table import main
+
+        argv = argv[1:]
     err, out = io.StringIO(), io.StringIO()
     with redirect_stderr(err), redirect_stdout(out):
         try:
@@ -204,16 +208,26 @@ def qwen3_folder(
     else:
         text = index if isinstance(index, str) else json.dumps(index)
         (folder / "model.safetensors.index.json").write_text(text)
-    if not _TOKENIZER:
-        from hf_qwen3 import write_tokenizer
+    write_byte_tokenizer(folder)
+    return folder
 
-        scratch = _scratch()
-        write_tokenizer(scratch, 300)
-        for name in ("tokenizer.json", "tokenizer_config.json"):
-            _TOKENIZER[name] = (scratch / name).read_bytes()
+
+def write_byte_tokenizer(folder: Path) -> None:
+    """tokenizer.json: byte-level BPE with no merges (ids 0-255 the bytes' symbols, 256 the pad
+    and eos token <|endoftext|>), built once per process, then copied."""
+    if not _TOKENIZER:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+        symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+        vocab = {s: i for i, s in enumerate(symbols)} | {"<|endoftext|>": len(symbols)}
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        _TOKENIZER["tokenizer.json"] = tok.to_str().encode()
+        special = {"pad_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}
+        _TOKENIZER["tokenizer_config.json"] = json.dumps(special).encode()
     for name, data in _TOKENIZER.items():
         (folder / name).write_bytes(data)
-    return folder
 
 
 def _scratch() -> Path:

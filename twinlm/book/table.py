@@ -182,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = argv if argv is not None else sys.argv[1:]
     if not paths:
-        print("usage: python -m twinlm.book.table RUN.json [RUN.json …]", file=sys.stderr)
+        print(
+            "twinlm.book.table: error: give one or more `twinlm book --json` files "
+            "(python -m twinlm.book.table RUN.json [RUN.json …])",
+            file=sys.stderr,
+        )
         return 2
     runs, said = {}, []
     try:

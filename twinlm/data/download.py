@@ -166,56 +166,38 @@ def download(
     return dest
 
 
-def _extract_member(archive: Path, member: str, dest: Path) -> Path:
-    """Stream one member of a zip into `dest` (temporary file + atomic rename), never more than the
-    size the archive declares for it, nor more than MAX_MEMBER_BYTES."""
+def _zip_member(archive: Path, member: str, dest: Path | None = None) -> str:
+    """The sha256 of one member of a zip, streamed out of it (never whole in memory); with `dest`,
+    the member is also written there (temporary file + atomic rename). zipfile stops at the size
+    the archive declares for the member (a CRC error beyond it); above MAX_MEMBER_BYTES it is
+    refused."""
+    h = hashlib.sha256()
     try:
         with zipfile.ZipFile(archive) as z:
-            size = _member_size(z, archive, member)
-            with z.open(member) as src, atomic_file(dest) as out:
-                written = 0
+            if member not in z.namelist():
+                raise ValueError(
+                    f"{archive} must contain {member!r}, it holds {sorted(z.namelist())}"
+                )
+            size = z.getinfo(member).file_size
+            if size > MAX_MEMBER_BYTES:
+                raise ValueError(
+                    f"{archive}: {member} declares {size:,} bytes, more than the "
+                    f"{MAX_MEMBER_BYTES:,} twinlm extracts"
+                )
+            write = atomic_file(dest) if dest is not None else contextlib.nullcontext()
+            with z.open(member) as src, write as out:
                 for chunk in iter(lambda: src.read(CHUNK), b""):
-                    written += len(chunk)
-                    if written > size:
-                        raise ValueError(f"{archive.name}: {member} is larger than it declares")
-                    out.write(chunk)
+                    h.update(chunk)
+                    if out is not None:
+                        out.write(chunk)
     except _ZIP_ERRORS as e:
         raise ValueError(f"{archive} is not a valid zip file: {e}") from e
-    return dest
+    return h.hexdigest()
 
 
 # What zipfile raises for a damaged or unusual archive: a bad header or CRC, a cut-off or
 # undecodable stream, a compression method or encryption it does not implement.
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
-
-
-def _member_size(z: zipfile.ZipFile, archive: Path, member: str) -> int:
-    if member not in z.namelist():
-        raise ValueError(f"{archive.name} must contain {member!r}, it holds {sorted(z.namelist())}")
-    size = z.getinfo(member).file_size
-    if size > MAX_MEMBER_BYTES:
-        raise ValueError(
-            f"{archive.name}: {member} declares {size:,} bytes, more than the {MAX_MEMBER_BYTES:,} "
-            "twinlm extracts"
-        )
-    return size
-
-
-def _member_sha256(archive: Path, member: str) -> str:
-    """The sha256 of a zip member, streamed out of the (verified) archive."""
-    h = hashlib.sha256()
-    try:
-        with zipfile.ZipFile(archive) as z:
-            size, read = _member_size(z, archive, member), 0
-            with z.open(member) as src:
-                for chunk in iter(lambda: src.read(CHUNK), b""):
-                    read += len(chunk)
-                    if read > size:
-                        raise ValueError(f"{archive.name}: {member} is larger than it declares")
-                    h.update(chunk)
-    except _ZIP_ERRORS as e:
-        raise ValueError(f"{archive} is not a valid zip file: {e}") from e
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -316,9 +298,9 @@ def fetch(
                 raise
             _record(downloaded, want)
         if spec.member is not None:
-            member_sha256 = _member_sha256(downloaded, spec.member)
+            member_sha256 = _zip_member(downloaded, spec.member)
             if fresh or not _verified(final, member_sha256):
-                _extract_member(downloaded, spec.member, final)
+                _zip_member(downloaded, spec.member, final)
                 _record(final, member_sha256)
     return final
 
