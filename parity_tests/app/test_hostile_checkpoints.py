@@ -160,7 +160,12 @@ MESSAGE = [
     case("message/cfg-width-mismatch", charrnn_sample, {"cfg/emb_dim": 5}, says=("embedding.weight",)),
     case("message/settings-unknown-key", charrnn_resume, {"settings/colour": "blue"}, says=("colour",)),
     case("message/parameter-missing", gpt_generate, tensors=lambda t: t.pop("model.final_norm.scale"), says=("final_norm.scale",)),
-    case("message/unexplained-tensor", gpt_generate, tensors=lambda t: t.__setitem__("model.x", np.zeros(2, np.float16)), says=("does not explain: x",)),
+    case("message/unexplained-tensor", gpt_generate, tensors=lambda t: t.__setitem__("model.x", np.zeros(2, np.float32)), says=("does not explain: x",)),
+    case("silent/float16-parameter", charrnn_sample, tensors=lambda t: t.__setitem__("model.decoder.bias", t["model.decoder.bias"].astype(np.float16)), says=("all float32 or all float64", "float16")),
+    case("traceback/carry-of-another-shape", charrnn_resume, tensors=lambda t: t.__setitem__("carry.0", np.zeros((3, 1, 8), np.float32)), says=("carry.0 is float32 (3, 1, 8)",)),
+    case("traceback/carry-batch-not-the-settings", charrnn_resume, {"settings/batch_size": 3}, says=("(2, 3, 8)",)),
+    case("traceback/classifier-trainable-unknown", classifier_predict, {"trainable": "everything"}, says=("trainable must be one of",)),
+    case("traceback/classifier-pad-id-past-vocabulary", classifier_predict, {"pad_id": 10**12}, says=("pad_id",)),
     case("message/bf16-tensor", gpt_generate, tensors=lambda t: t.__setitem__("model.x", bf16(2)), says=("model.x is bfloat16",)),
 ]  # fmt: skip
 

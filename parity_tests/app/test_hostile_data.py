@@ -123,6 +123,8 @@ CASES = [
     Case("message/sha256-uppercase-is-a-hash",
          lambda t: get(t, "verdict", served(t, "v.txt", b"x"), "--sha256", sha256(b"x").upper()),
          0),
+    Case("message/url-not-a-url", lambda t: get(t, "verdict", "not a url"), 2,
+         ("--url must be a URL", "'not a url'")),
     Case("traceback/zip-encrypted-member", lambda t: spam_get(t, patched_zip(encrypted)), 2,
          ("sms_spam_collection.zip is not a valid zip file", "encrypted")),
     Case("traceback/zip-unknown-compression", lambda t: spam_get(t, patched_zip(unknown_method)), 2,

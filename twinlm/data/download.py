@@ -130,6 +130,8 @@ def _stream(url: str, out, timeout: float, desc: str) -> tuple[str, int, int | N
                     bar.update(len(chunk))
     except urllib.error.HTTPError as e:
         raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
+    except ValueError as e:  # urllib's "unknown url type"
+        raise ValueError(f"--url must be a URL (https://…, file://…), got {url!r}: {e}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         raise DownloadError(f"download of {url} failed: {getattr(e, 'reason', e)}") from e
     return h.hexdigest(), received, total

@@ -21,11 +21,13 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save as _save_bytes
 
-from twinlm.shared.classifier import classifier_param_shapes
+from twinlm.shared.classifier import check_classifier_options, classifier_param_shapes
 from twinlm.shared.config import validate_lm_config
 from twinlm.shared.naming import (
     BACKENDS,
+    CELL_STATE,
     DTYPES,
+    charrnn_cell,
     charrnn_param_shapes,
     lm_names,
     sub_dict,
@@ -171,6 +173,9 @@ def load_run(path: str | os.PathLike, kind: str | None = None) -> SavedRun:
     for name, a in tensors.items():
         if not name.startswith(CARRY) and a.dtype.kind != "f":
             raise ValueError(f"{path}: tensor {name} is {a.dtype}; parameters are floating point")
+    dtypes = sorted({str(a.dtype) for a in params.values()})
+    if len(dtypes) > 1 or dtypes[0] not in DTYPES:
+        raise ValueError(f"{path}: its parameters must be all float32 or all float64, got {dtypes}")
     _check_model(path, meta, params)
     require_finite(tensors, path)
     _check_history(path, meta.get("history", {}))
@@ -180,10 +185,7 @@ def load_run(path: str | os.PathLike, kind: str | None = None) -> SavedRun:
     carry = sub_dict(tensors, CARRY)
     if "h" in carry:  # carry.h, carry.c: the LSTM state's names before
         carry = {str(i): carry[n] for i, n in enumerate(("h", "c")) if n in carry}
-    if sorted(carry) != sorted(str(i) for i in range(len(carry))):
-        raise ValueError(
-            f"{path}: its carried state must be tensors carry.0 … carry.<n-1>, got {sorted(carry)}"
-        )
+    _check_carry(path, meta, carry)
     return SavedRun(
         meta=meta,
         params=params,
@@ -213,12 +215,37 @@ def _check_model(path, meta: dict, params: dict[str, np.ndarray]) -> None:
         elif kind == "gpt":
             shapes = lm_names(validate_lm_config(cfg)).param_shapes(cfg)
         else:
-            require_int("num_classes", meta.get("num_classes"), 2)
-            shapes = classifier_param_shapes(validate_lm_config(cfg), meta["num_classes"])
+            options = [meta.get(k) for k in ("num_classes", "trainable", "k", "position", "pad_id")]
+            require_int("num_classes", options[0], 2)
+            check_classifier_options(validate_lm_config(cfg), *options)
+            shapes = classifier_param_shapes(cfg, meta["num_classes"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: its metadata's {e}") from None
     found = {k: tuple(a.shape) for k, a in params.items()}
     require_layout(found, shapes, str(path), "its metadata's cfg")
+
+
+def _check_carry(path, meta: dict, carry: dict[str, np.ndarray]) -> None:
+    """A char-RNN's carried state: carry.0 … carry.<n-1>, one per state of its cell, each
+    (num_layers, batch_size, hidden_size); other kinds carry nothing."""
+    if meta["kind"] != "charrnn" or not carry:
+        if carry:
+            raise ValueError(f"{path}: a {meta['kind']} checkpoint carries no state, got {sorted(carry)}")  # fmt: skip
+        return
+    cfg, batch = meta["cfg"], meta.get("settings", {}).get("batch_size")
+    first = carry.get("0")
+    if (type(batch) is not int or batch < 1) and first is not None and first.ndim == 3:
+        batch = first.shape[1]  # no settings (or bad ones, which saved_settings names)
+    n = len(CELL_STATE[charrnn_cell(cfg)])
+    shape = (cfg["num_layers"], batch, cfg["hidden_size"])
+    for i in range(max(n, len(carry))):
+        a = carry.get(str(i))
+        if i >= n or a is None or a.dtype.kind != "f" or tuple(a.shape) != shape:
+            got = "none" if a is None else f"{a.dtype} {tuple(a.shape)}"
+            raise ValueError(
+                f"{path}: its carried state must be {n} tensor(s) carry.0 … carry.{n - 1} of "
+                f"shape {shape} (num_layers, batch_size, hidden_size); carry.{i} is {got}"
+            )
 
 
 # The history's lists of numbers (the loop's HISTORY_KEYS, and the x axis's names before "seen"),

@@ -113,11 +113,12 @@ def load_gpt2(
         "vocab_size": int(vocab_size),
         "context_length": int(params["pos_emb.weight"].shape[0]),
         "emb_dim": int(emb_dim),
-        "n_heads": _resolve_heads(n_heads, file, int(emb_dim), n_layers),
+        "n_heads": 0,  # resolved below
         "n_layers": n_layers,
         "drop_rate": 0.0,  # inference; set a rate before training if wanted
         "qkv_bias": qkv_bias,
     }
+    cfg["n_heads"] = _resolve_heads(n_heads, file, cfg)
     try:
         validate_config(cfg)
     except (TypeError, ValueError) as e:  # a size of 0, say: the tensors are empty
@@ -194,11 +195,13 @@ def _is_buffer(key: str) -> bool:
     )
 
 
-def _resolve_heads(n_heads: int | None, file: Path, emb_dim: int, n_layers: int) -> int:
-    """Explicit argument, else config.json beside the weights, else the GPT-2 table by width."""
-    source = "n_heads"
+def _resolve_heads(n_heads: int | None, file: Path, found: dict) -> int:
+    """Explicit argument, else config.json beside the weights, else the GPT-2 table by width.
+    found: what the tensors show (the cfg's vocab_size, emb_dim, n_layers, context_length,
+    qkv_bias)."""
+    source, emb_dim = "n_heads", found["emb_dim"]
     if n_heads is None:
-        config = _read_config(file.parent / "config.json", emb_dim, n_layers)
+        config = _read_config(file.parent / "config.json", found)
         if config is not None:
             n_heads, source = config, f"{file.parent / 'config.json'}"
         elif emb_dim in GPT2_HEADS_BY_WIDTH:
@@ -217,23 +220,37 @@ def _resolve_heads(n_heads: int | None, file: Path, emb_dim: int, n_layers: int)
     return n_heads
 
 
-def _read_config(path: Path, emb_dim: int, n_layers: int) -> int | None:
-    """n_head from an HF (or book-style) config.json, every size it gives checked against the
-    tensors, every key of its JSON type."""
+# config.json's keys (Hugging Face's, then the book's) for what the tensors show
+_CONFIG_SIZES = {
+    "n_embd": "emb_dim",
+    "emb_dim": "emb_dim",
+    "n_layer": "n_layers",
+    "n_layers": "n_layers",
+    "n_positions": "context_length",
+    "n_ctx": "context_length",
+    "context_length": "context_length",
+    "vocab_size": "vocab_size",
+}
+
+
+def _read_config(path: Path, found: dict) -> int | None:
+    """n_head from an HF (or book-style) config.json (None if it gives none, or there is no such
+    file), with every size it gives checked against the tensors (`found`) and every key of its
+    JSON type."""
     if not path.is_file():
         return None
     config = read_json_object(path)
     model_type = config_value(config, "model_type", "str", path, "gpt2")
     if model_type != "gpt2":
         raise ValueError(f"{path} says model_type {model_type!r}; load_gpt2 reads GPT-2 ('gpt2')")
-    for key, got in (
-        ("n_embd", emb_dim),
-        ("emb_dim", emb_dim),
-        ("n_layer", n_layers),
-        ("n_layers", n_layers),
-    ):
-        if key in config and config_value(config, key, "positive int", path) != got:
-            raise ValueError(f"{path} says {key}={config[key]}, but the weights have {got}")
+    for key, size in _CONFIG_SIZES.items():
+        if key in config and config_value(config, key, "positive int", path) != found[size]:
+            raise ValueError(f"{path} says {key}={config[key]}, but the weights have {found[size]}")
+    if "qkv_bias" in config and config_value(config, "qkv_bias", "bool", path) != found["qkv_bias"]:
+        raise ValueError(
+            f"{path} says qkv_bias={config['qkv_bias']}, but the weights "
+            f"{'have' if found['qkv_bias'] else 'lack'} query/key/value biases"
+        )
     # What the tensors cannot show but the math depends on: GELU's tanh form, LayerNorm's ε.
     for key, allowed in (
         ("activation_function", ("gelu_new", "gelu_pytorch_tanh")),

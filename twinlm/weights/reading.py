@@ -206,7 +206,7 @@ def config_value(config: dict, key: str, kind: str, where, default=_MISSING, *, 
 def file_inside(folder: Path, name, what: str) -> Path:
     """folder / name, for a file name that an index in `folder` gives: a relative path that stays
     inside the folder (no absolute path, drive or `..`), else ValueError naming `what`."""
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name or "\0" in name:
         raise ValueError(f"{what} must name a file in {folder}, got {_described(name)}")
     posix, windows = PurePosixPath(name), PureWindowsPath(name)
     if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts:
