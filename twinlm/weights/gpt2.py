@@ -26,9 +26,12 @@ Two sources, one entry point, `load_gpt2(path) -> (cfg, params)`:
   `W_query.bias` is stored.
 
 A safetensors file is read through the `safetensors` library (twinlm.weights.reading: its header
-validated, bfloat16 widened exactly); every weight must be finite, and the blocks' indices must
-run 0 … n-1 (a stray `h.999999999.*` key is refused before anything is built per block). A
-config.json beside the weights has every key of its JSON type, its sizes equal to the tensors'.
+validated, bfloat16 widened exactly); every weight must be finite, and a block index past the
+number of tensors (a stray `h.999999999.*` key) is refused before anything is built per block. A
+config.json beside the weights (read when n_heads is not given) has every key of its JSON type,
+and the sizes it gives (n_embd, n_layer, n_positions / n_ctx, vocab_size, or the book's names) and
+qkv_bias equal to what the tensors show; an activation or LayerNorm epsilon other than GPT-2's,
+which the tensors cannot show, is refused.
 
 Which layout a file holds is decided by its keys (`wte.weight` vs `tok_emb.weight`), which format by
 its suffix (`.safetensors` is read with safetensors, anything else with `torch.load`), so an HF
