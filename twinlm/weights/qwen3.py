@@ -228,5 +228,5 @@ def _expected_shapes(cfg: dict, layout: dict, folder: Path) -> dict[str, tuple[i
         )
     shapes = qwen3_param_shapes(cfg)
     found = {k: shape for k, (_, _, shape) in layout.items()}
-    require_layout(found, shapes, folder.name, "its config.json")
+    require_layout(found, shapes, str(folder), "its config.json")
     return shapes
