@@ -3,6 +3,7 @@
     safetensors_layout(file)          {key: (dtype, shape)} from the header, without the data
     read_safetensors(file, keys)      the tensors as NumPy (bfloat16 and float16 widened to float32)
     require_finite(tensors, where)    NaN or ±Inf refused, naming the file and the tensor
+    require_layout(found, expected…)  exactly the expected tensor names and shapes, or one line
     read_json_object(path)            a JSON file holding an object, or one line naming the file
     config_value(config, key, …)      one config key, of exactly the type it must have
     file_inside(folder, name, what)   a file a folder's index names, never outside the folder
