@@ -19,6 +19,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from twinlm.data.json_files import config_value, read_json_object
+
 VALUES = Path(__file__).with_name("values.json")
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 FLOAT32_SLACK = 1e-5  # "within float32 rounding", relative (1e-4 on a loss near 10)
@@ -149,8 +151,6 @@ def write_json(path: str | Path, computed: dict, rows: list[Row], settings: dict
 def read_run(path: str | Path) -> tuple[dict, list[Row]]:
     """(settings, rows) of a `twinlm book --json` file; ValueError naming the file and the key
     where it is not one."""
-    from twinlm.weights.reading import config_value, read_json_object
-
     payload = read_json_object(path)
     settings = config_value(payload, "settings", "object", path)
     for key in ("chapter", "backend"):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from twinlm.data.json_files import read_json_object
+
 
 class HFTokenizer:
     """encode(text) -> ids, decode(ids) -> text, pad_token_id, eos_token_id, vocab_size."""
@@ -72,8 +74,6 @@ def has_hf_tokenizer(folder: str | os.PathLike) -> bool:
 
 def _json(path: Path) -> dict:
     """The JSON object in `path`, {} if there is no such file (a malformed one is refused)."""
-    from twinlm.weights.reading import read_json_object
-
     return read_json_object(path) if path.is_file() else {}
 
 

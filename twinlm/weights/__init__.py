@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.json_files import config_value, read_json_object
 from twinlm.weights.gpt2 import GPT2_HEADS_BY_WIDTH, load_gpt2
 from twinlm.weights.qwen3 import is_hub_id, load_qwen3, qwen3_folder
-from twinlm.weights.reading import config_value, read_json_object
 
 __all__ = [
     "GPT2_HEADS_BY_WIDTH",

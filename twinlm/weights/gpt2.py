@@ -58,11 +58,10 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.json_files import config_value, read_json_object
 from twinlm.shared.config import validate_config
 from twinlm.shared.naming import gpt_param_shapes
 from twinlm.weights.reading import (
-    config_value,
-    read_json_object,
     read_safetensors,
     require_finite,
     safetensors_layout,

@@ -38,12 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.json_files import config_value, read_json_object
 from twinlm.shared.config import validate_qwen3_config
 from twinlm.shared.naming import qwen3_param_shapes
 from twinlm.weights.reading import (
-    config_value,
     file_inside,
-    read_json_object,
     read_safetensors,
     require_finite,
     require_layout,

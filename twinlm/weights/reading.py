@@ -4,8 +4,6 @@
     read_safetensors(file, keys)      the tensors as NumPy (bfloat16 and float16 widened to float32)
     require_finite(tensors, where)    NaN or ±Inf refused, naming the file and the tensor
     require_layout(found, expected…)  exactly the expected tensor names and shapes, or one line
-    read_json_object(path)            a JSON file holding an object, or one line naming the file
-    config_value(config, key, …)      one config key, of exactly the type it must have
     file_inside(folder, name, what)   a file a folder's index names, never outside the folder
 
 safetensors. The `safetensors` library parses and validates every header (its length, the JSON,
@@ -17,18 +15,18 @@ range the header gives, once the library has validated that header. A bfloat16 v
 exact. float16 widens exactly too; float32 and float64 are returned as stored. Every array is the
 loader's own (writable, not a view of the file): fine-tuning updates weights in place.
 
-Config files. A config value has the JSON type its key needs, or the file is refused naming the
-key: `"tie_word_embeddings": "false"` is a string, not False, and is not guessed at.
+Config files are read with twinlm.data.json_files (every key of the JSON type it needs).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
+
+from twinlm.data.json_files import described, first_line
 
 # dtypes of weights: safetensors' name -> NumPy's (BF16 has none: read as raw uint16, widened)
 FLOAT_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
@@ -40,15 +38,10 @@ def _open(file: Path):
     try:
         return safe_open(str(file), framework="np")
     except Exception as e:  # the library's SafetensorError, or OSError for an unreadable file
-        reason = _first_line(e).removeprefix("Error while deserializing header: ")
+        reason = first_line(e).removeprefix("Error while deserializing header: ")
         if "not fully covered" in reason:  # the bytes do not match what the header describes
             reason = f"it is truncated, or its size is not what its header says ({reason})"
         raise ValueError(f"{file} is not a readable safetensors file: {reason}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def safetensors_layout(file: str | os.PathLike) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -145,62 +138,6 @@ def require_layout(
             raise ValueError(f"{where}: {k} must have shape {want} (from {what}), got {found[k]}")
 
 
-# ---- JSON files ----------------------------------------------------------------------------------
-
-
-def read_json_object(path: str | os.PathLike) -> dict:
-    """The JSON object in `path`; ValueError naming the file if it cannot be read, is not JSON
-    (nesting too deep for the parser included), or holds anything but an object."""
-    path = Path(path)
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        raise ValueError(f"{path} is not readable JSON: {_first_line(e)}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {_json_type(value)}")
-    return value
-
-
-def _json_type(value) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    names |= {list: "a list", dict: "an object", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _described(value) -> str:
-    """A JSON value for a message: its type, then (unless null) the start of its text."""
-    return "null" if value is None else f"{_json_type(value)} {value!r:.60}"
-
-
-_MISSING = object()
-KINDS = ("positive int", "positive number", "bool", "str", "object", "list")
-
-
-def config_value(config: dict, key: str, kind: str, where, default=_MISSING, *, null_ok=False):
-    """config[key], which must be of `kind` (KINDS; a positive number is finite and > 0); `default`
-    when the key is absent (or null, with null_ok). Refused naming `where` and the key otherwise:
-    strings are never read as booleans or numbers, nor floats as ints."""
-    if key not in config or (null_ok and config[key] is None):
-        if default is _MISSING:
-            raise ValueError(f"{where} is missing {key}")
-        return default
-    value = config[key]
-    ok = {
-        "positive int": lambda v: type(v) is int and v > 0,
-        "positive number": lambda v: type(v) in (int, float) and math.isfinite(v) and v > 0,
-        "bool": lambda v: type(v) is bool,
-        "str": lambda v: type(v) is str,
-        "object": lambda v: type(v) is dict,
-        "list": lambda v: type(v) is list,
-    }[kind]
-    if not ok(value):
-        kind_text = {"object": "a JSON object", "list": "a list", "str": "a string"}
-        kind_text |= {"bool": "true or false (a JSON boolean, not a string)"}
-        wanted = kind_text.get(kind, f"a {kind}")
-        raise ValueError(f"{where}: {key} must be {wanted}, got {_described(value)}")
-    return value
-
-
 # ---- folders -------------------------------------------------------------------------------------
 
 
@@ -208,7 +145,7 @@ def file_inside(folder: Path, name, what: str) -> Path:
     """folder / name, for a file name that an index in `folder` gives: a relative path that stays
     inside the folder (no absolute path, drive or `..`), else ValueError naming `what`."""
     if not isinstance(name, str) or not name or "\0" in name:
-        raise ValueError(f"{what} must name a file in {folder}, got {_described(name)}")
+        raise ValueError(f"{what} must name a file in {folder}, got {described(name)}")
     posix, windows = PurePosixPath(name), PureWindowsPath(name)
     if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts:
         raise ValueError(
