@@ -1,6 +1,6 @@
 """Data-parallel throughput: GPT training steps per second, one process against N (torchrun), in
-both backends, one thread per process. The README's table "Training on several processes or
-machines" comes from the first command.
+both backends, one thread per process. The table in docs/data-parallel.md comes from the first
+command.
 
     python -m bench.data_parallel                      # the table: 1 and 2 processes × numpy,
                                                        # torch, interleaved, median of --repeats

@@ -29,6 +29,8 @@ lm_head, and no dropout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from numpy_impl.gpt import gpt_body_backward, gpt_body_forward, select_dropout_masks
@@ -45,7 +47,7 @@ from twinlm.shared.classifier import (
     decapitate,
     trainable_keys,
 )
-from twinlm.shared.config import validate_config, validate_lm_config, validate_qwen3_config
+from twinlm.shared.config import validate_config, validate_qwen3_config
 from twinlm.shared.init import init_gpt_params, init_qwen3_params
 from twinlm.shared.naming import LMNames
 from twinlm.shared.validate import (
@@ -75,15 +77,31 @@ def token_positions(idx: np.ndarray, position: str, pad_id: int) -> np.ndarray:
 
 
 class _Decapitated:
-    """What a decapitated GPT and a decapitated Qwen3 share: options, params, the forward from the
-    body's output to the class logits and its backward. A subclass supplies its architecture:
-    `_init(seed, dtype)` (a fresh backbone), `_body` / `_body_backward` (the body op pair),
-    `_norm` / `_norm_backward` (final_norm's, over (B, C)) and `_masks` (the dropout masks)."""
+    """What a decapitated GPT and a decapitated Qwen3 share: the constructor, options, params, the
+    forward from the body's output to the class logits and its backward. A subclass supplies its
+    architecture: `names`, `default_pad_id`, `check_config` (its config's validation), `_init(seed,
+    dtype)` (a fresh backbone), `_body` / `_body_backward` (the body op pair), `_norm` /
+    `_norm_backward` (final_norm's, over (B, C)) and `_masks` (the dropout masks)."""
 
     names: LMNames
+    default_pad_id: int
+    check_config: Callable[[dict], dict]
 
-    def __init__(self, cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone):
-        self.cfg = validate_lm_config(dict(cfg))
+    def __init__(
+        self,
+        cfg: dict,
+        num_classes: int = 2,
+        *,
+        trainable: str = "last-block",
+        k: int | None = None,
+        position: str = "last",
+        pad_id: int | None = None,
+        seed: int = 0,
+        dtype=np.float32,
+        backbone: dict | None = None,
+    ):
+        self.cfg = self.check_config(dict(cfg))  # GPT's or Qwen3's: the other kind is refused
+        pad_id = self.default_pad_id if pad_id is None else pad_id
         self.first_trainable = check_classifier_options(
             self.cfg, num_classes, trainable, k, position, pad_id
         )
@@ -167,27 +185,14 @@ class GPTClassifier(_Decapitated):
     (num_classes, C) and out_head.bias (num_classes,).
 
     trainable: "last-block" (book), "last-k" (with k), "head" or "all"; position: "last" (book)
-    or "last-non-pad"; backbone: a GPT's params (book keys, e.g. from twinlm.weights.load_gpt2 or
-    GPTModel.params; copied, its out_head ignored), default a fresh init_gpt_params(cfg, seed).
-    The new head is drawn from `seed` (twinlm.shared.classifier.init_head_params)."""
+    or "last-non-pad"; pad_id: default GPT-2's <|endoftext|> (50256); backbone: a GPT's params
+    (book keys, e.g. from twinlm.weights.load_gpt2 or GPTModel.params; copied, its out_head
+    ignored), default a fresh init_gpt_params(cfg, seed). The new head is drawn from `seed`
+    (twinlm.shared.classifier.init_head_params)."""
 
     names = LMNames(qwen3=False)
-
-    def __init__(
-        self,
-        cfg: dict,
-        num_classes: int = 2,
-        *,
-        trainable: str = "last-block",
-        k: int | None = None,
-        position: str = "last",
-        pad_id: int = PAD_ID,
-        seed: int = 0,
-        dtype=np.float32,
-        backbone: dict | None = None,
-    ):
-        validate_config(cfg)
-        super().__init__(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+    default_pad_id = PAD_ID
+    check_config = staticmethod(validate_config)
 
     def _init(self, seed, dtype):
         return init_gpt_params(self.cfg, seed, dtype)
@@ -219,22 +224,8 @@ class Qwen3Classifier(_Decapitated):
     numpy_impl/qwen3.py's body and an RMSNorm for final_norm."""
 
     names = LMNames(qwen3=True)
-
-    def __init__(
-        self,
-        cfg: dict,
-        num_classes: int = 2,
-        *,
-        trainable: str = "last-block",
-        k: int | None = None,
-        position: str = "last",
-        pad_id: int = QWEN3_PAD_ID,
-        seed: int = 0,
-        dtype=np.float32,
-        backbone: dict | None = None,
-    ):
-        validate_qwen3_config(cfg)
-        super().__init__(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+    default_pad_id = QWEN3_PAD_ID
+    check_config = staticmethod(validate_qwen3_config)
 
     def _init(self, seed, dtype):
         return init_qwen3_params(self.cfg, seed, dtype)

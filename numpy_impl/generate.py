@@ -38,10 +38,14 @@ from numpy_impl.qwen3_block import qwen3_qkv_forward
 from numpy_impl.rmsnorm import rmsnorm_forward
 from numpy_impl.rope import rope_angles
 from numpy_impl.swiglu import swiglu_forward
+from twinlm.shared.config import Qwen3AttentionArgs
+from twinlm.shared.kv_cache import KVCache
 from twinlm.shared.naming import QKV_PROJECTIONS, sub_dict
 
 
-def _attention_cached(x: np.ndarray, p: dict, n_heads: int, cache, layer: int) -> np.ndarray:
+def _attention_cached(
+    x: np.ndarray, p: dict, n_heads: int, cache: KVCache, layer: int
+) -> np.ndarray:
     """Causal multi-head attention of x (B, T, C), the tokens at positions [cache.length,
     cache.length + T), over themselves and every cached position."""
     B, T, C = x.shape
@@ -60,7 +64,7 @@ def _attention_cached(x: np.ndarray, p: dict, n_heads: int, cache, layer: int) -
 
 
 def forward_cached(
-    model: GPTModel | Qwen3Model, idx: np.ndarray, cache, last_only: bool = True
+    model: GPTModel | Qwen3Model, idx: np.ndarray, cache: KVCache, last_only: bool = True
 ) -> np.ndarray:
     """model.forward without dropout for idx (B, T), the tokens at positions [cache.length,
     cache.length + T); attention also sees every cached key and value. Returns the logits (B, 1, V)
@@ -83,18 +87,21 @@ def forward_cached(
     return linear_forward(x, P["out_head.weight"])[0]  # (B, T or 1, V)
 
 
-def _qwen3_forward_cached(model: Qwen3Model, idx: np.ndarray, cache, last_only: bool) -> np.ndarray:
+def _qwen3_forward_cached(
+    model: Qwen3Model, idx: np.ndarray, cache: KVCache, last_only: bool
+) -> np.ndarray:
     cfg, P, eps = model.cfg, model.params, model.cfg["rms_norm_eps"]
     start, T = cache.length, idx.shape[1]
     x, _ = embedding_forward(idx, P["model.embed_tokens.weight"])  # (B, T, C)
     positions = np.arange(start, start + T)  # the new tokens' true positions
     cos, sin = rope_angles(positions, cfg["head_dim"], cfg["rope_base"], x.dtype)  # (T, hd/2)
+    args = Qwen3AttentionArgs.of(cfg, cos, sin)
     B = idx.shape[0]
     for layer in range(cfg["n_layers"]):
         p = sub_dict(P, f"model.layers.{layer}.")
         att = sub_dict(p, "self_attn.")
         n1, _ = rmsnorm_forward(x, p["input_layernorm.weight"], eps)  # (B, T, C)
-        (q, k, v), _ = qwen3_qkv_forward(n1, att, cfg["n_heads"], cfg["n_kv_heads"], cos, sin, eps)
+        (q, k, v), _ = qwen3_qkv_forward(n1, att, *args)
         k_all, v_all = cache.append(layer, k, v)  # (B, Hkv, length + T, hd), rotated keys
         ctx, _ = grouped_query_attention_forward(q, k_all, v_all, causal=True)  # (B, H, T, hd)
         ctx = ctx.transpose(0, 2, 1, 3).reshape(B, T, -1)  # (B, T, H·hd)

@@ -34,7 +34,7 @@ from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.qwen3_block import qwen3_block_backward, qwen3_block_forward
 from numpy_impl.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from numpy_impl.rope import rope_angles
-from twinlm.shared.config import validate_qwen3_config
+from twinlm.shared.config import Qwen3AttentionArgs, validate_qwen3_config
 from twinlm.shared.init import init_qwen3_params, numpy_state_dict
 from twinlm.shared.naming import qwen3_param_shapes, sub_dict, with_prefix
 from twinlm.shared.validate import require_no_dropout, require_shape, require_token_batch
@@ -51,17 +51,11 @@ def qwen3_body_forward(
     T = idx.shape[1]
     x, embed_cache = embedding_forward(idx, params[EMBEDDING])  # (B, T, C)
     cos, sin = rope_angles(np.arange(T), cfg["head_dim"], cfg["rope_base"], x.dtype)
+    args = Qwen3AttentionArgs.of(cfg, cos, sin)
     block_caches = {}
     for i in range(cfg["n_layers"]):
-        x, block_cache = qwen3_block_forward(
-            x,
-            sub_dict(params, f"model.layers.{i}."),
-            cfg["n_heads"],
-            cfg["n_kv_heads"],
-            cos,
-            sin,
-            cfg["rms_norm_eps"],
-        )  # (B, T, C)
+        layer = sub_dict(params, f"model.layers.{i}.")
+        x, block_cache = qwen3_block_forward(x, layer, *args)  # (B, T, C)
         if i >= first_trainable:
             block_caches[i] = block_cache  # a frozen layer's cache is dropped at once
     return x, (embed_cache if first_trainable == 0 else None, block_caches)

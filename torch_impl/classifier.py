@@ -21,6 +21,8 @@ initialised by torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -39,7 +41,7 @@ from twinlm.shared.classifier import (
     decapitate,
     trainable_keys,
 )
-from twinlm.shared.config import validate_config, validate_lm_config, validate_qwen3_config
+from twinlm.shared.config import validate_config, validate_qwen3_config
 from twinlm.shared.init import init_gpt_params, init_qwen3_params
 from twinlm.shared.naming import LMNames, gpt_dropout_mask_shapes
 from twinlm.shared.validate import require_no_dropout, require_token_batch
@@ -65,14 +67,31 @@ def token_positions(idx: torch.Tensor, position: str, pad_id: int) -> torch.Tens
 
 
 class _Decapitated(nn.Module):
-    """What a decapitated GPT and a decapitated Qwen3 share: options, the seeded weights, the
-    frozen parameters and the forward from the body's output to the class logits. A subclass
-    builds its module tree (`_build`) and supplies `_init`, `_masks`, `_body` and `_norm`."""
+    """What a decapitated GPT and a decapitated Qwen3 share: the constructor, options, the seeded
+    weights, the frozen parameters and the forward from the body's output to the class logits. A
+    subclass builds its module tree (`_build`) and supplies `names`, `default_pad_id`,
+    `check_config`, `_init`, `_masks`, `_body` and `_norm`."""
 
     names: LMNames
+    default_pad_id: int
+    check_config: Callable[[dict], dict]
 
-    def _setup(self, cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone):
-        self.cfg = validate_lm_config(dict(cfg))
+    def __init__(
+        self,
+        cfg: dict,
+        num_classes: int = 2,
+        *,
+        trainable: str = "last-block",
+        k: int | None = None,
+        position: str = "last",
+        pad_id: int | None = None,
+        seed: int = 0,
+        dtype: torch.dtype | None = None,
+        backbone: dict | None = None,
+    ):
+        super().__init__()
+        self.cfg = self.check_config(dict(cfg))  # GPT's or Qwen3's: the other kind is refused
+        pad_id = self.default_pad_id if pad_id is None else pad_id
         self.first_trainable = check_classifier_options(
             self.cfg, num_classes, trainable, k, position, pad_id
         )
@@ -116,23 +135,8 @@ class GPTClassifier(_Decapitated):
     torch dtype (default float32). Starts from the same NumPy-drawn weights for the same seed."""
 
     names = LMNames(qwen3=False)
-
-    def __init__(
-        self,
-        cfg: dict,
-        num_classes: int = 2,
-        *,
-        trainable: str = "last-block",
-        k: int | None = None,
-        position: str = "last",
-        pad_id: int = PAD_ID,
-        seed: int = 0,
-        dtype: torch.dtype | None = None,
-        backbone: dict | None = None,
-    ):
-        super().__init__()
-        validate_config(cfg)
-        self._setup(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+    default_pad_id = PAD_ID
+    check_config = staticmethod(validate_config)
 
     def _build(self) -> None:
         cfg, C = self.cfg, self.cfg["emb_dim"]
@@ -164,23 +168,8 @@ class Qwen3Classifier(_Decapitated):
     dtype a torch dtype. Dropout-free."""
 
     names = LMNames(qwen3=True)
-
-    def __init__(
-        self,
-        cfg: dict,
-        num_classes: int = 2,
-        *,
-        trainable: str = "last-block",
-        k: int | None = None,
-        position: str = "last",
-        pad_id: int = QWEN3_PAD_ID,
-        seed: int = 0,
-        dtype: torch.dtype | None = None,
-        backbone: dict | None = None,
-    ):
-        super().__init__()
-        validate_qwen3_config(cfg)
-        self._setup(cfg, num_classes, trainable, k, position, pad_id, seed, dtype, backbone)
+    default_pad_id = QWEN3_PAD_ID
+    check_config = staticmethod(validate_qwen3_config)
 
     def _build(self) -> None:
         self.model = Qwen3Backbone(self.cfg)

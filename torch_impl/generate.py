@@ -17,10 +17,12 @@ from torch_impl.qwen3_block import qwen3_qkv
 from torch_impl.rmsnorm import rmsnorm
 from torch_impl.rope import rope_angles
 from torch_impl.swiglu import swiglu
+from twinlm.shared.config import Qwen3AttentionArgs
+from twinlm.shared.kv_cache import KVCache
 from twinlm.shared.naming import sub_dict
 
 
-def _attention_cached(x: torch.Tensor, att, cache, layer: int) -> torch.Tensor:
+def _attention_cached(x: torch.Tensor, att, cache: KVCache, layer: int) -> torch.Tensor:
     """Causal multi-head attention of x (B, T, C), the tokens at positions [cache.length,
     cache.length + T), over themselves and every cached position. `att` is the block's
     MultiHeadAttention (its weights only)."""
@@ -40,7 +42,7 @@ def _attention_cached(x: torch.Tensor, att, cache, layer: int) -> torch.Tensor:
 
 
 def forward_cached(
-    model: GPTModel | Qwen3Model, idx: torch.Tensor, cache, last_only: bool = True
+    model: GPTModel | Qwen3Model, idx: torch.Tensor, cache: KVCache, last_only: bool = True
 ) -> torch.Tensor:
     """model.forward without dropout for idx (B, T), the tokens at positions [cache.length,
     cache.length + T); attention also sees every cached key and value. Returns the logits (B, 1, V)
@@ -58,18 +60,19 @@ def forward_cached(
     return linear(model.final_norm(x), model.out_head.weight)  # (B, T or 1, V)
 
 
-def _qwen3_forward_cached(model: Qwen3Model, idx: torch.Tensor, cache, last_only: bool):
+def _qwen3_forward_cached(model: Qwen3Model, idx: torch.Tensor, cache: KVCache, last_only: bool):
     cfg, eps = model.cfg, model.cfg["rms_norm_eps"]
     P = dict(model.named_parameters())
     start, (B, T) = cache.length, idx.shape
     x = embedding(idx, P["model.embed_tokens.weight"])  # (B, T, C)
     positions = torch.arange(start, start + T, device=idx.device)  # the true positions
     cos, sin = rope_angles(positions, cfg["head_dim"], cfg["rope_base"], x.dtype)  # (T, hd/2)
+    args = Qwen3AttentionArgs.of(cfg, cos, sin)
     for layer in range(cfg["n_layers"]):
         p = sub_dict(P, f"model.layers.{layer}.")
         att = sub_dict(p, "self_attn.")
         n1 = rmsnorm(x, p["input_layernorm.weight"], eps)  # (B, T, C)
-        q, k, v = qwen3_qkv(n1, att, cfg["n_heads"], cfg["n_kv_heads"], cos, sin, eps)
+        q, k, v = qwen3_qkv(n1, att, *args)
         k_all, v_all = cache.append(layer, k, v)  # (B, Hkv, length + T, hd), rotated keys
         ctx = grouped_query_attention(q, k_all, v_all, causal=True)  # (B, H, T, hd)
         ctx = ctx.transpose(1, 2).reshape(B, T, -1)  # (B, T, H·hd)

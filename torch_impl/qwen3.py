@@ -30,7 +30,7 @@ from torch_impl.linear import linear
 from torch_impl.qwen3_block import Qwen3DecoderLayer, qwen3_block
 from torch_impl.rmsnorm import RMSNorm, rmsnorm
 from torch_impl.rope import rope_angles
-from twinlm.shared.config import validate_qwen3_config
+from twinlm.shared.config import Qwen3AttentionArgs, validate_qwen3_config
 from twinlm.shared.init import init_qwen3_params
 from twinlm.shared.naming import sub_dict
 from twinlm.shared.validate import require_no_dropout, require_token_batch
@@ -49,17 +49,10 @@ def qwen3_body(
         x = embedding(idx, params[EMBEDDING])  # (B, T, C)
     positions = torch.arange(T, device=idx.device)
     cos, sin = rope_angles(positions, cfg["head_dim"], cfg["rope_base"], x.dtype)  # (T, hd/2)
+    args = Qwen3AttentionArgs.of(cfg, cos, sin)
     for i in range(cfg["n_layers"]):
         with torch.no_grad() if i < first_trainable else contextlib.nullcontext():
-            x = qwen3_block(
-                x,
-                sub_dict(params, f"model.layers.{i}."),
-                cfg["n_heads"],
-                cfg["n_kv_heads"],
-                cos,
-                sin,
-                cfg["rms_norm_eps"],
-            )  # (B, T, C)
+            x = qwen3_block(x, sub_dict(params, f"model.layers.{i}."), *args)  # (B, T, C)
     return x
 
 

@@ -20,6 +20,7 @@ from torch_impl.linear import linear
 from torch_impl.rmsnorm import RMSNorm, rmsnorm
 from torch_impl.rope import rope
 from torch_impl.swiglu import SwiGLU, swiglu
+from twinlm.shared.config import Qwen3AttentionArgs
 from twinlm.shared.naming import sub_dict
 from twinlm.shared.validate import require_qwen3_attention_inputs
 
@@ -89,22 +90,19 @@ class Qwen3Attention(nn.Module):
 
     def __init__(self, cfg: dict):
         super().__init__()
+        self.cfg = cfg
         C, hd, bias = cfg["emb_dim"], cfg["head_dim"], cfg["attention_bias"]
-        self.n_heads, self.n_kv_heads, self.eps = (
-            cfg["n_heads"],
-            cfg["n_kv_heads"],
-            cfg["rms_norm_eps"],
-        )
-        self.q_proj = nn.Linear(C, self.n_heads * hd, bias=bias)
-        self.k_proj = nn.Linear(C, self.n_kv_heads * hd, bias=bias)
-        self.v_proj = nn.Linear(C, self.n_kv_heads * hd, bias=bias)
-        self.o_proj = nn.Linear(self.n_heads * hd, C, bias=bias)
-        self.q_norm = RMSNorm(hd, self.eps)
-        self.k_norm = RMSNorm(hd, self.eps)
+        H, Hkv = cfg["n_heads"], cfg["n_kv_heads"]
+        self.q_proj = nn.Linear(C, H * hd, bias=bias)
+        self.k_proj = nn.Linear(C, Hkv * hd, bias=bias)
+        self.v_proj = nn.Linear(C, Hkv * hd, bias=bias)
+        self.o_proj = nn.Linear(H * hd, C, bias=bias)
+        self.q_norm = RMSNorm(hd, cfg["rms_norm_eps"])
+        self.k_norm = RMSNorm(hd, cfg["rms_norm_eps"])
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        params = dict(self.named_parameters())
-        return qwen3_attention(x, params, self.n_heads, self.n_kv_heads, cos, sin, self.eps)
+        args = Qwen3AttentionArgs.of(self.cfg, cos, sin)
+        return qwen3_attention(x, dict(self.named_parameters()), *args)
 
 
 class Qwen3DecoderLayer(nn.Module):
@@ -113,12 +111,12 @@ class Qwen3DecoderLayer(nn.Module):
 
     def __init__(self, cfg: dict):
         super().__init__()
+        self.cfg = cfg
         self.self_attn = Qwen3Attention(cfg)
         self.mlp = SwiGLU(cfg["emb_dim"], cfg["hidden_dim"])
         self.input_layernorm = RMSNorm(cfg["emb_dim"], cfg["rms_norm_eps"])
         self.post_attention_layernorm = RMSNorm(cfg["emb_dim"], cfg["rms_norm_eps"])
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        att = self.self_attn
-        params = dict(self.named_parameters())
-        return qwen3_block(x, params, att.n_heads, att.n_kv_heads, cos, sin, att.eps)
+        args = Qwen3AttentionArgs.of(self.cfg, cos, sin)
+        return qwen3_block(x, dict(self.named_parameters()), *args)

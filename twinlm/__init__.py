@@ -1,3 +1,4 @@
-"""twinlm: GPT-2 and a char-RNN LSTM written twice (NumPy with hand-derived gradients, PyTorch)."""
+"""twinlm: GPT-2, Qwen3 and char-RNN (vanilla RNN, GRU, LSTM) written twice (NumPy with hand-derived
+gradients, PyTorch from elementary ops)."""
 
 __version__ = "0.1.0"

@@ -8,8 +8,9 @@
    the two loss curves overlaid, and the gap on a log axis beneath with float32's and float64's
    rounding levels drawn in.
 2. Both generate from PROMPT with the same seed: the text must be identical.
-3. The ops parity table (`twinlm check`).
-Then a verdict paragraph. Exits non-zero if the backends disagree.
+3. Every op through both backends (`twinlm check`'s rows), said in one line: the worst float64
+   error, the worst float32 R, how many ops passed; a failing op's rows are printed in full.
+Then the picture's path and a verdict paragraph. Exits non-zero if the backends disagree.
 
 `make demo` runs it with one thread per library (OMP_NUM_THREADS=1, see the Makefile): the
 matrices are small, so a second thread gains little on a quiet machine and costs several times
@@ -26,7 +27,8 @@ import numpy as np
 from twinlm.data.corpus import default_corpus
 from twinlm.data.subvocab import CorpusVocab
 from twinlm.data.windows import train_val_split
-from twinlm.parity.check import run_check
+from twinlm.parity.check import check_ops, format_table
+from twinlm.parity.harness import FLOAT32_RATIO, TOL_FLOAT64
 from twinlm.report.plots import FLOAT32_EPS, plot_lockstep
 from twinlm.shared.naming import BACKENDS
 from twinlm.training.lm import LMTask, TrainSettings
@@ -104,6 +106,11 @@ def train_in_lockstep(runs: dict[str, Run], steps: int, progress: bool = True) -
     return trace
 
 
+def main_demo(args) -> int:
+    """`twinlm demo` (twinlm/cli.py parses)."""
+    return run_demo(steps=args.steps, dtype=args.dtype, out_dir=args.out)
+
+
 def run_demo(
     steps: int = DEMO_STEPS,
     dtype: str = "float64",
@@ -147,7 +154,8 @@ def run_demo(
     print("identical text: " + ("yes" if same else "NO"))
 
     print("\n== 3. Every op, NumPy vs torch_impl vs the torch built-in")
-    check_ok = run_check() == 0
+    check_ok, summary = ops_summary(check_ops())
+    print(summary)
     worst = max(trace.gaps)
     ok = worst <= LOSS_GAP_LIMIT[dtype] and same and check_ok
     print(f"\npicture: {png}")
@@ -155,6 +163,26 @@ def run_demo(
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     print(f"demo {'passed' if ok else 'FAILED'} in {wall:.0f} s ({cpu:.0f} s of CPU time)")
     return 0 if ok else 1
+
+
+def ops_summary(rows: list[dict]) -> tuple[bool, str]:
+    """`twinlm check`'s rows in one line (worst float64 error, worst float32 R), or, when an op
+    fails, its rows in full: (all passed, text)."""
+    n_ops = len({r["op"] for r in rows})
+    failed = [r for r in rows if not r["ok"]]
+    if failed:
+        n_failed = len({r["op"] for r in failed})
+        return False, (
+            f"{n_failed} of {n_ops} ops FAILED (the full table: twinlm check):\n"
+            + format_table(failed)
+        )
+    e64 = max((max(r["fwd"], r["grad"]), r["op"]) for r in rows if r["dtype"] == "float64")
+    r32 = max((max(r["r_fwd"], r["r_grad"]), r["op"]) for r in rows if r["dtype"] == "float32")
+    return True, (
+        f"all {n_ops} ops passed: worst float64 error {e64[0]:.1e} ({e64[1]}; tolerance "
+        f"{TOL_FLOAT64:.0e}), worst float32 R {r32[0]:.2f} ({r32[1]}; tolerance {FLOAT32_RATIO:g}); "
+        f"the full table: twinlm check"
+    )
 
 
 def param_gap(runs: dict[str, Run]) -> float:
@@ -188,7 +216,7 @@ def verdict(trace: Trace, dtype: str, drift: float, same_text: bool, check_ok: b
         if worst > LOSS_GAP_LIMIT[dtype]
         else None,
         None if same_text else "the generated texts differ",
-        None if check_ok else "ops failed the parity table above",
+        None if check_ok else "ops failed their parity checks (rows above)",
     ]
     return "Verdict: the backends DISAGREE: " + "; ".join(f for f in failed if f) + "."
 

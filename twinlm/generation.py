@@ -6,13 +6,14 @@ without a KV cache. The bookkeeping lives here once; each backend supplies only 
     generate_ids(model, ids, max_new_tokens, ...)       one sequence: a list of ids in and out
     generate_text(model, prompt, encode, decode, ...)   the prompt and its continuation, as text
     load_model(backend, checkpoint=... | weights=...)   a GPTModel or Qwen3Model of either backend
+                                                        (read here, built by twinlm.models)
 
 The loop, the book's: at every step take the logits of the last position of the last
 `context_size` tokens, pick a token (twinlm.shared.sampling.next_tokens, one sampler for both
 backends, so the same seed gives the same tokens), append it. Ids stay NumPy throughout; a torch
 model gets them with torch.from_numpy and hands back float64 logits.
 
-The cache (`KVCache`, `StepLogits`). Keys and values of every layer are kept for the positions
+The cache (twinlm.shared.kv_cache.KVCache, which the backends write; `StepLogits`). Keys and values of every layer are kept for the positions
 already run; a step then runs only the new tokens. GPT-2's position embeddings are absolute: once
 the sequence is longer than `context_size`, the book crops it to the last `context_size` tokens, so
 every token of the window moves to a new position and every cached key and value is stale. To give
@@ -32,60 +33,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 
 import numpy as np
 
 import numpy_impl
-from twinlm.shared.config import is_qwen3_config, validate_lm_config
-from twinlm.shared.naming import BACKENDS, DTYPES, lm_names
+from twinlm.models import build_language_model, check_target
+from twinlm.models import torch_device as torch_device  # re-exported: it lived here before
+from twinlm.shared.kv_cache import KVCache
 from twinlm.shared.sampling import check_generate_args, next_tokens
-from twinlm.shared.validate import (
-    require_cache_room,
-    require_choice,
-    require_exact_keys,
-    require_shape,
-)
-
-
-class KVCache:
-    """Keys and values of every layer for the first `length` positions of a batch of sequences.
-
-    keys[l], values[l]: (B, H, max_len, hd), allocated at the layer's first append with
-    `empty(shape, like)` (a buffer of `like`'s kind, dtype and device), then written in place.
-    tokens: (B, max_len) the ids those positions hold, so a caller can check the cache still
-    matches its sequence. A backend's forward_cached reads `length` as the first new position and
-    calls `append` once per layer; the caller then calls `advance` with the ids it ran.
-    """
-
-    def __init__(self, n_layers: int, batch: int, max_len: int, empty: Callable):
-        self.keys: list = [None] * n_layers
-        self.values: list = [None] * n_layers
-        self.tokens = np.zeros((batch, max_len), dtype=np.int64)
-        self.length = 0
-        self._empty = empty
-
-    @property
-    def max_len(self) -> int:
-        return self.tokens.shape[1]
-
-    def append(self, layer: int, k, v):
-        """Write k, v (B, H, T, hd) at positions [length, length + T) of `layer`; return that
-        layer's keys and values for positions [0, length + T) (views, no copy)."""
-        if self.keys[layer] is None:
-            shape = (*k.shape[:2], self.max_len, k.shape[3])
-            self.keys[layer], self.values[layer] = self._empty(shape, k), self._empty(shape, v)
-        end = self.length + k.shape[2]
-        self.keys[layer][:, :, self.length : end] = k  # O(T) slice write, no reallocation
-        self.values[layer][:, :, self.length : end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
-
-    def advance(self, idx: np.ndarray) -> None:
-        """Record that the ids idx (B, T) now fill positions [length, length + T)."""
-        end = self.length + idx.shape[1]
-        self.tokens[:, self.length : end] = idx
-        self.length = end
-
+from twinlm.shared.validate import require_cache_room
 
 # ---- each backend's part: the last position's logits, with and without the cache ---------------
 
@@ -285,17 +241,6 @@ def generate_text(model, prompt: str, encode, decode, max_new_tokens: int, **opt
 # ---- loading -----------------------------------------------------------------------------------
 
 
-def _float_dtype(dtype) -> np.dtype:
-    """The dtype named "float32" or "float64" (NumPy types accepted too) as a NumPy dtype."""
-    try:
-        d = None if dtype is None else np.dtype(dtype)
-    except TypeError:
-        d = None
-    if d not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    return d
-
-
 def load_model(
     backend: str,
     checkpoint: str | os.PathLike | None = None,
@@ -308,16 +253,14 @@ def load_model(
     one of: checkpoint: a `twinlm train` checkpoint (tensors `model.<key>`, its config in
     meta["cfg"]); weights: GPT-2 weights (Hugging Face safetensors/.bin or the book's .pth;
     twinlm.weights.load_gpt2, which also takes n_heads) or a Qwen3 folder or hub id
-    (twinlm.weights.load_qwen3). dtype: "float32" or "float64"; device: torch only."""
-    require_choice("backend", backend, BACKENDS)
-    dtype = _float_dtype(dtype)
+    (twinlm.weights.load_qwen3). dtype: "float32" or "float64"; device: torch only. The model is
+    built, checked and placed by twinlm.models.build_language_model."""
+    dtype = check_target(backend, dtype, device)  # refused before a file is read
     if (checkpoint is None) == (weights is None):
         raise ValueError(
             f"pass exactly one of checkpoint= (a twinlm training checkpoint) or weights= (GPT-2 "
             f"weights or a Qwen3 folder), got checkpoint={checkpoint!r}, weights={weights!r}"
         )
-    if device is not None and backend == "numpy":
-        raise ValueError(f"device is for the torch backend only, got device={device!r} for numpy")
     if checkpoint is not None:
         from twinlm.training.checkpoint import load_run
 
@@ -327,61 +270,7 @@ def load_model(
         from twinlm.weights import load_pretrained
 
         cfg, params = load_pretrained(weights, n_heads, dtype=dtype)
-    cfg = validate_lm_config(dict(cfg))
-    qwen3 = is_qwen3_config(cfg)
-    params = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
-    shapes = lm_names(cfg).param_shapes(cfg)
-    what = " the Qwen3's parameters" if qwen3 else " the GPT's parameters"
-    require_exact_keys("the loaded tensors", params, shapes, what)
-    for k, shape in shapes.items():
-        require_shape(k, params[k], shape)
-
-    if backend == "numpy":
-        if qwen3:  # seed None: no random init of weights about to be replaced
-            model = numpy_impl.Qwen3Model(cfg, seed=None, dtype=dtype)
-        else:
-            model = numpy_impl.GPTModel(cfg, dtype=dtype)
-        model.load_state_dict(params)
-        return model
-    import torch
-
-    import torch_impl
-
-    device = torch_device(device)
-    t_dtype = getattr(torch, dtype.name)
-    if qwen3:
-        model = torch_impl.Qwen3Model(cfg, seed=None, dtype=t_dtype)
-    else:
-        model = torch_impl.GPTModel(cfg, dtype=t_dtype)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
-    return model.to(device).eval()
-
-
-def torch_device(name: str | None):
-    """torch.device(name) (default cpu), refused with a clear ValueError if this machine has no
-    such device: an unknown name, or CUDA/MPS without the hardware or the build."""
-    import torch
-
-    try:
-        device = torch.device(name or "cpu")
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be a torch device such as cpu or cuda, got {name!r}"
-        ) from None
-    usable = {
-        "cpu": lambda: True,
-        "cuda": torch.cuda.is_available,
-        "mps": lambda: torch.backends.mps.is_available(),
-    }.get(device.type, lambda: False)
-    if not usable():
-        raise ValueError(
-            f"device {name!r} is not available on this machine (torch {torch.__version__})"
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA devices"
-        )
-    return device
+    return build_language_model(backend, cfg, params, dtype, device)
 
 
 def text_codec(weights: str | os.PathLike | None = None):
@@ -402,31 +291,19 @@ def text_codec(weights: str | os.PathLike | None = None):
 # ---- `twinlm generate` -------------------------------------------------------------------------
 
 
-def main_generate(
-    backend: str,
-    prompt: str,
-    max_new_tokens: int,
-    checkpoint: str | None = None,
-    weights: str | None = None,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    seed: int = 123,
-    use_cache: bool = True,
-    eos_id: int | None = None,
-    dtype: str = "float32",
-    device: str | None = None,
-    n_heads: int | None = None,
-) -> int:
-    """Load, generate, print the text (stdout) and the speed (stderr). Returns the exit status
-    (errors are the command line's error boundary's to report)."""
-    encode, decode = text_codec(weights)
+def main_generate(args) -> int:
+    """`twinlm generate` (twinlm/cli.py parses): load, generate, print the text (stdout) and the
+    speed (stderr). Returns the exit status (errors are the command line's error boundary's to
+    report)."""
+    backend, prompt, dtype, use_cache = args.backend, args.prompt, args.dtype, not args.no_cache
+    encode, decode = text_codec(args.weights)
     model = load_model(
         backend,
-        checkpoint=checkpoint,
-        weights=weights,
+        checkpoint=args.checkpoint,
+        weights=args.weights,
         dtype=dtype,
-        device=device,
-        n_heads=n_heads,
+        device=args.device,
+        n_heads=args.n_heads,
     )
     ids = encode(prompt)
     if not ids:
@@ -442,11 +319,11 @@ def main_generate(
     out = generate_ids(
         model,
         ids,
-        max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        rng=np.random.default_rng(seed),
-        eos_id=eos_id,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        rng=np.random.default_rng(args.seed),
+        eos_id=args.eos_id,
         use_cache=use_cache,
     )
     seconds = time.perf_counter() - start

@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from twinlm import cli
 from twinlm.cli import main
+from twinlm.parity import check
 from twinlm.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
@@ -243,7 +243,7 @@ def test_a_bug_shows_its_traceback_and_says_so(monkeypatch, capsys):
     def broken(args):
         return {}["missing"]
 
-    monkeypatch.setattr(cli, "_check", broken)
+    monkeypatch.setattr(check, "main_check", broken)  # the handler cli.main imports and calls
     assert main(["check"]) == 70
     err = capsys.readouterr().err
     assert "Traceback" in err and "KeyError: 'missing'" in err

@@ -1,12 +1,15 @@
 """`make demo` end to end, shortened: both backends train in lockstep and generate the same text;
-the picture is written, the verdict printed, and a disagreement exits non-zero."""
+the ops parity table is said in one line, the picture is written, the verdict printed, and a
+disagreement (losses, or one failing op, whose rows are then shown) exits non-zero."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from twinlm import demo
-from twinlm.demo import Trace, run_demo, verdict
+from twinlm.demo import Trace, ops_summary, run_demo, verdict
+from twinlm.parity.check import check_ops
+from twinlm.parity.opcases import CASES
 from twinlm.report.plots import plot_lockstep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -16,7 +19,10 @@ def test_demo_runs_and_backends_agree(tmp_path, capsys):
     assert run_demo(steps=3, dtype="float64", corpus_bytes=40_000, out_dir=tmp_path) == 0
     out = capsys.readouterr().out
     assert "identical text: yes" in out
-    assert "checks passed" in out and "FAIL" not in out
+    n_ops = len(CASES)
+    summary = [line for line in out.splitlines() if line.startswith(f"all {n_ops} ops passed: ")]
+    assert len(summary) == 1 and "the full table: twinlm check" in summary[0]
+    assert "fwd err" not in out and "FAIL" not in out  # no table: one line says it
     assert f"picture: {tmp_path / 'demo.png'}" in out
     assert (tmp_path / "demo.png").read_bytes().startswith(PNG_MAGIC)
     assert "Verdict: the two implementations agree. Over 3 AdamW steps" in out
@@ -25,11 +31,42 @@ def test_demo_runs_and_backends_agree(tmp_path, capsys):
 
 def test_demo_exits_nonzero_when_the_losses_disagree(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(demo.LOSS_GAP_LIMIT, "float64", -1.0)  # any gap, even 0, is too large
-    monkeypatch.setattr(demo, "run_check", lambda: 0)  # the parity table has its own tests
+    rows = check_ops(names=["softmax"], examples=1)  # the parity table has its own tests
+    monkeypatch.setattr(demo, "check_ops", lambda: rows)
     assert run_demo(steps=1, dtype="float64", corpus_bytes=40_000, out_dir=tmp_path) == 1
     out = capsys.readouterr().out
     assert "Verdict: the backends DISAGREE: the losses differ by up to" in out
     assert "demo FAILED" in out
+
+
+def test_demo_exits_nonzero_and_shows_the_rows_of_a_failing_op(tmp_path, capsys, monkeypatch):
+    rows = check_ops(names=["softmax", "gelu[tanh]"], examples=1)  # the real rows, computed once
+    assert all(r["ok"] for r in rows) and len(rows) == 4
+    rows[3] = {**rows[3], "grad": 2e3, "ok": False}  # gelu's float32 gradient, as if 2000 u off
+    monkeypatch.setattr(demo, "check_ops", lambda: rows)
+    assert run_demo(steps=1, dtype="float64", corpus_bytes=40_000, out_dir=tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "1 of 2 ops FAILED (the full table: twinlm check):" in out
+    shown = [line for line in out.splitlines() if line.startswith(("gelu[tanh] ", "softmax "))]
+    assert len(shown) == 1 and shown[0].split()[:2] == ["gelu[tanh]", "float32"]
+    assert shown[0].endswith("FAIL") and "2.0e+03" in shown[0]
+    assert "ops passed" not in out
+    assert "Verdict: the backends DISAGREE: ops failed their parity checks (rows above)." in out
+    assert "demo FAILED" in out
+
+
+def test_ops_summary_names_the_worst_op_of_each_dtype():
+    rows = [
+        dict(op="a", dtype="float64", fwd=1e-16, grad=3e-15, ok=True),
+        dict(op="a", dtype="float32", fwd=9.0, grad=4.0, r_fwd=1.1, r_grad=0.9, ok=True),
+        dict(op="b", dtype="float64", fwd=2e-15, grad=1e-15, ok=True),
+        dict(op="b", dtype="float32", fwd=3.0, grad=5.0, r_fwd=0.8, r_grad=1.7, ok=True),
+    ]
+    ok, line = ops_summary(rows)
+    assert ok and line == (
+        "all 2 ops passed: worst float64 error 3.0e-15 (a; tolerance 1e-10), worst float32 R "
+        "1.70 (b; tolerance 2); the full table: twinlm check"
+    )
 
 
 def test_verdict_names_every_failure():
@@ -42,8 +79,8 @@ def test_verdict_names_every_failure():
     assert "1 of the 2 steps bit for bit" in good
     bad = verdict(trace, "float64", 1e-15, False, False)
     assert bad == (
-        "Verdict: the backends DISAGREE: the generated texts differ; ops failed the parity "
-        "table above."
+        "Verdict: the backends DISAGREE: the generated texts differ; ops failed their parity "
+        "checks (rows above)."
     )
 
 

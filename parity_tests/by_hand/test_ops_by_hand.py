@@ -1,4 +1,7 @@
-"""Every op once, by hand: the NumPy forward and hand-written backward next to torch autograd.
+"""The ops by hand: the NumPy forward and hand-written backward next to torch autograd. Start here;
+then test_ops_by_hand_transformer.py (attention, feed-forward, the block), test_ops_by_hand_qwen3.py
+(RMSNorm, RoPE, SiLU, SwiGLU, grouped-query attention) and test_ops_by_hand_recurrent.py (the
+LSTM, GRU and RNN cells).
 
 Each test reads top to bottom (the style of micrograd's test_engine.py):
 1. small float64 inputs from a seeded numpy Generator;
@@ -12,7 +15,7 @@ Tolerance: rtol 1e-10, and atol 1e-12 times the scale of what is compared, for e
 to sit near 0. Inputs, weights (scaled by 1/√fan_in) and upstream gradients are O(1), so outputs and
 gradients are O(1) and atol is 1e-12 unless a test says otherwise. Float64 rounding is ~1e-16 per
 operation, so a wrong formula cannot hide under either bound. The hypothesis sweep over every op,
-float32 and finite differences is test_parity_ops.py; this file is for reading.
+float32 and finite differences is ops/test_parity_ops.py; these files are for reading.
 """
 
 from __future__ import annotations
@@ -37,8 +40,6 @@ from numpy_impl import (
     layernorm_forward,
     linear_backward,
     linear_forward,
-    lstm_cell_backward,
-    lstm_cell_forward,
     softmax_backward,
     softmax_forward,
 )
@@ -166,7 +167,7 @@ def test_layernorm(eps):
     assert_allclose(dshift, shift_t.grad, rtol=1e-10, atol=1e-12)
 
 
-# ---- cross entropy, LSTM cell --------------------------------------------------------------------
+# ---- cross entropy -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -195,35 +196,3 @@ def test_cross_entropy(ignore_index, drop):
     assert (n < targets.size) == (drop > 0 or ignore_index == 2)  # some left out iff meant to
     assert_allclose(loss, loss_t.detach(), rtol=1e-10, atol=1e-12)
     assert_allclose(dlogits, zt.grad, rtol=1e-10, atol=1e-12 / n)  # dz is O(1/n)
-
-
-def test_lstm_cell():
-    """[i f g o] = [σ σ tanh σ](x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), c' = f c + i g, h' = o tanh c'."""
-    rng = np.random.default_rng(12)
-    B, I, H = 3, 4, 5
-    x, h, c = rng.standard_normal((B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    w = {
-        "weight_ih": rng.standard_normal((4 * H, I)) / I**0.5,  # rows: gates i, f, g, o
-        "weight_hh": rng.standard_normal((4 * H, H)) / H**0.5,
-        "bias_ih": rng.standard_normal(4 * H),  # two independent biases, as torch has them
-        "bias_hh": rng.standard_normal(4 * H),
-    }
-    (h1, c1), cache = lstm_cell_forward(x, h, c, **w)
-    dh1, dc1 = rng.standard_normal((B, H)), rng.standard_normal((B, H))  # upstream, for h' and c'
-    dx, dh, dc, *dw = lstm_cell_backward(dh1, dc1, cache)  # dw: in the order of w
-
-    cell = torch.nn.LSTMCell(I, H, dtype=torch.float64)
-    with torch.no_grad():
-        for name, value in w.items():
-            getattr(cell, name).copy_(torch.from_numpy(value))
-    xt, ht, ct = t(x), t(h), t(c)
-    h1t, c1t = cell(xt, (ht, ct))
-    torch.autograd.backward([h1t, c1t], [torch.from_numpy(dh1), torch.from_numpy(dc1)])
-
-    assert_allclose(h1, h1t.detach(), rtol=1e-10, atol=1e-12)
-    assert_allclose(c1, c1t.detach(), rtol=1e-10, atol=1e-12)
-    assert_allclose(dx, xt.grad, rtol=1e-10, atol=1e-12)
-    assert_allclose(dh, ht.grad, rtol=1e-10, atol=1e-12)
-    assert_allclose(dc, ct.grad, rtol=1e-10, atol=1e-12)
-    for name, grad in zip(w, dw):
-        assert_allclose(grad, getattr(cell, name).grad, rtol=1e-10, atol=1e-12, err_msg=name)

@@ -5,6 +5,7 @@
     generation                     generation bookkeeping (KV cache, loop) over either backend
     training, parity               the one training loop; the op registry and harness
     data, weights, report          downloads and tokenizers; pretrained weights; plots and tables
+    models                         a model of either backend: built, filled, placed, converted
     numpy_impl, torch_impl         the two backends
     twinlm.shared                  what both backends import
 
@@ -16,6 +17,7 @@ imports numpy_impl; twinlm.shared imports neither backend nor torch.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [
     {"twinlm.shared"},
     {"numpy_impl", "torch_impl"},
+    {"twinlm.models"},  # the one switch between the backends; everything above builds through it
     {"twinlm.data", "twinlm.weights", "twinlm.report"},
     {"twinlm.training", "twinlm.parity"},
     {"twinlm.generation"},
@@ -127,3 +130,20 @@ def test_importing_a_package_loads_nothing_forbidden(package, forbidden):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, f"importing {package} loaded {done.stdout.strip()}"
+
+
+# Where a backend may be told apart by its name: twinlm.models (building, filling, placing and
+# converting a model), the engines (each backend's step) and the report (benchmark rows' labels).
+BACKEND_SWITCH_HOMES = ("twinlm/models/", "twinlm/training/engines.py", "twinlm/training/distributed.py", "twinlm/report/")  # fmt: skip
+BACKEND_BY_NAME = re.compile(r"""backend\s*[!=]=\s*["'](numpy|torch)["']""")
+
+
+def test_the_backend_switch_has_one_home():
+    strays = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in source_files()
+        if not str(path.relative_to(ROOT)).startswith(BACKEND_SWITCH_HOMES)
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if BACKEND_BY_NAME.search(line)
+    ]
+    assert not strays, "build models of either backend with twinlm.models:\n" + "\n".join(strays)

@@ -14,6 +14,7 @@ import pytest
 
 import numpy_impl
 import torch_impl
+from twinlm.shared.config import Qwen3AttentionArgs, get_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +87,20 @@ def test_package_exports_what_it_lists(package):
     assert sorted(package.__all__) == sorted(set(package.__all__))
     for name in package.__all__:
         assert hasattr(package, name), name
+
+
+QWEN3_ATTENTION_OPS = ("qwen3_qkv", "qwen3_attention", "qwen3_block")
+
+
+@pytest.mark.parametrize("name", QWEN3_ATTENTION_OPS)
+def test_qwen3_attention_args_are_the_ops_arguments(name):
+    """The bundle is spread into the ops after (x, params): its fields must be their remaining
+    parameters, in order, with the same eps default, in both backends."""
+    fields = list(Qwen3AttentionArgs._fields)
+    for op in (getattr(numpy_impl, f"{name}_forward"), getattr(torch_impl, name)):
+        params = inspect.signature(op).parameters
+        assert list(params)[:2] == ["x", "params"] and list(params)[2:] == fields
+        assert params["eps"].default == Qwen3AttentionArgs._field_defaults["eps"]
+    cfg = {**get_config("qwen3-test"), "rms_norm_eps": 1e-5, "n_kv_heads": 1}
+    args = Qwen3AttentionArgs.of(cfg, "cos", "sin")
+    assert args == (cfg["n_heads"], 1, "cos", "sin", 1e-5)

@@ -466,3 +466,18 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     missing = ["classify", "predict", "--checkpoint", "/nonexistent/c.safetensors", "--text", "hi"]
     assert main(missing) == 2
     assert "twinlm classify predict: error: checkpoint not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", [numpy_impl, torch_impl], ids=["numpy", "torch"])
+def test_classifier_constructors(module):
+    """One constructor serves both classifiers: each pads with its tokenizer's <|endoftext|> by
+    default, takes any other pad_id, and refuses the other architecture's config."""
+    gpt_cfg = {**CFG, "vocab_size": 50257, "n_layers": 1}
+    qwen3_cfg = {**get_config("qwen3-test"), "vocab_size": 151936, "n_layers": 1}
+    assert module.GPTClassifier(gpt_cfg).pad_id == 50256
+    assert module.Qwen3Classifier(qwen3_cfg).pad_id == 151643
+    assert module.Qwen3Classifier(qwen3_cfg, pad_id=7, position="last-non-pad").pad_id == 7
+    with pytest.raises(ValueError, match=r"cfg is missing Qwen3 keys \['n_kv_heads'"):
+        module.Qwen3Classifier(gpt_cfg)
+    with pytest.raises(ValueError, match=r"cfg is missing keys \['drop_rate', 'qkv_bias'\]"):
+        module.GPTClassifier(qwen3_cfg)

@@ -1,8 +1,13 @@
-"""The GRU's two conventions. torch's (reset_after=True) is swept three ways against torch.nn.GRU
-in the op registry; Cho's (reset_after=False, Karpathy's char-rnn) has no torch built-in, so here it
-is checked against a 2×2 example worked by hand in Karpathy's own form, against finite differences
-(full Jacobian through time, adjoint with dropout), against torch_impl in float64 with sizes 1
-included, and in float32 against the float64 result, no worse than torch_impl (autograd) is.
+"""The GRU, in its two conventions. torch's (reset_after=True) is swept three ways against
+torch.nn.GRUCell / GRU in the op registry (twinlm/parity/recurrent_cases.py), and as a layer here
+by recurrent_layers.py's tests, shared with the vanilla RNN (test_rnn.py): one to three layers with
+sizes 1 included, dropout between layers, the adjoint through time, chunked BPTT, the classes'
+layout, init and dtype, torch's time-major layout, and bad input. Cho's (reset_after=False,
+Karpathy's char-rnn) has no torch built-in, so here it is checked against a 2×2 example worked by
+hand in Karpathy's own form, against finite differences (full Jacobian through time, adjoint with
+dropout), against torch_impl in float64 with sizes 1 included, and in float32 against the float64
+result, no worse than torch_impl (autograd) is. Both cells by hand, against torch built-ins:
+by_hand/test_ops_by_hand_recurrent.py.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
+from recurrent_layers import SMALL_LAYERS, TOL_FD, RecurrentLayerTests
 
 import numpy_impl
 import torch_impl
@@ -33,7 +38,32 @@ from twinlm.parity.harness import (
 from twinlm.parity.recurrent_cases import CELL_ARGS, GRU_CELL, gru_case
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
-TOL_FD = 1e-7  # central differences, eps 1e-6, float64
+
+
+# ---- torch's convention as a layer: the tests shared with the RNN, and the GRU's bad options ----
+
+
+@pytest.mark.parametrize("kind", ["gru"])
+class TestGRULayer(RecurrentLayerTests):
+    """recurrent_layers.py's layer tests, torch's convention (reset_after=True)."""
+
+
+def test_bad_reset_after_num_layers_and_params():
+    params = numpy_impl.RNN(3, 4).params
+    x = np.zeros((2, 5, 3), np.float32)
+    for bad in (
+        lambda: numpy_impl.GRU(3, 4, reset_after="yes"),
+        lambda: torch_impl.GRU(3, 4, reset_after=1),
+        lambda: numpy_impl.gru_forward(x, numpy_impl.GRU(3, 4).params, reset_after=None),
+    ):
+        with pytest.raises(TypeError, match="reset_after must be True or False"):
+            bad()
+    with pytest.raises(ValueError, match="keyed like torch.nn.GRU's state_dict"):
+        numpy_impl.gru_forward(x, {"weight_hh_l0": params["weight_hh_l0"]})
+    with pytest.raises(ValueError, match=r"weight_hh_l0 must have shape \(12, 4\), got \(4, 4\)"):
+        numpy_impl.gru_forward(x, params)  # an RNN's params are not a GRU's
+    with pytest.raises(ValueError, match="num_layers must be >= 1, got 0"):
+        numpy_impl.GRU(3, 4, 0)
 
 
 def _sigmoid(a: float) -> float:
@@ -125,7 +155,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", ["cell", "L=2"])
-def test_finite_difference_full_jacobian(name, record_error):
+def test_reset_before_finite_difference_full_jacobian(name, record_error):
     """Every output element (out at each step and h_n) against every input element."""
     case = CASES[name]
     for seed in (0, 1):
@@ -135,7 +165,7 @@ def test_finite_difference_full_jacobian(name, record_error):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_adjoint_through_time(name, record_error):
+def test_reset_before_adjoint_through_time(name, record_error):
     case = CASES[name]
     for seed in range(2):
         rng = np.random.default_rng(seed)
@@ -145,16 +175,8 @@ def test_adjoint_through_time(name, record_error):
         record_error(f"gru[Cho] {name}", "fd adjoint", error, TOL_FD)
 
 
-@given(
-    st.integers(1, 3),  # batch
-    st.integers(1, 5),  # seq
-    st.integers(1, 4),  # d_in
-    st.integers(1, 4),  # hidden
-    st.integers(1, 3),  # num_layers
-    st.sampled_from([0.0, 0.4]),
-    st.integers(0, 2**32 - 1),
-)
-def test_numpy_vs_torch_impl_float64(B, S, I, H, L, p, seed):
+@given(*SMALL_LAYERS)
+def test_reset_before_numpy_vs_torch_impl_float64(B, S, I, H, L, p, seed):
     case = gru_case(L, p, reset_after=False)
     rng = np.random.default_rng(seed)
     arrays = case.sample(rng, np.float64, {"batch": B, "seq": S, "d_in": I, "hidden": H})
@@ -168,7 +190,7 @@ def test_numpy_vs_torch_impl_float64(B, S, I, H, L, p, seed):
 
 
 @pytest.mark.parametrize("name", ["cell", "L=2"])
-def test_float32_no_worse_than_torch_impl(name, record_float32):
+def test_reset_before_float32_no_worse_than_torch_impl(name, record_float32):
     """float32 against the float64 result: NumPy no worse than torch_impl (autograd), which stands
     in for the built-in torch lacks, by the harness's float32 standard over three examples."""
     case = dataclasses.replace(CASES[name], torch_ref=CASES[name].torch_impl)

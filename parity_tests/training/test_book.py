@@ -358,7 +358,7 @@ def test_book_command_errors(tmp_path, capsys, monkeypatch):
     assert "--set takes KEY=VALUE, got 'emb_dim'" in capsys.readouterr().err
     assert main(["book", "ch04", "--set", "lr=0.1"]) == 2
     assert "--set: unknown key 'lr'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:  # the parser checks every flag (twinlm/cli.py FLAG_CHECKS)
+    with pytest.raises(SystemExit) as e:  # the parser checks every flag (settings.py Integer)
         main(["book", "ch05", "--epochs", "0"])
     assert e.value.code == 2
     assert "argument --epochs: must be >= 1, got 0" in capsys.readouterr().err

@@ -123,6 +123,7 @@ def build_book_classifier(backend: str, weights: str, stream: BookStream):
     """In [17] and In [21]: the pretrained GPT-2, decapitated, with the book's new head drawn
     from the stream after a reseed. Returns (the GPT-2 model for In [18], the classifier)."""
     from twinlm.generation import load_model
+    from twinlm.models import load_params, numpy_params
     from twinlm.training.classify import build_classifier
     from twinlm.weights import load_gpt2
 
@@ -132,15 +133,7 @@ def build_book_classifier(backend: str, weights: str, stream: BookStream):
     weight, bias = stream.linear(cfg["emb_dim"], BOOK_OPTIONS["num_classes"])
     options = BOOK_OPTIONS | {"pad_id": PAD_ID}
     model = build_classifier(backend, cfg, options, 0, "float32", backbone=params)
-    if backend == "numpy":
-        model.params["out_head.weight"][...] = weight
-        model.params["out_head.bias"][...] = bias
-    else:
-        import torch
-
-        with torch.no_grad():
-            model.out_head.weight.copy_(torch.from_numpy(weight))
-            model.out_head.bias.copy_(torch.from_numpy(bias))
+    load_params(model, numpy_params(model) | {"out_head.weight": weight, "out_head.bias": bias})
     return gpt, model
 
 

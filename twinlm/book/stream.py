@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import numpy_impl
 import torch_impl
+from twinlm.models import convert
 from twinlm.shared.naming import BACKENDS
 from twinlm.shared.validate import require_choice, require_int
 
@@ -95,8 +95,4 @@ class BookStream:
         masks)."""
         require_choice("backend", backend, BACKENDS)
         model = torch_impl.GPTModel(cfg)  # seed=None: torch's default init, from the stream
-        if backend == "torch":
-            return model
-        numpy_model = numpy_impl.GPTModel(cfg, dtype=np.float32)
-        numpy_model.load_state_dict({k: v.detach() for k, v in model.state_dict().items()})
-        return numpy_model
+        return convert(model, backend)

@@ -120,7 +120,7 @@ def format_table(rows: list[Row], width: int = 44) -> str:
 
 def markdown_table(runs: dict[str, list[Row]]) -> str:
     """Runs of one chapter (name → rows, e.g. "numpy", "torch") as one Markdown table: the book's
-    value, then each run's value and match (the README's)."""
+    value, then each run's value and match (as in docs/book.md)."""
     names = list(runs)
     head = "| quantity | book | " + " | ".join(f"{n} | match" for n in names) + " |"
     lines = [head, "|---|---|" + "---|---|" * len(names)]
@@ -176,8 +176,8 @@ def read_run(path: str | Path) -> tuple[dict, list[Row]]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m twinlm.book.table RUN.json …`: one Markdown table of `twinlm book --json` runs
-    of a chapter, a column per run (the README's). A file that is missing or not such a run is one
-    line on stderr, exit 2."""
+    of a chapter, a column per run (as in docs/book.md). A file that is missing or not such a run
+    is one line on stderr, exit 2."""
     import sys
 
     paths = argv if argv is not None else sys.argv[1:]

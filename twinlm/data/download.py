@@ -313,10 +313,8 @@ def read_text(name: str, cache_dir: str | os.PathLike | None = None) -> str:
     return fetch(name, cache_dir).read_text(encoding="utf-8", errors="replace")
 
 
-def main_get(
-    name: str, cache_dir: str | None = None, url: str | None = None, sha256: str | None = None
-) -> int:
+def main_get(args) -> int:
     """`twinlm data get NAME`: fetch and print the path (what the CLI runs; its error boundary
     reports a failed download, exit 1, or an unusable --cache-dir, exit 2)."""
-    print(fetch(name, cache_dir, url=url, sha256=sha256))
+    print(fetch(args.name, args.cache_dir, url=args.url, sha256=args.sha256))
     return 0

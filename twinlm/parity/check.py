@@ -82,6 +82,11 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def main_check(args) -> int:
+    """`twinlm check` (twinlm/cli.py parses)."""
+    return run_check(seed=args.seed)
+
+
 def run_check(seed: int = 0) -> int:
     rows = check_ops(seed)
     print(format_table(rows))

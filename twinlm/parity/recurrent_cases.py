@@ -165,7 +165,7 @@ def layer_case(
         # H, I ≥ 2. With 1×1 weights each weight gradient is one sum of B·T products, often small
         # by cancellation: its float32 error is rounding against rounding (torch_impl fails
         # "≤ 2 × torch" there as often as NumPy). Sizes 1 are checked in float64 in
-        # parity_tests/models/test_rnn_gru_layers.py.
+        # parity_tests/models/recurrent_layers.py.
         min_dims={"d_in": 2, "hidden": 2},
     )
 

@@ -75,6 +75,7 @@ __all__ = [
     "header",
     "library_info",
     "load_json",
+    "main_bench",
     "measure_matmul_peak",
     "merge_runs",
     "numpy_blas_threads",
@@ -213,6 +214,19 @@ def merge_runs(parts: list[dict]) -> dict:
 
 
 # ---- `twinlm bench` -------------------------------------------------------------------------------
+
+
+def main_bench(args) -> int:
+    """`twinlm bench` (twinlm/cli.py parses)."""
+    return run_bench(
+        full=args.full,
+        keyword=args.k,
+        bench_time=args.time,
+        threads=args.threads,
+        out_dir=args.out,
+        json_path=args.json,
+        report_only=args.report_only,
+    )
 
 
 def run_bench(

@@ -11,6 +11,8 @@ book sets drop_rate=0.0 for inference).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 CONFIG_KEYS = (
     "vocab_size",
     "context_length",
@@ -214,6 +216,23 @@ def validate_qwen3_config(cfg: dict) -> dict:
         if not isinstance(cfg[key], bool):
             raise TypeError(f"cfg[{key!r}] must be a bool, got {cfg[key]!r}")
     return cfg
+
+
+class Qwen3AttentionArgs(NamedTuple):
+    """What every Qwen3 attention op takes after (x, params), in its order, built once per forward
+    from the config: `qwen3_block_forward(x, params, *args)`, and so qwen3_qkv_forward,
+    qwen3_attention_forward and torch_impl's qwen3_qkv, qwen3_attention, qwen3_block. cos, sin:
+    the RoPE tables (T, head_dim / 2) of the tokens' positions, as the backend's arrays."""
+
+    n_heads: int
+    n_kv_heads: int
+    cos: Any
+    sin: Any
+    eps: float = 1e-6
+
+    @classmethod
+    def of(cls, cfg: dict, cos, sin) -> Qwen3AttentionArgs:
+        return cls(cfg["n_heads"], cfg["n_kv_heads"], cos, sin, cfg["rms_norm_eps"])
 
 
 def validate_lm_config(cfg: dict) -> dict:

@@ -21,24 +21,24 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
+from twinlm import models
 from twinlm.data.bytes import ByteVocab, StreamBatches, as_bytes, split_ids
 from twinlm.shared.init import draw_dropout_masks, init_charrnn_params
 from twinlm.shared.naming import BACKENDS, CELL_STATE, charrnn_cell, charrnn_dropout_mask_shapes
 from twinlm.shared.sampling import check_sampling_args, next_tokens
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.checkpoint import load_run, saved_settings
-from twinlm.training.command import run_command, run_from_args
+from twinlm.training.command import run_command
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run, resumed_run, settings_from_args
+from twinlm.training.loop import Run, resumed_run
+from twinlm.training.settings import MODELS, NONLINEARITIES, CharRNNSettings
 
 LN2 = math.log(2.0)
-MODELS = ("rnn", "gru", "lstm")  # char-rnn's -model
-NONLINEARITIES = ("tanh", "relu")  # the vanilla RNN's
 
 
 def cell_of(model: str, nonlinearity: str = "tanh") -> str:
@@ -49,50 +49,10 @@ def cell_of(model: str, nonlinearity: str = "tanh") -> str:
     return f"rnn_{nonlinearity}" if model == "rnn" else model
 
 
-@dataclass
-class CharRNNSettings:
-    """char-rnn's defaults where they fit (rnn_size 128, num_layers 2, seq_length 50, batch_size
-    50, learning_rate 2e-3 decayed ×0.97 per epoch after 10, grad_clip 5), with Adam for RMSprop
-    and a global-norm clip for the element-wise one. model: "lstm" (char-rnn's default), "gru"
-    (torch's GRU) or "rnn" (vanilla, with `nonlinearity` tanh or relu)."""
-
-    dtype: str = "float32"
-    model: str = "lstm"
-    nonlinearity: str = "tanh"
-    emb_dim: int = 64
-    hidden_size: int = 128
-    num_layers: int = 2
-    drop_rate: float = 0.0
-    batch_size: int = 50
-    seq_length: int = 50
-    steps: int = 1000
-    lr: float = 2e-3
-    lr_decay: float = 0.97  # multiply lr by this at the end of every epoch from decay_after on
-    decay_after: int = 10  # epochs
-    weight_decay: float = 0.0  # 0: Adam
-    clip: float = 5.0  # global gradient norm
-    eval_every: int = 100
-    eval_batches: int = 20  # batches of each split per evaluation (0: the whole split)
-    seed: int = 123
-    checkpoint_every: int = 0  # 0: only at the end
-
-
 def build_charrnn(backend: str, cfg: dict, seed: int, dtype: str):
     """A char-RNN of either backend, filled from the one seeded initializer."""
     params = init_charrnn_params(cfg, seed, np.dtype(dtype))
-    if backend == "numpy":
-        import numpy_impl
-
-        model = numpy_impl.CharRNN(cfg, dtype=np.dtype(dtype))
-        model.load_state_dict(params)
-        return model
-    import torch
-
-    import torch_impl
-
-    model = torch_impl.CharRNN(cfg, dtype=getattr(torch, dtype))
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
-    return model
+    return models.build_model(backend, "CharRNN", cfg, dtype, params=params)
 
 
 class CharRNNTask:
@@ -105,10 +65,6 @@ class CharRNNTask:
 
     def __init__(self, text, settings: CharRNNSettings, vocab: ByteVocab | None = None):
         s = self.settings = settings
-        for name in ("seq_length", "batch_size", "eval_every"):
-            require_int(name, getattr(s, name), 1)
-        require_int("steps", s.steps, 0)
-        require_int("eval_batches", s.eval_batches, 0)
         data = as_bytes("text", text)
         self.vocab = vocab if vocab is not None else ByteVocab.from_text(data)
         ids = self.vocab.encode(data)
@@ -238,7 +194,7 @@ def resume(path: str | Path, text, backend: str | None = None, steps: int | None
     saved = load_run(path, "charrnn")
     settings = saved_settings(saved, CharRNNSettings)
     if steps is not None:
-        settings.steps = steps
+        settings = replace(settings, steps=steps)  # checked as a new setting is
     task = CharRNNTask(text, settings, saved_vocab(saved))
     return resumed_run(task, backend or saved.meta["backend"], saved)
 
@@ -311,23 +267,12 @@ def read_corpus(path: str | None) -> bytes:
         raise type(e)(e.errno, f"--text {path}: {e.strerror}") from None
 
 
-# The flags a resumed run may change: the number of steps and the optimizer's.
-MAY_CHANGE = ("steps", "lr", "lr_decay", "decay_after", "weight_decay", "clip", "eval_every")
-MAY_CHANGE += ("eval_batches", "checkpoint_every")
-
-
 def main_train(args) -> int:
-    def build() -> Run:
-        text = read_corpus(args.text)
+    def make(settings: CharRNNSettings, saved) -> CharRNNTask:
+        vocab = None if saved is None else saved_vocab(saved)
+        return CharRNNTask(read_corpus(args.text), settings, vocab)
 
-        def make(settings, saved):
-            vocab = None if saved is None else saved_vocab(saved)
-            return CharRNNTask(text, settings, vocab)
-
-        fresh = settings_from_args(CharRNNSettings, args)
-        return run_from_args(args, "charrnn", fresh, make, MAY_CHANGE)
-
-    return run_command(args, CharRNNTask.checkpoint_name, build, lambda run: run.task.header())
+    return run_command(args, CharRNNSettings, CharRNNTask, make, lambda run: run.task.header())
 
 
 def main_sample(args) -> int:

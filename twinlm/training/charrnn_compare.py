@@ -23,7 +23,8 @@ import numpy as np
 from twinlm.shared.naming import CELLS, charrnn_param_shapes
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.charrnn import LN2, CharRNNSettings, CharRNNTask, read_corpus
-from twinlm.training.loop import Run, settings_from_args, train
+from twinlm.training.loop import Run, train
+from twinlm.training.settings import settings_from_args
 
 DEFAULT_CELLS = ("rnn_tanh", "gru", "lstm")
 

@@ -291,18 +291,12 @@ def _check_optimizer(path, params: dict, opt_steps: dict, exp_avg: dict, exp_avg
 
 # ---- a run's settings, as saved ------------------------------------------------------------------
 
-# Every number a setting holds is >= 0; these count, divide or scale, so must be more: >= 1 for
-# an int, > 0 for a float; drop_rate is below 1. (The command line's flags say the same.)
-_POSITIVE_SETTINGS = frozenset(
-    "steps batch_size max_length stride eval_every seq_length epochs emb_dim hidden_size "
-    "num_layers synthetic_size k accuracy_batches peak_lr lr lr_decay".split()
-)
-
 
 def saved_settings(saved: SavedRun, cls):
-    """The settings a checkpoint was trained with, as the dataclass `cls`: every saved value of
-    its field's annotated type (an int is no bool and no float, a float is finite), in range, and
-    no key the class lacks (a missing key keeps the field's default)."""
+    """The settings a checkpoint was trained with, as the settings dataclass `cls`: no key the
+    class lacks, every value of its field's annotated type (a string is never a number or a
+    dict), then built, which checks each value as its flag is checked (twinlm.training.settings).
+    A key it lacks keeps the field's default. Any failure: ValueError naming the file and the key."""
     where, settings = saved.path or "the checkpoint", saved.meta.get("settings")
     if not isinstance(settings, dict):
         raise ValueError(f"{where} holds no training settings")
@@ -314,31 +308,13 @@ def saved_settings(saved: SavedRun, cls):
             "written by another version of twinlm, or by hand"
         )
     for key, value in settings.items():
-        if not _fits(value, hints[key]) or not _in_range(key, value):
+        if not _fits(value, hints[key]):
             kind = getattr(hints[key], "__name__", str(hints[key]))
-            raise ValueError(
-                f"{where}: its settings' {key!r} is {value!r:.40}; it must be {kind}"
-                f"{_RANGE_TEXT.get(key, ' >= 0' if kind in ('int', 'float') else '')}"
-            )
-    return cls(**settings)
-
-
-_RANGE_TEXT = dict.fromkeys(_POSITIVE_SETTINGS, " > 0") | {
-    "drop_rate": " in [0, 1)",
-    "dtype": f" (one of {list(DTYPES)})",
-}
-
-
-def _in_range(key: str, value) -> bool:
-    if key == "dtype":
-        return value in DTYPES
-    if type(value) not in (int, float):
-        return True
-    if key == "drop_rate":
-        return 0 <= value < 1
-    if key in _POSITIVE_SETTINGS:
-        return value >= 1 if type(value) is int else value > 0
-    return value >= 0
+            raise ValueError(f"{where}: its settings' {key} is {value!r:.40}, not a {kind}")
+    try:
+        return cls(**settings)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: its settings' {e}") from None
 
 
 def _fits(value, hint) -> bool:

@@ -18,23 +18,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 import numpy_impl
+from twinlm import models
 from twinlm.data.spam import SpamDataset
 from twinlm.data.windows import StepBatches
 from twinlm.shared.classifier import PAD_ID, check_classifier_options, trainable_keys
 from twinlm.shared.config import get_config, is_qwen3_config, validate_config, validate_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import BACKENDS, gpt_dropout_mask_shapes
-from twinlm.shared.validate import require_choice, require_int
+from twinlm.shared.validate import require_choice
 from twinlm.training.checkpoint import load_run, saved_settings
-from twinlm.training.command import run_command, run_from_args
+from twinlm.training.command import run_command
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run, resumed_run, settings_from_args
+from twinlm.training.loop import Run, resumed_run
+from twinlm.training.settings import CLASSIFY_DATA, ClassifySettings
 
 SPAM_LABELS = ("ham", "spam")  # twinlm.data.spam.LABELS: ham 0, spam 1
 OPTIONS = ("num_classes", "trainable", "k", "position", "pad_id")
@@ -78,7 +80,7 @@ def load_classification_data(
     context_length) and right-padded with pad_id; validation and test take the training length."""
     from twinlm.data import spam
 
-    require_choice("data", data, ("sms-spam", "synthetic"))
+    require_choice("data", data, CLASSIFY_DATA)
     if data == "synthetic":
         rows = spam.make_synthetic_spam(synthetic_size, seed)
     else:
@@ -106,33 +108,6 @@ def load_classification_data(
 # ---- the task -------------------------------------------------------------------------------------
 
 
-@dataclass
-class ClassifySettings:
-    preset: str = "tiny"
-    weights: str | None = None  # GPT-2 weights or a Qwen3 folder (twinlm.weights.load_pretrained)
-    n_heads: int | None = None  # for --weights whose heads cannot be inferred
-    data: str = "synthetic"
-    synthetic_size: int = 500
-    trainable: str = "last-block"
-    k: int | None = None
-    position: str = "last"
-    pad_id: int | None = None  # None: the tokenizer's (GPT-2: 50256; a Qwen3 folder's pad token)
-    dtype: str = "float32"
-    drop_rate: float = 0.0  # the book's chapter-6 config
-    max_length: int | None = None
-    epochs: int = 5
-    batch_size: int = 8
-    lr: float = 5e-5
-    weight_decay: float = 0.1
-    clip: float = 0.0  # the book does not clip
-    eval_every: int = 50  # optimizer steps
-    eval_batches: int = 5  # batches per loss estimate (the book's eval_iter; 0: all)
-    accuracy_batches: int | None = None  # batches per epoch-end accuracy; None: the whole split
-    seed: int = 123
-    checkpoint_every: int = 0  # 0: only at the end
-    overrides: dict = field(default_factory=dict)  # config keys to override, e.g. n_layers
-
-
 class ClassifyTask:
     """Fine-tuning a decapitated GPT on labelled texts, for twinlm.training.loop. Everything that
     decides the numbers is seeded and backend-neutral (split, batch order, dropout masks)."""
@@ -145,9 +120,6 @@ class ClassifyTask:
         """encode: text -> token ids (default: the GPT-2 tokenizer); data: (train, val, test)
         SpamDatasets to use instead of loading settings.data."""
         s = self.settings = settings
-        for name in ("epochs", "batch_size", "eval_every"):
-            require_int(name, getattr(s, name), 1)
-        require_int("eval_batches", s.eval_batches, 0)  # 0: the whole split
         self.backbone, self.tokenizer = None, None  # tokenizer: a Qwen3 folder's, else GPT-2's
         if s.weights is not None:
             from twinlm.weights import is_qwen3_weights, load_pretrained, qwen3_folder
@@ -346,15 +318,7 @@ def build_classifier(backend: str, cfg: dict, options: dict, seed: int, dtype: s
     """A decapitated GPT or Qwen3 (as cfg says) of either backend (options: num_classes,
     trainable, k, position, pad_id)."""
     name = "Qwen3Classifier" if is_qwen3_config(cfg) else "GPTClassifier"
-    if backend == "numpy":
-        cls = getattr(numpy_impl, name)
-        return cls(cfg, **options, seed=seed, dtype=np.dtype(dtype), backbone=backbone)
-    import torch
-
-    import torch_impl
-
-    cls = getattr(torch_impl, name)
-    return cls(cfg, **options, seed=seed, dtype=getattr(torch, dtype), backbone=backbone)
+    return models.build_model(backend, name, cfg, dtype, **options, seed=seed, backbone=backbone)
 
 
 # ---- prediction from a checkpoint ----------------------------------------------------------------
@@ -421,15 +385,7 @@ def resume(path: str | Path, backend: str | None = None, encode=None, data=None)
     return resumed_run(task, backend or saved.meta["backend"], saved)
 
 
-# The flags a resumed run may change: the number of epochs and the optimizer's.
-MAY_CHANGE = ("epochs", "lr", "weight_decay", "eval_every", "eval_batches", "checkpoint_every")
-
-
 def main_train(args) -> int:
-    def build() -> Run:
-        fresh = settings_from_args(ClassifySettings, args)
-        return run_from_args(args, "classifier", fresh, lambda s, _: ClassifyTask(s), MAY_CHANGE)
-
     def header(run: Run) -> str:
         task, s = run.task, run.task.settings
         return (
@@ -438,7 +394,10 @@ def main_train(args) -> int:
             f"{s.trainable}, position {s.position}"
         )
 
-    return run_command(args, ClassifyTask.checkpoint_name, build, header)
+    def make(settings: ClassifySettings, saved) -> ClassifyTask:
+        return ClassifyTask(settings)
+
+    return run_command(args, ClassifySettings, ClassifyTask, make, header)
 
 
 def main_predict(args) -> int:

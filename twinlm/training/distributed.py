@@ -188,11 +188,14 @@ class DataParallelEngine:
     batch's step. Everything else — evaluation, parameters, optimizer state — is the inner
     engine's: those are the same on every rank."""
 
-    def __init__(self, backend: str, model, trainable, weight_decay: float, clip: float, group):
+    def __init__(self, backend: str, model, trainable, group: Group, **optimizer):
+        """optimizer: lr, weight_decay, clip (engines.make_engine's)."""
         self.group, self.share = group, 1.0 / group.world
         if backend == "numpy":
             self.bucket: np.ndarray | None = None
-            self.engine = NumpyEngine(model, trainable, weight_decay, clip, self.all_reduce_grads)
+            self.engine = NumpyEngine(
+                model, trainable, **optimizer, reduce_grads=self.all_reduce_grads
+            )
         else:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -200,7 +203,7 @@ class DataParallelEngine:
             ids = [device.index] if device.type == "cuda" else None
             ddp = DistributedDataParallel(model, device_ids=ids)  # the models have no buffers
             ddp.register_comm_hook(self, _scaled_all_reduce)
-            self.engine = TorchEngine(model, trainable, weight_decay, clip, module=ddp)
+            self.engine = TorchEngine(model, trainable, **optimizer, module=ddp)
 
     def __getattr__(self, name):  # backend, model, eval_loss, params, load_params, …
         if name == "engine":  # not set yet
@@ -266,16 +269,10 @@ def _scaled_all_reduce(engine: DataParallelEngine, bucket):
     return work.get_future().then(lambda fut: fut.value()[0])
 
 
-def make_data_parallel_engine(
-    backend: str,
-    model,
-    trainable: list[str] | None = None,
-    weight_decay: float = 0.0,
-    clip: float = 0.0,
-):
-    """engines.make_engine's engine in one process; inside a process group, its data-parallel
-    version."""
+def make_data_parallel_engine(backend: str, model, trainable: list[str] | None = None, **optimizer):
+    """engines.make_engine's engine (optimizer: its lr, weight_decay, clip) in one process; inside
+    a process group, its data-parallel version."""
     group = active()
     if group is None:
-        return make_engine(backend, model, trainable, weight_decay, clip)
-    return DataParallelEngine(backend, model, trainable, weight_decay, clip, group)
+        return make_engine(backend, model, trainable, **optimizer)
+    return DataParallelEngine(backend, model, trainable, group, **optimizer)

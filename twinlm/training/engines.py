@@ -77,16 +77,19 @@ class NumpyEngine:
     def __init__(
         self,
         model,
-        trainable: list[str] | None,
-        weight_decay: float,
-        clip: float,
+        trainable: list[str] | None = None,
+        *,
+        lr: float | None = None,
+        weight_decay: float = 0.0,
+        clip: float = 0.0,
         reduce_grads: Callable[[dict], None] | None = None,
     ):
         self.model, self.clip, self.reduce_grads = model, clip, reduce_grads
         keys = trainable if trainable is not None else list(model.params)
-        self.opt = numpy_impl.AdamW(
-            {k: model.params[k] for k in keys}, lr=0.0, weight_decay=weight_decay
-        )
+        self.opt = None  # lr None: an engine that only evaluates
+        if lr is not None:
+            params = {k: model.params[k] for k in keys}
+            self.opt = numpy_impl.AdamW(params, lr=lr, weight_decay=weight_decay)
 
     def step(self, batch: Batch, lr: float) -> tuple[float, NumpyState]:
         with np.errstate(over="ignore", invalid="ignore"):  # check_finite reports it, once
@@ -124,7 +127,8 @@ class NumpyEngine:
     def load_params(self, tensors: dict[str, np.ndarray], where: str = "the tensors") -> None:
         check_same_model(where, tensors, self.model.params)
         self.model.load_state_dict(tensors)  # may put new arrays in model.params:
-        self.opt.params = {k: self.model.params[k] for k in self.opt.params}  # step those
+        if self.opt is not None:
+            self.opt.params = {k: self.model.params[k] for k in self.opt.params}  # step those
 
     def optimizer_state(self) -> dict:
         return self.opt.state_dict()
@@ -140,7 +144,14 @@ class TorchEngine:
     backend = "torch"
 
     def __init__(
-        self, model, trainable: list[str] | None, weight_decay: float, clip: float, module=None
+        self,
+        model,
+        trainable: list[str] | None = None,
+        *,
+        lr: float | None = None,
+        weight_decay: float = 0.0,
+        clip: float = 0.0,
+        module=None,
     ):
         import torch
 
@@ -151,7 +162,9 @@ class TorchEngine:
         self.clip = clip
         named = dict(model.named_parameters())
         self.trainable = {k: named[k] for k in (trainable if trainable is not None else named)}
-        self.opt = torch_impl.AdamW(self.trainable, lr=0.0, weight_decay=weight_decay)
+        self.opt = None  # lr None: an engine that only evaluates
+        if lr is not None:
+            self.opt = torch_impl.AdamW(self.trainable, lr=lr, weight_decay=weight_decay)
         self.device = next(model.parameters()).device
 
     def _tensor(self, a: np.ndarray):
@@ -222,9 +235,12 @@ def make_engine(
     backend: str,
     model,
     trainable: list[str] | None = None,
+    *,
+    lr: float | None = None,
     weight_decay: float = 0.0,
     clip: float = 0.0,
 ) -> NumpyEngine | TorchEngine:
-    """The engine for a model of `backend` ("numpy" or "torch"); clip 0: no clipping."""
+    """The engine for a model of `backend` ("numpy" or "torch"): AdamW with learning rate `lr`
+    over the trainable parameters (lr None: an engine that only evaluates); clip 0: no clipping."""
     engine = NumpyEngine if backend == "numpy" else TorchEngine
-    return engine(model, trainable, weight_decay, clip)
+    return engine(model, trainable, lr=lr, weight_decay=weight_decay, clip=clip)

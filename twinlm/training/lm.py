@@ -14,45 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from twinlm import models
 from twinlm.data import windows
 from twinlm.shared.config import QWEN3_PRESETS, get_config, is_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import gpt_dropout_mask_shapes
-from twinlm.shared.validate import require_choice
 from twinlm.training.checkpoint import load_run, saved_settings
-from twinlm.training.command import run_command, run_from_args
+from twinlm.training.command import run_command
 from twinlm.training.engines import Batch
-from twinlm.training.loop import Run, resumed_run, settings_from_args
+from twinlm.training.loop import Run, resumed_run
 from twinlm.training.schedule import lr_at
-
-ARCHS = ("gpt", "qwen3")
-DEFAULT_PRESETS = {"gpt": "tiny", "qwen3": "qwen3-tiny"}
-
-
-@dataclass
-class TrainSettings:
-    preset: str = "tiny"
-    arch: str = "gpt"  # "qwen3": preset from QWEN3_PRESETS
-    dtype: str = "float32"
-    max_length: int = 64  # tokens per training window (≤ the preset's context_length)
-    stride: int = 64  # the book uses stride = max_length: windows do not overlap
-    batch_size: int = 4
-    steps: int = 200  # optimizer steps in total
-    peak_lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    clip: float = 1.0
-    eval_every: int = 25
-    eval_batches: int = 4
-    seed: int = 123
-    checkpoint_every: int = 0  # 0: only at the end
-    overrides: dict = field(default_factory=dict)  # config keys to override, e.g. drop_rate
+from twinlm.training.settings import TrainSettings
 
 
 class LMTask:
@@ -65,8 +42,8 @@ class LMTask:
 
     def __init__(self, text: str, settings: TrainSettings, encode):
         s = self.settings = settings
-        require_choice("arch", s.arch, ARCHS)
-        self.cfg = get_config(s.preset, **s.overrides)
+        dropout = {} if s.drop_rate is None else {"drop_rate": s.drop_rate}
+        self.cfg = get_config(s.preset, **s.overrides, **dropout)
         if is_qwen3_config(self.cfg) != (s.arch == "qwen3"):
             names = sorted(QWEN3_PRESETS) if s.arch == "qwen3" else ["tiny", "gpt2-small", "…"]
             raise ValueError(f"preset {s.preset!r} is not a {s.arch} preset; choose one of {names}")
@@ -112,15 +89,7 @@ class LMTask:
     def build_model(self, backend: str):
         s = self.settings
         name = "Qwen3Model" if s.arch == "qwen3" else "GPTModel"
-        if backend == "numpy":
-            import numpy_impl
-
-            return getattr(numpy_impl, name)(self.cfg, seed=s.seed, dtype=np.dtype(s.dtype))
-        import torch
-
-        import torch_impl
-
-        return getattr(torch_impl, name)(self.cfg, seed=s.seed, dtype=getattr(torch, s.dtype))
+        return models.build_model(backend, name, self.cfg, s.dtype, seed=s.seed)
 
     def initial_carry(self) -> None:
         return None
@@ -207,33 +176,10 @@ def read_text(path: str | None) -> str:
         ) from None
 
 
-FLAG_OF = {"peak_lr": "lr", "min_lr": "lr", "warmup_steps": "warmup", "overrides": "drop_rate"}
-MAY_CHANGE = ("steps", "peak_lr", "min_lr", "warmup_steps", "eval_every", "checkpoint_every")
-
-
-def settings_of(args) -> TrainSettings:
-    """The settings `twinlm train`'s flags ask for."""
-    if args.arch == "qwen3" and args.drop_rate is not None:
-        raise ValueError("--drop-rate: Qwen3 is dropout-free")
-    overrides = {} if args.drop_rate is None else {"drop_rate": args.drop_rate}
-    return settings_from_args(
-        TrainSettings,
-        args,
-        preset=args.preset or DEFAULT_PRESETS[args.arch],
-        stride=args.max_length if args.stride is None else args.stride,
-        peak_lr=args.lr,
-        min_lr=args.lr / 10,
-        warmup_steps=args.warmup,
-        overrides=overrides,
-    )
-
-
 def main_train(args) -> int:
     from twinlm.data.tokenizer import encode
 
-    def build() -> Run:
-        text = read_text(args.text)
-        make = lambda settings, saved: LMTask(text, settings, encode)  # noqa: E731
-        return run_from_args(args, "gpt", settings_of(args), make, MAY_CHANGE, FLAG_OF)
+    def make(settings: TrainSettings, saved) -> LMTask:
+        return LMTask(read_text(args.text), settings, encode)
 
-    return run_command(args, LMTask.checkpoint_name, build)
+    return run_command(args, TrainSettings, LMTask, make)

@@ -21,8 +21,8 @@ A run is never lost (a command also claims its --out first: command.py, outdir.p
   raises Interrupted (the command line exits 130 / 143); a second Ctrl-C stops at once, unsaved;
 - a non-finite loss or gradient norm stops training before the optimizer applies it
   (DivergenceError, from engines.py; exit 1), and the last checkpoint written stays as it was;
-- a resumed run may have new settings (more steps, another learning rate: command.py decides
-  which); Run.restore keeps the changes in history["resumed"], and train says so.
+- a resumed run may have new settings (more steps, another learning rate: those settings.py
+  declares may change); Run.restore keeps the changes in history["resumed"], and train says so.
 
 Under torchrun every rank runs this loop on its share of each batch (distributed.py); rank 0 alone
 evaluates, prints and writes.
@@ -34,7 +34,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +44,7 @@ from twinlm.shared.validate import require_choice
 from twinlm.training.checkpoint import SavedRun, read_meta, save_run
 from twinlm.training.distributed import is_main, make_data_parallel_engine
 from twinlm.training.engines import Batch, DivergenceError, NumpyEngine, NumpyState, TorchEngine
+from twinlm.training.settings import RunOptions
 
 HISTORY_KEYS = ("steps", "seen", "train_loss", "val_loss", "step_loss")
 
@@ -53,7 +53,9 @@ class Task(Protocol):
     kind: str  # the checkpoint's kind: "gpt", "charrnn" or "classifier"
     checkpoint_name: str  # the file train() writes in its out_dir
     cfg: dict
-    settings: object  # a dataclass: dtype, seed, weight_decay, clip, eval_every, checkpoint_every
+    settings: (
+        object  # a dataclass: lr, weight_decay, clip, eval_every, checkpoint_every (settings.py)
+    )
     total_steps: int
     per_epoch: int  # steps per pass over the training data
     seen_per_step: int  # tokens, bytes or examples per optimizer step
@@ -81,7 +83,7 @@ class Run:
         self.task = task
         model = task.build_model(backend)
         self.engine = make_data_parallel_engine(  # one process: engines.make_engine's
-            backend, model, task.trainable_keys, s.weight_decay, s.clip
+            backend, model, task.trainable_keys, lr=s.lr, weight_decay=s.weight_decay, clip=s.clip
         )
         self.step = 0
         self.carry = task.initial_carry()
@@ -235,7 +237,7 @@ def train(
     progress: bool = True,
     header: str | None = None,
     *,
-    checkpoint_minutes: float = 10.0,
+    checkpoint_minutes: float = RunOptions.checkpoint_minutes,
 ) -> Path:
     """Train to task.total_steps, printing evaluations; write checkpoints (see the module
     docstring) and the task's report (plots) to out_dir. Returns the checkpoint's path. Data
@@ -347,11 +349,3 @@ def train(
     per_step = seconds / max(run.step - first, 1)
     print(f"checkpoint: {ckpt}\ntime: {seconds:.1f} s ({1000 * per_step:.1f} ms per step)")
     return ckpt
-
-
-def settings_from_args(cls, args, **given):
-    """A task's settings dataclass from parsed command-line flags: every field from the flag of the
-    same name (a flag left at None keeps the field's default), then the `given` values."""
-    names = {f.name for f in fields(cls)}
-    flags = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return cls(**{**flags, **given})
