@@ -48,7 +48,9 @@ class OpCase:
     """One op, its three implementations, and how to sample inputs for it.
 
     sample(rng, dtype, dims) -> named arrays; float arrays named in `grad_inputs` get gradients.
-    np_forward(arrays) -> (outs, cache); np_backward(douts, cache) -> {name: gradient}.
+    np_forward(arrays[, ops]) -> (outs, cache); np_backward(douts, cache[, ops]) -> {name:
+    gradient}: NumPy's ops, or those of `ops` when given (an op set with numpy_impl's names, such as
+    numpy_impl.fast: numpy_impl.kernel_ops).
     torch_impl / torch_ref: named tensors -> tuple of output tensors.
     dims: default sizes (used by `twinlm check`; hypothesis draws each from 1..default);
     fd_dims: tiny sizes for the full finite-difference Jacobian.
@@ -71,14 +73,17 @@ def np_pair(forward, backward, args: tuple[str, ...], grads: tuple[str, ...], **
     """Adapt a `<op>_forward(*args, **static)` / `<op>_backward(*douts, cache)` pair to OpCase form.
 
     `grads` names what the backward returns, in order; a single-output op's output becomes a 1-tuple.
+    Given an op set `ops`, the pair of the same names in it runs instead.
     """
 
-    def np_forward(a: Arrays):
-        out, cache = forward(*(a[k] for k in args), **static)
+    def np_forward(a: Arrays, ops=None):
+        fn = forward if ops is None else getattr(ops, forward.__name__)
+        out, cache = fn(*(a[k] for k in args), **static)
         return (out if isinstance(out, tuple) else (out,)), cache
 
-    def np_backward(douts: Outs, cache) -> Arrays:
-        g = backward(*douts, cache)
+    def np_backward(douts: Outs, cache, ops=None) -> Arrays:
+        fn = backward if ops is None else getattr(ops, backward.__name__)
+        g = fn(*douts, cache)
         return dict(zip(grads, g if isinstance(g, tuple) else (g,), strict=True))
 
     return np_forward, np_backward
@@ -89,11 +94,16 @@ def random_douts(rng: np.random.Generator, outs: Outs) -> Outs:
     return tuple(rng.standard_normal(o.shape).astype(o.dtype) for o in outs)
 
 
-def run_numpy(case: OpCase, arrays: Arrays, douts: Outs | None = None) -> tuple[Outs, Arrays]:
-    outs, cache = case.np_forward(arrays)
+def run_numpy(
+    case: OpCase, arrays: Arrays, douts: Outs | None = None, ops=None
+) -> tuple[Outs, Arrays]:
+    """The NumPy side's outputs and, given douts, gradients; ops: an op set to run instead of
+    numpy_impl's (OpCase)."""
+    extra = () if ops is None else (ops,)
+    outs, cache = case.np_forward(arrays, *extra)
     if douts is None:
         return outs, {}
-    grads = case.np_backward(douts, cache)
+    grads = case.np_backward(douts, cache, *extra)
     return outs, {k: grads[k] for k in case.grad_inputs if grads.get(k) is not None}
 
 
@@ -264,19 +274,20 @@ class Float32Runs(dict):
 
 
 def compare_float32(
-    case: OpCase, arrays64: Arrays, douts64: Outs, runs: Float32Runs | None = None
+    case: OpCase, arrays64: Arrays, douts64: Outs, runs: Float32Runs | None = None, ops=None
 ) -> Float32Runs:
     """NumPy and torch_impl in float32 against the float64 built-in, torch's float32 built-in as the
     reference (the standard in the module docstring). Inputs are rounded to float32 first, so every
     backend sees exactly the same numbers. Returns this example's runs, keyed (backend, "fwd"/"grad");
-    `runs`, if given, accumulates them over a run of examples."""
+    `runs`, if given, accumulates them over a run of examples. ops: an op set to run as "numpy"
+    instead of numpy_impl's (OpCase)."""
     arrays32 = {k: _to32(a) for k, a in arrays64.items()}
     douts32 = tuple(_to32(d) for d in douts64)
     exact = {k: _to64(a) for k, a in arrays32.items()}
     ref = run_torch(case, case.torch_ref, exact, tuple(_to64(d) for d in douts32))
     ref32 = run_torch(case, case.torch_ref, arrays32, douts32)
     got = {
-        "numpy": run_numpy(case, arrays32, douts32),
+        "numpy": run_numpy(case, arrays32, douts32, ops),
         "torch_impl": run_torch(case, case.torch_impl, arrays32, douts32),
     }
     example = Float32Runs()

@@ -1,5 +1,7 @@
 """The registry of ops checked for parity: for each, inputs and its NumPy / torch_impl / torch twins.
 
+Each case's NumPy side runs numpy_impl's ops, or those of an op set given to it (the same names:
+numpy_impl.kernel_ops), so the same cases hold numpy_impl/fast to the reference.
 `CASES` is what `twinlm check` prints and what `parity_tests/ops/test_parity_ops.py` sweeps with
 hypothesis; Qwen3's ops are in twinlm/parity/opcases_qwen3.py. The torch built-in (`torch_ref`) is the independent third implementation.
 """
@@ -207,19 +209,20 @@ def _attention_case(name: str, causal: bool, p: float) -> OpCase:
             return (_attention_dropout_ref(t["q"], t["k"], t["v"], t["dropout_mask"], p),)
         return (_sdpa_ref(t["q"], t["k"], t["v"], causal),)
 
+    def np_forward(a, ops=numpy_impl):
+        y, cache = ops.attention_forward(a["q"], a["k"], a["v"], causal, a["dropout_mask"], p)
+        return (y,), cache
+
+    def np_backward(douts, cache, ops=numpy_impl):
+        return dict(zip(("q", "k", "v"), ops.attention_backward(*douts, cache), strict=True))
+
     kv = {"past": 4} if causal else {"kv_seq": 9}
     kv_fd = {"past": 1} if causal else {"kv_seq": 2}
     return OpCase(
         name,
         sample,
-        *np_pair(
-            lambda q, k, v, m: numpy_impl.attention_forward(
-                q, k, v, causal=causal, dropout_mask=m, p=p
-            ),
-            numpy_impl.attention_backward,
-            ("q", "k", "v", "dropout_mask"),
-            ("q", "k", "v"),
-        ),
+        np_forward,
+        np_backward,
         torch_impl=lambda t: (
             torch_impl.attention(
                 t["q"], t["k"], t["v"], causal=causal, dropout_mask=t["dropout_mask"], p=p
@@ -257,13 +260,13 @@ def _mha_case(qkv_bias: bool) -> OpCase:
         a["out_proj.bias"] = _normal(rng, dtype, d_out)
         return a
 
-    def np_forward(a):
+    def np_forward(a, ops=numpy_impl):
         params = {k: a[k] for k in keys}
-        y, cache = numpy_impl.multihead_attention_forward(a["x"], params, int(a["num_heads"]))
+        y, cache = ops.multihead_attention_forward(a["x"], params, int(a["num_heads"]))
         return (y,), cache
 
-    def np_backward(douts, cache):
-        dx, dparams = numpy_impl.multihead_attention_backward(*douts, cache)
+    def np_backward(douts, cache, ops=numpy_impl):
+        dx, dparams = ops.multihead_attention_backward(*douts, cache)
         return {"x": dx, **dparams}
 
     def ref(t):
@@ -310,13 +313,13 @@ def _feedforward_sample(rng, dtype, d):
     }
 
 
-def _feedforward_np_forward(a):
-    y, cache = numpy_impl.feedforward_forward(a["x"], {k: a[k] for k in _FFN_KEYS})
+def _feedforward_np_forward(a, ops=numpy_impl):
+    y, cache = ops.feedforward_forward(a["x"], {k: a[k] for k in _FFN_KEYS})
     return (y,), cache
 
 
-def _feedforward_np_backward(douts, cache):
-    dx, dparams = numpy_impl.feedforward_backward(*douts, cache)
+def _feedforward_np_backward(douts, cache, ops=numpy_impl):
+    dx, dparams = ops.feedforward_backward(*douts, cache)
     return {"x": dx, **dparams}
 
 
@@ -378,14 +381,14 @@ def _block_sample(rng, dtype, d):
     return a
 
 
-def _block_np_forward(a):
+def _block_np_forward(a, ops=numpy_impl):
     params = {k: a[k] for k in _block_keys(qkv_bias=True)}
-    y, cache = numpy_impl.transformer_block_forward(a["x"], params, int(a["num_heads"]))
+    y, cache = ops.transformer_block_forward(a["x"], params, int(a["num_heads"]))
     return (y,), cache
 
 
-def _block_np_backward(douts, cache):
-    dx, dparams = numpy_impl.transformer_block_backward(*douts, cache)
+def _block_np_backward(douts, cache, ops=numpy_impl):
+    dx, dparams = ops.transformer_block_backward(*douts, cache)
     return {"x": dx, **dparams}
 
 

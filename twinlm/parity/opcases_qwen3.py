@@ -136,13 +136,13 @@ def _swiglu_sample(rng, dtype, d):
     }
 
 
-def _swiglu_np_forward(a):
-    y, cache = numpy_impl.swiglu_forward(a["x"], {k: a[k] for k in _SWIGLU_KEYS})
+def _swiglu_np_forward(a, ops=numpy_impl):
+    y, cache = ops.swiglu_forward(a["x"], {k: a[k] for k in _SWIGLU_KEYS})
     return (y,), cache
 
 
-def _swiglu_np_backward(douts, cache):
-    dx, dparams = numpy_impl.swiglu_backward(*douts, cache)
+def _swiglu_np_backward(douts, cache, ops=numpy_impl):
+    dx, dparams = ops.swiglu_backward(*douts, cache)
     return {"x": dx, **dparams}
 
 
@@ -270,14 +270,14 @@ def _qwen3_attention_case(bias: bool) -> OpCase:
     def sample(rng, dtype, d):
         return {**_heads_and_tables(rng, dtype, d), **_attention_params(rng, dtype, d, bias)}
 
-    def np_forward(a):
+    def np_forward(a, ops=numpy_impl):
         x, H, Hkv, cos, sin = (a[k] for k in _STATIC)
         params = {k: a[k] for k in keys}
-        y, cache = numpy_impl.qwen3_attention_forward(x, params, int(H), int(Hkv), cos, sin, EPS)
+        y, cache = ops.qwen3_attention_forward(x, params, int(H), int(Hkv), cos, sin, EPS)
         return (y,), cache
 
-    def np_backward(douts, cache):
-        dx, dparams = numpy_impl.qwen3_attention_backward(*douts, cache)
+    def np_backward(douts, cache, ops=numpy_impl):
+        dx, dparams = ops.qwen3_attention_backward(*douts, cache)
         return {"x": dx, **dparams}
 
     def impl(t):
@@ -322,15 +322,15 @@ def _block_sample(rng, dtype, d):
     return a
 
 
-def _block_np_forward(a):
+def _block_np_forward(a, ops=numpy_impl):
     x, H, Hkv, cos, sin = (a[k] for k in _STATIC)
     params = {k: a[k] for k in _BLOCK_KEYS}
-    y, cache = numpy_impl.qwen3_block_forward(x, params, int(H), int(Hkv), cos, sin, EPS)
+    y, cache = ops.qwen3_block_forward(x, params, int(H), int(Hkv), cos, sin, EPS)
     return (y,), cache
 
 
-def _block_np_backward(douts, cache):
-    dx, dparams = numpy_impl.qwen3_block_backward(*douts, cache)
+def _block_np_backward(douts, cache, ops=numpy_impl):
+    dx, dparams = ops.qwen3_block_backward(*douts, cache)
     return {"x": dx, **dparams}
 
 

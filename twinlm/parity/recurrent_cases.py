@@ -102,7 +102,8 @@ def layer_case(
     **options,
 ) -> OpCase:
     """A layer over time as an op of (x, h0, params…, mask0…) -> (out, h_n). np_forward_fn /
-    np_backward_fn: the NumPy pair (rnn_forward, …); torch_fn: torch_impl's twin; builtin(I, H, L):
+    np_backward_fn: the NumPy pair (rnn_forward, …; or the pair of that name in an op set given to
+    np_forward / np_backward); torch_fn: torch_impl's twin; builtin(I, H, L):
     torch's module, or None (no built-in: torch_ref is None, and only the harness's two-way and
     finite-difference checks apply). options go to all three (nonlinearity, reset_after)."""
     L = num_layers
@@ -124,13 +125,14 @@ def layer_case(
     def masks(a):
         return [a[f"mask{k}"] for k in range(L - 1)] if p > 0 else None
 
-    def np_forward(a):
-        out, h_n, cache = np_forward_fn(a["x"], {k: a[k] for k in params}, a["h0"], masks(a), p,
-                                        **options)  # fmt: skip
+    def np_forward(a, ops=None):
+        fn = np_forward_fn if ops is None else getattr(ops, np_forward_fn.__name__)
+        out, h_n, cache = fn(a["x"], {k: a[k] for k in params}, a["h0"], masks(a), p, **options)
         return (out, h_n), cache
 
-    def np_backward(douts, cache):
-        dx, dh0, grads = np_backward_fn(*douts, cache)
+    def np_backward(douts, cache, ops=None):
+        fn = np_backward_fn if ops is None else getattr(ops, np_backward_fn.__name__)
+        dx, dh0, grads = fn(*douts, cache)
         return {"x": dx, "h0": dh0, **grads}
 
     def torch_impl_forward(t):
