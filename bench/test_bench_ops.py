@@ -21,12 +21,13 @@ from twinlm.parity.opcases import CASES_BY_NAME
 
 def numpy_call(case: OpCase, arrays: dict, douts: tuple | None):
     """The timed NumPy call: the forward (its cache included), then the backward if douts."""
+    fast = case.on(numpy_impl.fast)
     if douts is None:
-        return lambda: case.np_forward(arrays, numpy_impl.fast)
+        return lambda: fast.np_forward(arrays)
 
     def forward_backward():
-        outs, cache = case.np_forward(arrays, numpy_impl.fast)
-        case.np_backward(douts, cache, numpy_impl.fast)
+        outs, cache = fast.np_forward(arrays)
+        fast.np_backward(douts, cache)
 
     return forward_backward
 
