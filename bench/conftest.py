@@ -44,11 +44,11 @@ def pytest_addoption(parser):
 
 
 # Which benchmark backends belong to which library (a process runs one: see --bench-library).
-LIBRARIES = {"numpy": ("numpy",), "torch": ("torch-",)}
+LIBRARIES = {"numpy": ("numpy",), "torch": ("torch-",)}  # the backends' name prefixes
 
 
 def library_of(backend: str) -> str:
-    return "numpy" if backend == "numpy" else "torch"
+    return "numpy" if backend.startswith("numpy") else "torch"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,9 +1,10 @@
 """Where a NumPy GPT training step goes: `python -m bench.profile_step [--shape 124M] [--steps 3]`.
 
-Not a benchmark: it runs the step of bench/test_bench_train_step.py (forward, loss, backward,
-clip, AdamW; GPT-2 124M, float32) under cProfile after one warm-up step, and prints the wall time
-per step spent in each piece, from the cumulative time of the functions that do it (a NumPy call
-shows up inside the function that makes it). The pieces overlap nowhere; "other" is the rest.
+Not a benchmark: it runs the fast path's step of bench/test_bench_train_step.py (forward, loss,
+backward, clip, AdamW; GPT-2 124M, float32; kernels="fast", as the NumPy engine) under cProfile
+after one warm-up step, and prints the wall time per step spent in each piece, from the cumulative
+time of the functions that do it (a NumPy call shows up inside the function that makes it). The
+pieces overlap nowhere; "other" is the rest.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from bench.workloads import TRAIN_STEP_SHAPES, train_step_config
 PIECES = {
     "matmuls of the linear layers (fwd + bwd)": [("linear.py", "linear_forward"),
                                                 ("linear.py", "linear_backward")],
-    "attention core (its products, softmax, mask)": [("attention.py", "attention_forward"),
-                                                     ("attention.py", "attention_backward")],
-    "GELU (fwd + bwd)": [("gelu.py", "_gelu"), ("gelu.py", "gelu_backward_inplace")],
-    "LayerNorm (fwd + bwd)": [("layernorm.py", "layernorm_forward"),
-                              ("layernorm.py", "layernorm_backward")],
-    "cross entropy (fwd + bwd)": [("loss.py", "_cross_entropy"), ("loss.py", "_dlogits")],
+    "attention core (its products, softmax, mask)": [("fast/attention.py", "attention_forward"),
+                                                     ("fast/attention.py", "attention_backward")],
+    "GELU (fwd + bwd)": [("fast/gelu.py", "_gelu"), ("fast/gelu.py", "gelu_backward_inplace")],
+    "LayerNorm (fwd + bwd)": [("fast/layernorm.py", "layernorm_forward"),
+                              ("fast/layernorm.py", "layernorm_backward")],
+    "cross entropy (fwd + bwd)": [("fast/loss.py", "_cross_entropy"), ("fast/loss.py", "_dlogits")],
     "embedding backward": [("embedding.py", "embedding_backward")],
     "AdamW (clip fused in)": [("optim.py", "step")],
     "gradient norm (clip_coef)": [("optim.py", "clip_coef")],
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = train_step_config(args.shape)
     rng = np.random.default_rng(0)
     idx, targets = (rng.integers(0, cfg["vocab_size"], (B, T)) for _ in range(2))
-    model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.float32)
-    opt = numpy_impl.AdamW(model.params, lr=1e-4, weight_decay=0.1)
+    model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.float32, kernels="fast")
+    opt = numpy_impl.AdamW(model.params, lr=1e-4, weight_decay=0.1, kernels="fast")
 
     def step():
         _, grads = model.loss_and_grads(idx, targets)

@@ -59,7 +59,7 @@ def test_lstm_layer(benchmark, bench_time, threads, model_size, dtype, mode, bac
     device = device_or_skip(backend, dtype)
     T_, C = model_size
     rng = np.random.default_rng(0)
-    np_model = numpy_impl.LSTM(C, C, LSTM_LAYERS, seed=0, dtype=np.dtype(dtype))
+    np_model = numpy_impl.LSTM(C, C, LSTM_LAYERS, seed=0, dtype=np.dtype(dtype), kernels="fast")
     x, dout = _normal(rng, dtype, BATCH, T_, C), _normal(rng, dtype, BATCH, T_, C)
     backward = mode == "fwd+bwd"
     if backend == "numpy":
@@ -95,7 +95,7 @@ def test_recurrent_layer_vs_torch_nn(benchmark, bench_time, threads, cell, backe
     layers = {"rnn_tanh": (numpy_impl.RNN, torch.nn.RNN), "gru": (numpy_impl.GRU, torch.nn.GRU),
               "lstm": (numpy_impl.LSTM, torch.nn.LSTM)}  # fmt: skip
     np_cls, torch_cls = layers[cell]
-    np_model = np_cls(C, C, L, seed=0)
+    np_model = np_cls(C, C, L, seed=0, kernels="fast")
     x, dout = _normal(rng, dtype, B, T_, C), _normal(rng, dtype, B, T_, C)
     if backend == "numpy":
 
@@ -146,11 +146,9 @@ def _torch_fwd_bwd(forward, module, x: np.ndarray, dout: np.ndarray, device, bac
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transformer_block(benchmark, bench_time, threads, model_size, dtype, mode, backend):
-    """One pre-LN block (dropout off): numpy_impl.transformer / torch_impl.TransformerBlock."""
-    try:
-        from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
-    except ImportError:
-        pytest.skip("TODO: numpy_impl.transformer not written yet")
+    """One pre-LN block (dropout off): numpy_impl.fast's / torch_impl.TransformerBlock."""
+    from numpy_impl.fast import transformer_block_backward, transformer_block_forward
+
     require(torch_impl, "TransformerBlock")
     from twinlm.shared.init import init_gpt_params
     from twinlm.shared.naming import sub_dict
@@ -198,8 +196,8 @@ def test_gpt_train_step(benchmark, bench_time, threads, gpt_size, dtype, backend
     idx = rng.integers(0, VOCAB, (GPT_BATCH, T_))
     targets = rng.integers(0, VOCAB, (GPT_BATCH, T_))
     if backend == "numpy":
-        model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.dtype(dtype))
-        opt = numpy_impl.AdamW(model.params, lr=1e-4, weight_decay=0.1)
+        model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.dtype(dtype), kernels="fast")
+        opt = numpy_impl.AdamW(model.params, lr=1e-4, weight_decay=0.1, kernels="fast")
 
         def fn():
             _, grads = model.loss_and_grads(idx, targets)
@@ -251,7 +249,7 @@ def test_generate(benchmark, bench_time, threads, gen_size, kv_cache, backend):
     cfg = {**gpt_config(T_, C), "context_length": T_ + NEW_TOKENS}
     idx = np.random.default_rng(0).integers(0, VOCAB, (1, T_))
     if backend == "numpy":
-        model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.dtype(dtype))
+        model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.dtype(dtype), kernels="fast")
 
         def fn():
             generate(model, idx, NEW_TOKENS, use_cache=kv_cache)

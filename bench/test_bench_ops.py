@@ -1,6 +1,7 @@
 """Every op in bench/workloads.py, forward and forward+backward, on every backend, float32 and
 float64, over the size sweep. Inputs and the NumPy / torch_impl functions come from the op's
-registered OpCase (twinlm/parity/opcases.py), so an op is benchmarked exactly as it is parity-tested.
+registered OpCase (twinlm/parity/opcases.py), so an op is benchmarked exactly as it is parity-tested;
+NumPy runs the fast path (numpy_impl/fast, the op set the training engine uses).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import numpy_impl.fast
 from bench.harness import BACKENDS, describe, device_or_skip, synchronizer, time_call, to_tensors
 from bench.workloads import BATCH, DTYPES, MODES, OPS, OPS_BY_NAME
 from twinlm.parity.harness import OpCase, random_douts
@@ -19,12 +21,13 @@ from twinlm.parity.opcases import CASES_BY_NAME
 
 def numpy_call(case: OpCase, arrays: dict, douts: tuple | None):
     """The timed NumPy call: the forward (its cache included), then the backward if douts."""
+    fast = case.on(numpy_impl.fast)
     if douts is None:
-        return lambda: case.np_forward(arrays)
+        return lambda: fast.np_forward(arrays)
 
     def forward_backward():
-        outs, cache = case.np_forward(arrays)
-        case.np_backward(douts, cache)
+        outs, cache = fast.np_forward(arrays)
+        fast.np_backward(douts, cache)
 
     return forward_backward
 

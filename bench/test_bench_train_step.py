@@ -1,8 +1,10 @@
 """The training-step race: one full GPT-2 124M step (forward, cross entropy, backward, clip to norm
 1.0, AdamW) in float32, at the shapes of bench/workloads.py's TRAIN_STEP_SHAPES, per contender:
 
-    numpy          numpy_impl.GPTModel.loss_and_grads, clip_coef, AdamW.step(grad_scale=…)
-                   (what twinlm's NumpyEngine does)
+    numpy          numpy_impl.GPTModel.loss_and_grads, clip_coef, AdamW.step(grad_scale=…) on the
+                   fast path, kernels="fast" (what twinlm's NumpyEngine does)
+    numpy-reference  the same on numpy_impl's reference ops (kernels="reference"): what the fast
+                   path's tricks buy
     torch-cpu      torch_impl.GPTModel (elementary ops, autograd), torch_impl.clip_grad_norm and
                    torch_impl.AdamW (what twinlm's TorchEngine does)
     torch-builtin  bench/gpt_builtin.py (nn.Linear, F.scaled_dot_product_attention, F.layer_norm,
@@ -42,8 +44,8 @@ from bench.workloads import TRAIN_STEP_SHAPES, train_step_config, train_step_flo
 from twinlm.shared.init import init_gpt_params
 from twinlm.shared.naming import gpt_param_shapes
 
-BUILTIN, COMPILE = "torch-builtin", "torch-compile"
-CONTENDERS = [*BACKENDS[:2], BUILTIN, COMPILE, *BACKENDS[2:]]
+BUILTIN, COMPILE, NUMPY_REFERENCE = "torch-builtin", "torch-compile", "numpy-reference"
+CONTENDERS = [BACKENDS[0], NUMPY_REFERENCE, BACKENDS[1], BUILTIN, COMPILE, *BACKENDS[2:]]
 LR, WEIGHT_DECAY, MAX_NORM = 1e-4, 0.1, 1.0
 
 
@@ -53,9 +55,9 @@ def compiler_or_skip() -> None:
         pytest.skip("torch-compile: no C++ compiler here (torch.compile's inductor needs one)")
 
 
-def _numpy_step(cfg, idx, targets):
-    model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.float32)
-    opt = numpy_impl.AdamW(model.params, lr=LR, weight_decay=WEIGHT_DECAY)
+def _numpy_step(cfg, idx, targets, kernels: str):
+    model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.float32, kernels=kernels)
+    opt = numpy_impl.AdamW(model.params, lr=LR, weight_decay=WEIGHT_DECAY, kernels=kernels)
 
     def fn():
         _, grads = model.loss_and_grads(idx, targets)
@@ -105,8 +107,8 @@ def _builtin_step(cfg, idx, targets, compiled: bool):
 @pytest.mark.parametrize("backend", CONTENDERS)
 @pytest.mark.parametrize("shape", list(TRAIN_STEP_SHAPES))
 def test_train_step(benchmark, bench_time, threads, shape, backend):
-    if backend in (BUILTIN, COMPILE):
-        device = "cpu"
+    if backend in (BUILTIN, COMPILE, NUMPY_REFERENCE):
+        device = None if backend == NUMPY_REFERENCE else "cpu"
         if backend == COMPILE:
             compiler_or_skip()
     else:
@@ -119,8 +121,8 @@ def test_train_step(benchmark, bench_time, threads, shape, backend):
     idx = rng.integers(0, cfg["vocab_size"], (B, T))
     targets = rng.integers(0, cfg["vocab_size"], (B, T))
     rss_start = reset_peak_rss()
-    if backend == "numpy":
-        fn = _numpy_step(cfg, idx, targets)
+    if backend in ("numpy", NUMPY_REFERENCE):
+        fn = _numpy_step(cfg, idx, targets, "fast" if backend == "numpy" else "reference")
     elif backend in (BUILTIN, COMPILE):
         fn = _builtin_step(cfg, idx, targets, compiled=backend == COMPILE)
     else:

@@ -15,7 +15,7 @@ count the math, not an implementation's temporaries, so both backends are charge
 Elementwise ops and reductions are memory-bound: their GFLOP/s sits far below the matmul peak and
 only compares the backends with each other. Causal attention is counted with the full T×T score
 matrix, as torch_impl computes it; NumPy skips the blocks of keys a block of queries cannot see
-(numpy_impl/attention.py) and SDPA skips them too, so their rates count work they avoid, as the
+(numpy_impl/fast/attention.py) and SDPA skips them too, so their rates count work they avoid, as the
 "model FLOPs" of a training step usually do.
 """
 

@@ -1,4 +1,12 @@
-"""NumPy backend: every op a forward/backward pair with hand-derived gradients."""
+"""NumPy backend: every op a forward/backward pair with hand-derived gradients.
+
+The ops here are the reference: plain vectorised NumPy written for a reader. numpy_impl/fast/ has
+the same ops tuned for speed; a model or optimizer picks one set with `kernels` ("reference", the
+default, or "fast"), through `kernel_ops`.
+"""
+
+import sys
+from types import ModuleType
 
 from numpy_impl.attention import (
     attention_backward,
@@ -43,8 +51,26 @@ from numpy_impl.silu import silu_backward, silu_forward
 from numpy_impl.softmax import softmax_backward, softmax_forward
 from numpy_impl.swiglu import swiglu_backward, swiglu_forward
 from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
+from twinlm.shared.validate import require_choice
+
+KERNELS = ("reference", "fast")
+
+
+def kernel_ops(kernels: str) -> ModuleType:
+    """The op set `kernels` names: this package, the reference ops ("reference"), or
+    numpy_impl.fast, the same names and signatures tuned for speed ("fast"). Anything else: a
+    ValueError naming `kernels`."""
+    require_choice("kernels", kernels, KERNELS)
+    if kernels == "fast":
+        from numpy_impl import fast
+
+        return fast
+    return sys.modules[__name__]
+
 
 __all__ = [
+    "KERNELS",
+    "kernel_ops",
     "AdamW",
     "CharRNN",
     "GPTClassifier",

@@ -33,17 +33,19 @@ module's state_dict); `CharRNN` is a thin class over it. Dropout masks are a nam
 recurrent layer k < L-1 (torch's `dropout` between layers) and "dropout" before the decoder (as in
 char-rnn's LSTM.lua); any subset, a missing name is no dropout there, None or {} none at all
 (evaluation and sampling).
+
+`CharRNN(cfg, kernels="fast")` runs the same model on numpy_impl/fast's ops (numpy_impl.kernel_ops).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+import numpy_impl
 from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.gru import gru_backward, gru_forward
 from numpy_impl.linear import linear_backward, linear_forward
-from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.lstm import lstm_backward, lstm_forward
 from numpy_impl.rnn import rnn_backward, rnn_forward
 from twinlm.shared.init import init_charrnn_params, numpy_state_dict
@@ -67,23 +69,27 @@ from twinlm.shared.validate import (
 State = tuple[np.ndarray, ...]  # (h, c) for the LSTM, (h,) for the GRU and the vanilla RNN
 
 
-def _recurrent_forward(e, params, cell: str, state: State | None, between, p: float):
-    """The recurrent layers of any cell: (h (B, T, H), final state, cache)."""
+def _recurrent_forward(layers, e, params, cell: str, state: State | None, between, p: float):
+    """The recurrent layers of any cell: (h (B, T, H), final state, cache); layers = the
+    (lstm, gru, rnn) forwards."""
+    lstm, gru, rnn = layers
     if cell == "lstm":
-        return lstm_forward(e, params, state, between, p)
+        return lstm(e, params, state, between, p)
     h0 = None if state is None else state[0]
     if cell == "gru":
-        h, h_n, cache = gru_forward(e, params, h0, between, p)
+        h, h_n, cache = gru(e, params, h0, between, p)
     else:
-        h, h_n, cache = rnn_forward(e, params, h0, between, p, cell.removeprefix("rnn_"))
+        h, h_n, cache = rnn(e, params, h0, between, p, cell.removeprefix("rnn_"))
     return h, (h_n,), cache
 
 
-def _recurrent_backward(dh, dstate: State | None, cache, cell: str):
-    """BPTT of any cell: (de (B, T, D), gradient on the initial state, parameter gradients)."""
+def _recurrent_backward(layers, dh, dstate: State | None, cache, cell: str):
+    """BPTT of any cell: (de (B, T, D), gradient on the initial state, parameter gradients);
+    layers = the (lstm, gru, rnn) backwards."""
+    lstm, gru, rnn = layers
     if cell == "lstm":
-        return lstm_backward(dh, dstate, cache)
-    backward = gru_backward if cell == "gru" else rnn_backward
+        return lstm(dh, dstate, cache)
+    backward = gru if cell == "gru" else rnn
     de, dh0, grads = backward(dh, None if dstate is None else dstate[0], cache)
     return de, (dh0,), grads
 
@@ -98,16 +104,8 @@ def charrnn_forward(
     """Logits (B, T, V) for byte ids x (B, T), the final state ((h_n, c_n) or (h_n,), each
     (L, B, H)), and the cache for charrnn_backward. state: the cell's initial state, zeros if
     None; dropout_masks named as in the module docstring, applied with rate cfg["drop_rate"]."""
-    masks, p = dropout_masks or {}, cfg["drop_rate"]
-    cell, core = charrnn_cell(cfg), charrnn_core(cfg)
-    between = [masks.get(f"{core}.dropout.{k}") for k in range(cfg["num_layers"] - 1)]
-    e, emb_cache = embedding_forward(x, params["embedding.weight"])  # (B, T, D)
-    h, state_n, rec_cache = _recurrent_forward(
-        e, sub_dict(params, core + "."), cell, state, between, p
-    )  # (B, T, H)
-    y, drop_cache = maybe_dropout_forward(h, masks.get("dropout"), p)  # (B, T, H)
-    logits, dec_cache = linear_forward(y, params["decoder.weight"], params["decoder.bias"])
-    return logits, state_n, ((cell, core), emb_cache, rec_cache, drop_cache, dec_cache)  # (B, T, V)
+    layers = (lstm_forward, gru_forward, rnn_forward)
+    return charrnn_with(layers, x, params, cfg, state, dropout_masks)
 
 
 def charrnn_backward(
@@ -115,10 +113,32 @@ def charrnn_backward(
 ) -> tuple[dict[str, np.ndarray], State]:
     """From d loss / d logits (B, T, V) and the gradient on the final state (or None): (every
     parameter's gradient, in state_dict order; the gradient on the initial state)."""
+    return charrnn_backward_with(
+        (lstm_backward, gru_backward, rnn_backward), dlogits, dstate, cache
+    )
+
+
+def charrnn_with(layers, x, params, cfg: dict, state, dropout_masks):
+    """charrnn_forward with layers = the (lstm, gru, rnn) forwards: this package's, or the fast
+    path's (numpy_impl/fast/charrnn.py)."""
+    masks, p = dropout_masks or {}, cfg["drop_rate"]
+    cell, core = charrnn_cell(cfg), charrnn_core(cfg)
+    between = [masks.get(f"{core}.dropout.{k}") for k in range(cfg["num_layers"] - 1)]
+    e, emb_cache = embedding_forward(x, params["embedding.weight"])  # (B, T, D)
+    h, state_n, rec_cache = _recurrent_forward(
+        layers, e, sub_dict(params, core + "."), cell, state, between, p
+    )  # (B, T, H)
+    y, drop_cache = maybe_dropout_forward(h, masks.get("dropout"), p)  # (B, T, H)
+    logits, dec_cache = linear_forward(y, params["decoder.weight"], params["decoder.bias"])
+    return logits, state_n, ((cell, core), emb_cache, rec_cache, drop_cache, dec_cache)  # (B, T, V)
+
+
+def charrnn_backward_with(layers, dlogits, dstate, cache):
+    """charrnn_backward with layers = the (lstm, gru, rnn) backwards matching the forward's."""
     (cell, core), emb_cache, rec_cache, drop_cache, dec_cache = cache
     dy, dW_dec, db_dec = linear_backward(dlogits, dec_cache)  # logits = y W_decᵀ + b_dec
     dh = maybe_dropout_backward(dy, drop_cache)  # y = drop(h): (B, T, H)
-    de, dstate0, rec_grads = _recurrent_backward(dh, dstate, rec_cache, cell)  # (B, T, D)
+    de, dstate0, rec_grads = _recurrent_backward(layers, dh, dstate, rec_cache, cell)  # (B, T, D)
     dE = embedding_backward(de, emb_cache)  # e = E[x]: (V, D)
     grads = {
         "embedding.weight": dE,
@@ -131,7 +151,8 @@ def charrnn_backward(
 
 class CharRNN:
     """char-RNN with `params` keyed like the torch module's state_dict: a thin class over
-    charrnn_forward / charrnn_backward (see the module docstring).
+    charrnn_forward / charrnn_backward (see the module docstring); kernels "reference" or "fast"
+    (numpy_impl/fast's op pair), an attribute a caller may also set later.
 
     forward(x (B, T), state, dropout_masks) -> (logits (B, T, V), final state);
     backward(dlogits, dstate) -> grads, with the initial state's gradient left in `dstate0`;
@@ -139,9 +160,11 @@ class CharRNN:
     States are the cell's: (h, c) for the LSTM, (h,) for the GRU and the vanilla RNN.
     """
 
-    def __init__(self, cfg: dict, seed: int = 0, dtype=np.float32):
+    def __init__(self, cfg: dict, seed: int = 0, dtype=np.float32, kernels: str = "reference"):
         require_charrnn_config(cfg)
+        numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
         self.cfg = dict(cfg)
+        self.kernels = kernels
         self.params: dict[str, np.ndarray] = init_charrnn_params(self.cfg, seed, dtype)
         self.dstate0: State | None = None  # the initial state's gradient, of the last backward
         self._cache = None
@@ -181,8 +204,9 @@ class CharRNN:
         if dropout_masks is not None:
             shapes = charrnn_dropout_mask_shapes(self.cfg, B, T)
             require_dropout_masks("dropout_masks", dropout_masks, shapes)
-        logits, state_n, cache = charrnn_forward(x, self.params, self.cfg, state, dropout_masks)
-        self._cache = ((B, T), cache)
+        ops = numpy_impl.kernel_ops(self.kernels)
+        logits, state_n, cache = ops.charrnn_forward(x, self.params, self.cfg, state, dropout_masks)
+        self._cache = ((B, T), cache, ops)
         return logits, state_n
 
     def backward(self, dlogits: np.ndarray, dstate: State | None = None) -> dict[str, np.ndarray]:
@@ -191,10 +215,10 @@ class CharRNN:
         `self.dstate0`."""
         if self._cache is None:
             raise RuntimeError("CharRNN.backward needs a forward first")
-        (B, T), cache = self._cache
+        (B, T), cache, ops = self._cache
         require_shape("dlogits", dlogits, (B, T, self.cfg["vocab_size"]))
         require_cell_state("dstate", dstate, charrnn_cell(self.cfg))
-        grads, self.dstate0 = charrnn_backward(dlogits, dstate, cache)
+        grads, self.dstate0 = ops.charrnn_backward(dlogits, dstate, cache)
         return grads
 
     def loss_and_grads(
@@ -208,6 +232,7 @@ class CharRNN:
         the final state to carry into the next batch. Returns (loss float, grads, final state)."""
         logits, state_n = self.forward(x, state, dropout_masks)  # (B, T, V)
         require_shape("targets", targets, x.shape)
-        loss, loss_cache = cross_entropy_forward(logits, targets)
-        dlogits = cross_entropy_backward(np.ones((), logits.dtype), loss_cache)  # (B, T, V)
+        ops = self._cache[2]
+        loss, loss_cache = ops.cross_entropy_forward(logits, targets)
+        dlogits = ops.cross_entropy_backward(np.ones((), logits.dtype), loss_cache)  # (B, T, V)
         return float(loss), self.backward(dlogits), state_n

@@ -33,10 +33,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from numpy_impl.gpt import gpt_body_backward, gpt_body_forward, select_dropout_masks
-from numpy_impl.layernorm import layernorm_backward, layernorm_forward
+import numpy_impl
+from numpy_impl.gpt import select_dropout_masks
 from numpy_impl.linear import linear_backward, linear_forward
-from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.qwen3 import qwen3_body_backward, qwen3_body_forward
 from numpy_impl.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from twinlm.shared.classifier import (
@@ -81,7 +80,9 @@ class _Decapitated:
     forward from the body's output to the class logits and its backward. A subclass supplies its
     architecture: `names`, `default_pad_id`, `check_config` (its config's validation), `_init(seed,
     dtype)` (a fresh backbone), `_body` / `_body_backward` (the body op pair), `_norm` /
-    `_norm_backward` (final_norm's, over (B, C)) and `_masks` (the dropout masks)."""
+    `_norm_backward` (final_norm's, over (B, C)), from the op set `_ops`, and `_masks` (the dropout
+    masks). kernels: "reference" or "fast" (numpy_impl.kernel_ops), an attribute a caller may also
+    set later."""
 
     names: LMNames
     default_pad_id: int
@@ -99,7 +100,10 @@ class _Decapitated:
         seed: int = 0,
         dtype=np.float32,
         backbone: dict | None = None,
+        kernels: str = "reference",
     ):
+        numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
+        self.kernels = kernels
         self.cfg = self.check_config(dict(cfg))  # GPT's or Qwen3's: the other kind is refused
         pad_id = self.default_pad_id if pad_id is None else pad_id
         self.first_trainable = check_classifier_options(
@@ -119,6 +123,11 @@ class _Decapitated:
     @property
     def dtype(self) -> np.dtype:
         return self.params[self.names.head + "weight"].dtype
+
+    @property
+    def _ops(self):
+        """The op set `kernels` names (numpy_impl.kernel_ops)."""
+        return numpy_impl.kernel_ops(self.kernels)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.params.items()}
@@ -175,8 +184,8 @@ class _Decapitated:
         require_ids("labels", labels, self.num_classes)
         require_shape("labels", labels, (idx.shape[0],))
         logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, K)
-        loss, loss_cache = cross_entropy_forward(logits, labels)
-        dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, K)
+        loss, loss_cache = self._ops.cross_entropy_forward(logits, labels)
+        dlogits = self._ops.cross_entropy_backward(np.ones((), logits.dtype), loss_cache)  # (B, K)
         return float(loss), self.backward(dlogits)
 
 
@@ -201,17 +210,17 @@ class GPTClassifier(_Decapitated):
         return select_dropout_masks(self.cfg, B, T, self.dtype, dropout_rng, dropout_masks)
 
     def _body(self, idx, masks):
-        return gpt_body_forward(idx, self.params, self.cfg, masks, self.first_trainable)
+        return self._ops.gpt_body_forward(idx, self.params, self.cfg, masks, self.first_trainable)
 
     def _body_backward(self, dx, cache):
-        return gpt_body_backward(dx, cache)
+        return self._ops.gpt_body_backward(dx, cache)
 
     def _norm(self, h):
         P = self.params
-        return layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
+        return self._ops.layernorm_forward(h, P["final_norm.scale"], P["final_norm.shift"])
 
     def _norm_backward(self, dn, cache):
-        dh, dscale, dshift = layernorm_backward(dn, cache)
+        dh, dscale, dshift = self._ops.layernorm_backward(dn, cache)
         return dh, {"final_norm.scale": dscale, "final_norm.shift": dshift}
 
 

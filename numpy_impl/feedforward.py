@@ -15,25 +15,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.gelu import gelu_backward_inplace, gelu_inplace
+from numpy_impl.gelu import gelu_backward, gelu_forward
 from numpy_impl.linear import linear_backward, linear_forward
 from twinlm.shared.validate import FEEDFORWARD_KEYS, require_feedforward_inputs
 
 
 def feedforward_forward(x: np.ndarray, params: dict[str, np.ndarray]):
     """y = Linear₂(GELU(Linear₀(x))). x (..., D). Returns (y (..., D), cache)."""
-    require_feedforward_inputs(x, params)
-    h, cache0 = linear_forward(x, params["layers.0.weight"], params["layers.0.bias"])  # (..., Dh)
-    g, gelu_cache = gelu_inplace(h, approximate="tanh")  # (..., Dh) over h, which is ours alone
-    y, cache2 = linear_forward(g, params["layers.2.weight"], params["layers.2.bias"])  # (..., D)
-    return y, (cache0, gelu_cache, cache2)
+    return feedforward_with(gelu_forward, x, params)
 
 
 def feedforward_backward(dy: np.ndarray, cache):
     """Returns (dx, dparams) with dparams keyed like params."""
+    return feedforward_backward_with(gelu_backward, dy, cache)
+
+
+def feedforward_with(gelu, x: np.ndarray, params: dict[str, np.ndarray]):
+    """feedforward_forward with `gelu(h, approximate)` for the activation: this file's, or the fast
+    path's, which writes over h (numpy_impl/fast/feedforward.py)."""
+    require_feedforward_inputs(x, params)
+    h, cache0 = linear_forward(x, params["layers.0.weight"], params["layers.0.bias"])  # (..., Dh)
+    g, gelu_cache = gelu(h, approximate="tanh")  # (..., Dh)
+    y, cache2 = linear_forward(g, params["layers.2.weight"], params["layers.2.bias"])  # (..., D)
+    return y, (cache0, gelu_cache, cache2)
+
+
+def feedforward_backward_with(gelu_backward, dy: np.ndarray, cache):
+    """feedforward_backward with the GELU backward that matches the forward's."""
     cache0, gelu_cache, cache2 = cache
     grads = {}
     dg, grads["layers.2.weight"], grads["layers.2.bias"] = linear_backward(dy, cache2)  # (..., Dh)
-    dh = gelu_backward_inplace(dg, gelu_cache)  # (..., Dh) over dg, which is ours alone
+    dh = gelu_backward(dg, gelu_cache)  # (..., Dh)
     dx, grads["layers.0.weight"], grads["layers.0.bias"] = linear_backward(dh, cache0)  # (..., D)
     return dx, {key: grads[key] for key in FEEDFORWARD_KEYS}

@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_impl.attention import attention_forward
+import numpy_impl
 from numpy_impl.embedding import embedding_forward
-from numpy_impl.feedforward import feedforward_forward
 from numpy_impl.gpt import GPTModel
 from numpy_impl.gqa import grouped_query_attention_forward
-from numpy_impl.layernorm import layernorm_forward
 from numpy_impl.linear import linear_forward
 from numpy_impl.qwen3 import Qwen3Model
 from numpy_impl.qwen3_block import qwen3_qkv_forward
@@ -44,10 +42,10 @@ from twinlm.shared.naming import QKV_PROJECTIONS, sub_dict
 
 
 def _attention_cached(
-    x: np.ndarray, p: dict, n_heads: int, cache: KVCache, layer: int
+    ops, x: np.ndarray, p: dict, n_heads: int, cache: KVCache, layer: int
 ) -> np.ndarray:
     """Causal multi-head attention of x (B, T, C), the tokens at positions [cache.length,
-    cache.length + T), over themselves and every cached position."""
+    cache.length + T), over themselves and every cached position; ops: the model's op set."""
     B, T, C = x.shape
     hd = C // n_heads
     q, k, v = (
@@ -58,7 +56,7 @@ def _attention_cached(
     )
     k_all, v_all = cache.append(layer, k, v)  # (B, H, length + T, hd)
     # The T queries are the last T positions: attention_forward offsets the causal mask for Tq < Tk.
-    ctx, _ = attention_forward(q, k_all, v_all, causal=True)  # (B, H, T, hd)
+    ctx, _ = ops.attention_forward(q, k_all, v_all, causal=True)  # (B, H, T, hd)
     ctx = ctx.transpose(0, 2, 1, 3).reshape(B, T, C)  # merge heads: (B, T, C)
     return linear_forward(ctx, p["att.out_proj.weight"], p["att.out_proj.bias"])[0]  # (B, T, C)
 
@@ -71,19 +69,19 @@ def forward_cached(
     of the last position (last_only) or (B, T, V)."""
     if isinstance(model, Qwen3Model):
         return _qwen3_forward_cached(model, idx, cache, last_only)
-    cfg, P = model.cfg, model.params
+    cfg, P, ops = model.cfg, model.params, numpy_impl.kernel_ops(model.kernels)
     start, T = cache.length, idx.shape[1]
     tok, _ = embedding_forward(idx, P["tok_emb.weight"])  # (B, T, C)
     x = tok + P["pos_emb.weight"][start : start + T]  # (B, T, C) positions start .. start+T-1
     for layer in range(cfg["n_layers"]):
         p = sub_dict(P, f"trf_blocks.{layer}.")  # this block's params, keyed like `norm1.scale`
-        n1, _ = layernorm_forward(x, p["norm1.scale"], p["norm1.shift"])  # (B, T, C)
-        h = x + _attention_cached(n1, p, cfg["n_heads"], cache, layer)  # (B, T, C)
-        n2, _ = layernorm_forward(h, p["norm2.scale"], p["norm2.shift"])  # (B, T, C)
-        x = h + feedforward_forward(n2, sub_dict(p, "ff."))[0]  # (B, T, C)
+        n1, _ = ops.layernorm_forward(x, p["norm1.scale"], p["norm1.shift"])  # (B, T, C)
+        h = x + _attention_cached(ops, n1, p, cfg["n_heads"], cache, layer)  # (B, T, C)
+        n2, _ = ops.layernorm_forward(h, p["norm2.scale"], p["norm2.shift"])  # (B, T, C)
+        x = h + ops.feedforward_forward(n2, sub_dict(p, "ff."))[0]  # (B, T, C)
     if last_only:
         x = x[:, -1:]  # (B, 1, C) only the last position's logits are needed to generate
-    x, _ = layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
+    x, _ = ops.layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
     return linear_forward(x, P["out_head.weight"])[0]  # (B, T or 1, V)
 
 

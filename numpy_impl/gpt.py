@@ -22,6 +22,9 @@ mask and keeps them in `last_dropout_masks`) or explicit masks; otherwise forwar
 and for block i "trf_blocks.{i}." followed by "att.dropout" (B, H, T, T), "drop_shortcut.att"
 (B, T, C), "drop_shortcut.ff" (B, T, C); any subset, a missing name is no dropout there.
 torch_impl.GPTModel.forward(idx, dropout_masks=...) replays the same dict.
+
+`GPTModel(cfg, kernels="fast")` runs the same model on numpy_impl/fast's ops (see
+numpy_impl.kernel_ops); its loss_and_grads then also frees each activation as soon as it is used.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ import re
 
 import numpy as np
 
+import numpy_impl
 from numpy_impl.dropout import maybe_dropout_backward, maybe_dropout_forward
 from numpy_impl.embedding import embedding_backward, embedding_forward
-from numpy_impl.layernorm import layernorm_backward, layernorm_forward
 from numpy_impl.linear import linear_backward, linear_forward
-from numpy_impl.loss import cross_entropy_backward_inplace, cross_entropy_inplace
+from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
 from twinlm.shared.config import validate_config
 from twinlm.shared.init import draw_dropout_masks, init_gpt_params, numpy_state_dict
@@ -55,6 +58,22 @@ def gpt_body_forward(
     """x (B, T, C) = block_{L-1}( … block_0(drop(tok_emb[idx] + pos_emb[0..T-1])) ) for token ids
     idx (B, T); params and dropout_masks keyed like the whole model's. Returns (x, cache); the
     cache holds what gpt_body_backward needs from first_trainable up, nothing below."""
+    return gpt_body_with(
+        transformer_block_forward, idx, params, cfg, dropout_masks, first_trainable
+    )
+
+
+def gpt_body_backward(dx: np.ndarray, cache) -> dict[str, np.ndarray]:
+    """Gradients of the body's parameters from dx (B, T, C) on its output: the blocks from the
+    top down to first_trainable, then the embeddings when first_trainable was 0."""
+    embed_cache, block_caches = cache
+    # a copy of the blocks' dict, which gpt_body_backward_with empties: `cache` stays whole
+    return gpt_body_backward_with(transformer_block_backward, dx, (embed_cache, dict(block_caches)))
+
+
+def gpt_body_with(block, idx, params, cfg: dict, dropout_masks, first_trainable: int):
+    """gpt_body_forward with `block` (a transformer_block_forward) for each block: this package's,
+    or the fast path's (numpy_impl/fast/gpt.py)."""
     masks = dropout_masks or {}
     T, p = idx.shape[1], cfg["drop_rate"]
     tok, tok_cache = embedding_forward(idx, params["tok_emb.weight"])  # (B, T, C)
@@ -64,7 +83,7 @@ def gpt_body_forward(
     block_caches = {}
     for i in range(cfg["n_layers"]):
         prefix = f"trf_blocks.{i}."
-        x, block_cache = transformer_block_forward(
+        x, block_cache = block(
             x, sub_dict(params, prefix), cfg["n_heads"], sub_dict(masks, prefix), p
         )  # (B, T, C)
         if i >= first_trainable:
@@ -72,19 +91,14 @@ def gpt_body_forward(
     return x, (embed_cache, block_caches)
 
 
-def gpt_body_backward(dx: np.ndarray, cache) -> dict[str, np.ndarray]:
-    """Gradients of the body's parameters from dx (B, T, C) on its output: the blocks from the
-    top down to first_trainable, then the embeddings when first_trainable was 0."""
+def gpt_body_backward_with(block_backward, dx: np.ndarray, cache) -> dict[str, np.ndarray]:
+    """gpt_body_backward with the block backward that matches the forward's blocks. Pops each
+    block's cache from the cache's dict as soon as its gradients are computed: when the caller
+    holds the dict nowhere else, that block's activations are freed."""
     embed_cache, block_caches = cache
-    return _body_backward(dx, embed_cache, dict(block_caches))  # a copy: `cache` stays whole
-
-
-def _body_backward(dx: np.ndarray, embed_cache, block_caches: dict) -> dict[str, np.ndarray]:
-    """gpt_body_backward, popping each block's cache from `block_caches` as soon as its gradients
-    are computed: when the caller holds it nowhere else, that block's activations are freed."""
     grads = {}
     for i in sorted(block_caches, reverse=True):  # x = block_i(x), top down
-        dx, block_grads = transformer_block_backward(dx, block_caches.pop(i))  # (B, T, C)
+        dx, block_grads = block_backward(dx, block_caches.pop(i))  # (B, T, C)
         grads |= with_prefix(block_grads, f"trf_blocks.{i}.")
     if embed_cache is not None:
         tok_cache, pos_cache, drop_cache = embed_cache
@@ -110,11 +124,16 @@ def select_dropout_masks(cfg: dict, B: int, T: int, dtype, dropout_rng, dropout_
 
 
 class GPTModel:
-    """The book's GPTModel: `params` holds every weight under the torch state_dict key."""
+    """The book's GPTModel: `params` holds every weight under the torch state_dict key.
 
-    def __init__(self, cfg: dict, seed: int = 0, dtype=np.float32):
+    kernels: "reference" (numpy_impl's ops) or "fast" (numpy_impl/fast's, the same results to
+    rounding); an attribute a caller may also set later (twinlm's training engine does)."""
+
+    def __init__(self, cfg: dict, seed: int = 0, dtype=np.float32, kernels: str = "reference"):
+        numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
         self.cfg = validate_config(dict(cfg))
         self.params: dict[str, np.ndarray] = init_gpt_params(self.cfg, seed, dtype)
+        self.kernels = kernels
         self.last_dropout_masks: dict[str, np.ndarray] = {}
         self._cache = None
 
@@ -139,53 +158,47 @@ class GPTModel:
 
     def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
         """Logits (B, T, V) for token ids idx (B, T). Stores what backward needs."""
-        cfg, P = self.cfg, self.params
+        cfg, P, ops = self.cfg, self.params, numpy_impl.kernel_ops(self.kernels)
         require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
         B, T = idx.shape
         masks = select_dropout_masks(cfg, B, T, self.dtype, dropout_rng, dropout_masks)
         self.last_dropout_masks = masks
 
-        x, body_cache = gpt_body_forward(idx, P, cfg, masks)  # (B, T, C)
-        x, norm_cache = layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
+        x, body_cache = ops.gpt_body_forward(idx, P, cfg, masks)  # (B, T, C)
+        x, norm_cache = ops.layernorm_forward(x, P["final_norm.scale"], P["final_norm.shift"])
         logits, head_cache = linear_forward(x, P["out_head.weight"])  # (B, T, V)
-        self._cache = ((B, T), body_cache, norm_cache, head_cache)
+        self._cache = ((B, T), body_cache, norm_cache, head_cache, ops)
         return logits
 
     def backward(self, dlogits: np.ndarray) -> dict[str, np.ndarray]:
         """Gradient of every parameter (same keys as `params`) given d loss / d logits (B, T, V)."""
         if self._cache is None:
             raise RuntimeError("backward needs a forward first")
-        (B, T), (embed_cache, block_caches), norm_cache, head_cache = self._cache
+        (B, T), body_cache, norm_cache, head_cache, ops = self._cache
         require_shape("dlogits", dlogits, (B, T, self.cfg["vocab_size"]))
         dx, dhead, _ = linear_backward(dlogits, head_cache)  # (B, T, C)
-        # a copy of the block caches' dict: this model's cache stays whole for another backward
-        return self._backward_below_head(dx, dhead, norm_cache, embed_cache, dict(block_caches))
+        return self._grads_below_head(ops, dx, dhead, norm_cache, ops.gpt_body_backward, body_cache)
 
-    def _backward_below_head(self, dx, dhead, norm_cache, embed_cache, block_caches: dict):
-        """The gradients below the output head, given dx (B, T, C) on its input; uses up
-        block_caches (see _body_backward)."""
+    def _grads_below_head(self, ops, dx, dhead, norm_cache, body_backward, body_cache):
+        """Every parameter's gradient, given dx (B, T, C) on the output head's input and the
+        head's own gradient dhead: final_norm's backward (from the op set `ops`), then
+        body_backward(dx, body_cache)."""
         grads = {"out_head.weight": dhead}
-        dx, grads["final_norm.scale"], grads["final_norm.shift"] = layernorm_backward(
+        dx, grads["final_norm.scale"], grads["final_norm.shift"] = ops.layernorm_backward(
             dx, norm_cache
         )
-        grads |= _body_backward(dx, embed_cache, block_caches)
+        grads |= body_backward(dx, body_cache)
         return {k: grads[k] for k in self.params}
 
     def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):
         """Mean cross-entropy of the next-token targets (B, T) (ignore_index -100), and every
-        parameter's gradient. Returns (loss as a Python float, grads).
+        parameter's gradient. Returns (loss as a Python float, grads)."""
+        if self.kernels == "fast":  # the same, freeing each activation once it is used
+            from numpy_impl.fast.gpt import gpt_loss_and_grads
 
-        Memory, as torch frees its graph: the logits become the softmax and then d loss / d logits
-        in place, freed after the output head's backward; each block's activations are freed once
-        its gradients are computed. The forward's cache is used up (`backward` needs a new one)."""
+            return gpt_loss_and_grads(self, idx, targets, dropout_rng, dropout_masks)
         logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, T, V)
         require_shape("targets", targets, idx.shape)
-        loss, loss_cache = cross_entropy_inplace(logits, targets)  # logits now hold the softmax
-        dlogits = cross_entropy_backward_inplace(np.ones((), dtype=self.dtype), loss_cache)
-        del logits, loss_cache  # dlogits is the one name left for the (B, T, V) buffer
-        _, (embed_cache, block_caches), norm_cache, head_cache = self._cache
-        self._cache = None  # used up: block_caches is ours alone, so popping frees
-        dx, dhead, _ = linear_backward(dlogits, head_cache)  # (B, T, C)
-        del dlogits  # freed here, before the blocks' backward
-        grads = self._backward_below_head(dx, dhead, norm_cache, embed_cache, block_caches)
-        return float(loss), grads
+        loss, loss_cache = cross_entropy_forward(logits, targets)
+        dlogits = cross_entropy_backward(np.ones((), dtype=self.dtype), loss_cache)  # (B, T, V)
+        return float(loss), self.backward(dlogits)

@@ -11,16 +11,17 @@ Derivation: ∂x̂_i/∂x_j = (1/σ)(δ_ij - 1/D - x̂_i x̂_j / D), so
            dx_j = Σ_i g_i ∂x̂_i/∂x_j = (1/σ)(g_j - mean(g) - x̂_j mean(g ⊙ x̂)).
 A constant row has x - μ = 0, so x̂ = 0, y = shift and dx = (g - mean(g)) / √ε: finite, thanks to ε.
 
-How it is computed. Each pass runs on a block of rows at a time (twinlm/shared/blocks.py), so a
-row's temporaries stay in cache, and two threads take half the blocks each. The cache holds x̂ and
-σ on the (rows, D) layout.
+x - μ is computed in two passes: d = x - μ̂ with μ̂ the rounded mean, then d - mean(d) removes μ̂'s
+rounding error. A constant row gives exactly 0 (so y = shift exactly), nearby values subtract
+exactly even when |μ| ≫ σ, and each entry's rounding is relative to |x - μ|, as in torch's
+layer_norm. (Subtracting the row's first entry instead is exact on constant rows too, but rounds
+relative to |x - x₀|: 6× the error on rows whose first feature is an outlier.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from twinlm.shared.blocks import as_rows, for_blocks, rows_per_block
 from twinlm.shared.validate import require_float, require_ndim, require_shape
 
 
@@ -30,46 +31,22 @@ def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: 
     require_ndim("x", x, 1)
     require_shape("scale", scale, (x.shape[-1],))
     require_shape("shift", shift, (x.shape[-1],))
-    eps = float(eps)  # a Python float: float32 stays float32
-    x2 = as_rows(x)  # (rows, D)
-    y, xhat = np.empty_like(x2), np.empty_like(x2)  # (rows, D)
-    std = np.empty((x2.shape[0], 1), x2.dtype)  # (rows, 1)
-
-    def rows(lo: int, hi: int) -> None:
-        xr, yr, xc = x2[lo:hi], y[lo:hi], xhat[lo:hi]
-        # x - μ in two passes: d = x - μ̂ with μ̂ the rounded mean, then d - mean(d) removes μ̂'s
-        # rounding error. A constant row gives exactly 0 (so y = shift exactly), nearby values
-        # subtract exactly even when |μ| ≫ σ, and each entry's rounding is relative to |x - μ|,
-        # as in torch's layer_norm. (Subtracting the row's first entry instead is exact on
-        # constant rows too, but rounds relative to |x - x₀|: 6× the error on rows whose first
-        # feature is an outlier.)
-        np.subtract(xr, xr.mean(axis=-1, keepdims=True), out=xc)  # d = x - μ̂
-        xc -= xc.mean(axis=-1, keepdims=True)  # d - mean(d) = x - μ
-        var = np.multiply(xc, xc, out=yr).mean(axis=-1, keepdims=True)  # biased: divides by D
-        np.sqrt(var + eps, out=std[lo:hi])  # σ
-        xc /= std[lo:hi]  # x̂
-        np.multiply(xc, scale, out=yr)
-        yr += shift  # y = x̂ ⊙ scale + shift
-
-    for_blocks(rows, x2.shape[0], rows_per_block(x2.shape[1]))
-    return y.reshape(x.shape), (xhat, std, scale)
+    d = x - x.mean(axis=-1, keepdims=True)  # (..., D) x - μ̂
+    centred = d - d.mean(axis=-1, keepdims=True)  # (..., D) x - μ, μ̂'s rounding removed
+    var = (centred * centred).mean(axis=-1, keepdims=True)  # (..., 1) biased: divides by D
+    std = np.sqrt(var + float(eps))  # (..., 1) σ; a Python float: float32 stays float32
+    xhat = centred / std  # (..., D)
+    y = xhat * scale + shift  # (..., D)
+    return y, (xhat, std, scale)
 
 
 def layernorm_backward(dy: np.ndarray, cache):
     """Returns (dx, dscale, dshift)."""
     xhat, std, scale = cache
-    xhat, std, dy2 = as_rows(xhat), as_rows(std), as_rows(dy)  # (rows, D), (rows, 1), (rows, D)
-    dx = np.empty_like(dy2)  # (rows, D)
-
-    def rows(lo: int, hi: int) -> None:
-        g = np.multiply(dy2[lo:hi], scale, out=dx[lo:hi])  # g = dy ⊙ scale, in dx's rows
-        tmp = g * xhat[lo:hi]
-        mean_gx = tmp.mean(axis=-1, keepdims=True)  # mean(g ⊙ x̂)
-        g -= g.mean(axis=-1, keepdims=True)  # g - mean(g)
-        g -= np.multiply(xhat[lo:hi], mean_gx, out=tmp)  # - x̂ mean(g ⊙ x̂)
-        g /= std[lo:hi]  # dx
-
-    for_blocks(rows, dy2.shape[0], rows_per_block(dy2.shape[1]))
-    dscale = np.einsum("rd,rd->d", dy2, xhat)  # (D,)
+    g = dy * scale  # (..., D)
+    mean_gx = (g * xhat).mean(axis=-1, keepdims=True)  # (..., 1) mean(g ⊙ x̂)
+    dx = (g - g.mean(axis=-1, keepdims=True) - xhat * mean_gx) / std  # (..., D)
+    dy2, xhat2 = dy.reshape(-1, dy.shape[-1]), xhat.reshape(-1, dy.shape[-1])  # (rows, D)
+    dscale = np.einsum("rd,rd->d", dy2, xhat2)  # (D,)
     dshift = dy2.sum(axis=0)  # (D,)
-    return dx.reshape(dy.shape), dscale, dshift
+    return dx, dscale, dshift

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import numpy_impl
 from numpy_impl.embedding import embedding_backward, embedding_forward
 from numpy_impl.linear import linear_backward, linear_forward
-from numpy_impl.loss import cross_entropy_backward, cross_entropy_forward
 from numpy_impl.qwen3_block import qwen3_block_backward, qwen3_block_forward
 from numpy_impl.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from numpy_impl.rope import rope_angles
@@ -78,9 +78,14 @@ class Qwen3Model:
     """Qwen3ForCausalLM: `params` holds every weight under Hugging Face's state_dict key.
 
     seed: the shared initializer's seed (twinlm.shared.init.init_qwen3_params); None leaves the
-    weights at zero, for a model whose weights are loaded next (no 0.6B random draw)."""
+    weights at zero, for a model whose weights are loaded next (no 0.6B random draw). kernels:
+    "reference" or "fast" (numpy_impl.kernel_ops), an attribute a caller may also set later."""
 
-    def __init__(self, cfg: dict, seed: int | None = 0, dtype=np.float32):
+    def __init__(
+        self, cfg: dict, seed: int | None = 0, dtype=np.float32, kernels: str = "reference"
+    ):
+        numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
+        self.kernels = kernels
         self.cfg = validate_qwen3_config(dict(cfg))
         self.params: dict[str, np.ndarray] = init_qwen3_params(self.cfg, seed, dtype)
         self._cache = None
@@ -139,6 +144,7 @@ class Qwen3Model:
         parameter's gradient. Returns (loss as a Python float, grads)."""
         logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, T, V)
         require_shape("targets", targets, idx.shape)
-        loss, loss_cache = cross_entropy_forward(logits, targets)
-        dlogits = cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B, T, V)
+        ops = numpy_impl.kernel_ops(self.kernels)
+        loss, loss_cache = ops.cross_entropy_forward(logits, targets)
+        dlogits = ops.cross_entropy_backward(np.ones((), dtype=logits.dtype), loss_cache)  # (B,T,V)
         return float(loss), self.backward(dlogits)

@@ -41,40 +41,55 @@ def transformer_block_forward(
     """One pre-LN block. x (B, T, C); params keyed relative to the block; dropout_masks maps
     BLOCK_DROPOUT_NAMES (any subset; None: no dropout) to 0/1 masks, applied with rate p.
     Returns (y (B, T, C), cache)."""
+    ops = (layernorm_forward, multihead_attention_forward, feedforward_forward)
+    return transformer_block_with(ops, x, params, n_heads, dropout_masks, p)
+
+
+def transformer_block_backward(dy: np.ndarray, cache):
+    """Returns (dx, dparams); dparams has the block-relative keys of the forward's params."""
+    ops = (layernorm_backward, multihead_attention_backward, feedforward_backward)
+    return transformer_block_backward_with(ops, dy, cache)
+
+
+def transformer_block_with(ops, x, params, n_heads: int, dropout_masks, p: float):
+    """transformer_block_forward built from ops = (layernorm, multi-head attention, feed-forward)
+    forwards: this file's, or the fast path's (numpy_impl/fast/transformer.py)."""
+    layernorm, attention, feedforward = ops
     masks = dropout_masks or {}
     att_mask = masks.get("att.dropout")
 
-    n1, norm1_cache = layernorm_forward(x, params["norm1.scale"], params["norm1.shift"])  # (B,T,C)
-    a, att_cache = multihead_attention_forward(
+    n1, norm1_cache = layernorm(x, params["norm1.scale"], params["norm1.shift"])  # (B, T, C)
+    a, att_cache = attention(
         n1, sub_dict(params, "att."), n_heads, att_mask, p if att_mask is not None else 0.0
     )  # (B, T, C)
     a, drop_att_cache = maybe_dropout_forward(a, masks.get("drop_shortcut.att"), p)  # (B, T, C)
-    h = np.add(a, x, out=a)  # (B, T, C) h = x + a, over a: the branch's output is ours alone
+    h = x + a  # (B, T, C)
 
-    n2, norm2_cache = layernorm_forward(h, params["norm2.scale"], params["norm2.shift"])  # (B,T,C)
-    f, ff_cache = feedforward_forward(n2, sub_dict(params, "ff."))  # (B, T, C)
+    n2, norm2_cache = layernorm(h, params["norm2.scale"], params["norm2.shift"])  # (B, T, C)
+    f, ff_cache = feedforward(n2, sub_dict(params, "ff."))  # (B, T, C)
     f, drop_ff_cache = maybe_dropout_forward(f, masks.get("drop_shortcut.ff"), p)  # (B, T, C)
-    y = np.add(f, h, out=f)  # (B, T, C) y = h + f, over f
+    y = h + f  # (B, T, C)
 
     cache = (norm1_cache, att_cache, drop_att_cache, norm2_cache, ff_cache, drop_ff_cache)
     return y, cache
 
 
-def transformer_block_backward(dy: np.ndarray, cache):
-    """Returns (dx, dparams); dparams has the block-relative keys of the forward's params."""
+def transformer_block_backward_with(ops, dy: np.ndarray, cache):
+    """transformer_block_backward from ops = the backwards matching the forward's ops."""
+    layernorm_backward, attention_backward, feedforward_backward = ops
     norm1_cache, att_cache, drop_att_cache, norm2_cache, ff_cache, drop_ff_cache = cache
     grads = {}
 
     # y = h + f: the shortcut passes dy to h, the branch takes it through dropout, ff and norm2
     df = maybe_dropout_backward(dy, drop_ff_cache)  # (B, T, C)
     dn2, dff = feedforward_backward(df, ff_cache)  # (B, T, C)
-    dh, grads["norm2.scale"], grads["norm2.shift"] = layernorm_backward(dn2, norm2_cache)
-    dh += dy  # (B, T, C) dh came from norm2's backward: ours to overwrite
+    dh_branch, grads["norm2.scale"], grads["norm2.shift"] = layernorm_backward(dn2, norm2_cache)
+    dh = dy + dh_branch  # (B, T, C)
 
     # h = x + a: the same for the attention branch
     da = maybe_dropout_backward(dh, drop_att_cache)  # (B, T, C)
-    dn1, datt = multihead_attention_backward(da, att_cache)  # (B, T, C)
-    dx, grads["norm1.scale"], grads["norm1.shift"] = layernorm_backward(dn1, norm1_cache)
-    dx += dh  # (B, T, C)
+    dn1, datt = attention_backward(da, att_cache)  # (B, T, C)
+    dx_branch, grads["norm1.scale"], grads["norm1.shift"] = layernorm_backward(dn1, norm1_cache)
+    dx = dh + dx_branch  # (B, T, C)
 
     return dx, grads | with_prefix(datt, "att.") | with_prefix(dff, "ff.")

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from torch_impl.recurrent import RecurrentModule, cell_parameters, stack_layers
-from twinlm.shared.validate import (
-    require_bool,
-    require_recurrent_cell_inputs,
-    require_recurrent_inputs,
-    require_recurrent_params,
-)
+from torch_impl.recurrent import CellModule, RecurrentModule, single_state, time_loop
+from twinlm.shared.validate import require_bool, require_recurrent_cell_inputs
 
 
 def _cell_from_parts(
@@ -62,50 +57,37 @@ def gru(
     p: float = 0.0,
     reset_after: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multi-layer GRU over time, batch first. x (B, T, I); params keyed like torch.nn.GRU's
-    state_dict (num_layers and hidden size read off them); h0 (L, B, H), zeros if None;
-    dropout_masks None or L-1 keep-masks (B, T, H) (or None entries) applied to each layer's output
-    but the last, scaled by 1/(1 - p). Returns (out (B, T, H), h_n (L, B, H))."""
+    """Multi-layer GRU over time, batch first: numpy_impl.gru_forward's arguments (x (B, T, I),
+    params keyed like torch.nn.GRU's state_dict, h0 (L, B, H) or None, dropout_masks None or L-1
+    keep-masks (B, T, H)). Returns (out (B, T, H), h_n (L, B, H))."""
     require_bool("reset_after", reset_after)
-    I, H, L = require_recurrent_params(params, 3, "torch.nn.GRU")
-    dtype = params["weight_ih_l0"].dtype
-    require_recurrent_inputs(
-        x, {"h0": h0}, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
-    )
-    h0 = x.new_zeros(L, x.shape[0], H) if h0 is None else h0
 
-    def layer(k: int, layer_in: torch.Tensor):
-        gi = layer_in @ params[f"weight_ih_l{k}"].T + params[f"bias_ih_l{k}"]  # (T, B, 3H)
-        W_hh, b_hh, h, outs = params[f"weight_hh_l{k}"], params[f"bias_hh_l{k}"], h0[k], []
-        for t in range(gi.shape[0]):
-            h = _cell_from_parts(gi[t], h, W_hh, b_hh, reset_after)  # (B, H)
-            outs.append(h)
-        return torch.stack(outs), (h,)
+    def layer(layer_in, h0, weight_ih, weight_hh, bias_ih, bias_hh):
+        gi = layer_in @ weight_ih.T + bias_ih  # (T, B, 3H)  all steps at once
 
-    out, (h_n,) = stack_layers(x, L, layer, dropout_masks, p)
-    return out, h_n
+        def step(gi_t, h):
+            return _cell_from_parts(gi_t, h, weight_hh, bias_hh, reset_after)  # (B, H)
+
+        return time_loop(step, gi, h0)
+
+    return single_state(x, params, h0, dropout_masks, p, 3, "torch.nn.GRU", layer)
 
 
-class GRUCell(torch.nn.Module):
+class GRUCell(CellModule):
     """`gru_cell` with torch.nn.GRUCell's parameters: weight_ih, weight_hh, bias_ih, bias_hh."""
 
-    def __init__(self, input_size: int, hidden_size: int, reset_after: bool = True):
-        super().__init__()
-        require_bool("reset_after", reset_after)
-        self.reset_after = reset_after
-        cell_parameters(self, input_size, hidden_size, 3)
+    gates, option, _cell = 3, "reset_after", staticmethod(gru_cell)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, I); h (B, H), zeros if None. Returns h_next (B, H)."""
-        h = x.new_zeros(x.shape[0], self.hidden_size) if h is None else h
-        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return gru_cell(x, h, *weights, self.reset_after)
+    def __init__(self, input_size: int, hidden_size: int, reset_after: bool = True):
+        require_bool("reset_after", reset_after)
+        super().__init__(input_size, hidden_size)
+        self.reset_after = reset_after
 
 
 class GRU(RecurrentModule):
     """Multi-layer GRU with torch.nn.GRU's parameter names and dropout; reset_after=False: Cho's."""
 
-    gates = 3
+    gates, option, _op = 3, "reset_after", staticmethod(gru)
 
     def __init__(
         self,
@@ -118,6 +100,3 @@ class GRU(RecurrentModule):
         require_bool("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, batch_first)
         self.reset_after = reset_after
-
-    def _layer_fn(self, x, params, h0, dropout_masks, p):
-        return gru(x, params, h0, dropout_masks, p, self.reset_after)

@@ -13,9 +13,8 @@ torch_impl/recurrent.py's.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from torch_impl.recurrent import RecurrentModule, cell_parameters, stack_layers
+from torch_impl.recurrent import CellModule, RecurrentModule, stack_layers, time_loop
 from twinlm.shared.validate import (
     require_lstm_cell_inputs,
     require_lstm_inputs,
@@ -71,21 +70,21 @@ def lstm(
     def layer(k: int, layer_in: torch.Tensor):
         bias = params[f"bias_ih_l{k}"] + params[f"bias_hh_l{k}"]  # (4H,)
         z_x = layer_in @ params[f"weight_ih_l{k}"].T + bias  # (T, B, 4H)  all steps at once
-        W_hh, h, c, outs = params[f"weight_hh_l{k}"], h0[k], c0[k], []
-        for t in range(z_x.shape[0]):
-            h, c = _cell_from_gates(z_x[t] + h @ W_hh.T, c)  # (B, H) each
-            outs.append(h)
-        return torch.stack(outs), (h, c)
+        W_hh = params[f"weight_hh_l{k}"]
+
+        def step(z_t, state):
+            h, c = state
+            return _cell_from_gates(z_t + h @ W_hh.T, c)  # (h, c), (B, H) each
+
+        return time_loop(step, z_x, (h0[k], c0[k]))
 
     return stack_layers(x, L, layer, dropout_masks, p)
 
 
-class LSTMCell(nn.Module):
+class LSTMCell(CellModule):
     """`lstm_cell` with torch.nn.LSTMCell's parameters: weight_ih, weight_hh, bias_ih, bias_hh."""
 
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__()
-        cell_parameters(self, input_size, hidden_size, 4)
+    gates = 4
 
     def forward(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -102,7 +101,7 @@ class LSTM(RecurrentModule):
     """Multi-layer LSTM with torch.nn.LSTM's parameter names (weight_ih_l{k}, weight_hh_l{k},
     bias_ih_l{k}, bias_hh_l{k}) and its `dropout` between layers, at rate `p` given to forward."""
 
-    gates, state_names = 4, ("h0", "c0")
+    gates, state_names, _op = 4, ("h0", "c0"), staticmethod(lstm)
 
     def __init__(
         self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True
@@ -119,6 +118,3 @@ class LSTM(RecurrentModule):
         """RecurrentModule.forward with the state (h0, c0), each (num_layers, B, H), zeros if
         None. Returns (out, (h_n, c_n))."""
         return super().forward(x, state, dropout_masks, p)
-
-    def _layer_fn(self, x, params, state, dropout_masks, p):
-        return lstm(x, params, state, dropout_masks, p)

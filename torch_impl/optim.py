@@ -9,41 +9,31 @@ AdamW, for each parameter p with gradient g, at step t = 1, 2, …:
 Clipping: ‖g‖ = √(Σ_k ‖g_k‖²), g_k ← g_k · min(1, max_norm / (‖g‖ + 1e-6)).
 
 Parameters and gradients are dicts of tensors keyed like a state_dict (dict(model.named_parameters())
-and {name: p.grad}), updated in place under torch.no_grad(). `state_dict()` has exactly
-numpy_impl.AdamW's format (lr, betas, eps, weight_decay, steps {name: int}, exp_avg and exp_avg_sq
-{name: tensor}), so either optimizer resumes from the other's state.
+and {name: p.grad}), updated in place under torch.no_grad(). The bookkeeping (step counts, m and
+v, `state_dict()`) is twinlm/shared/adamw.py's, shared with numpy_impl.AdamW, so either optimizer
+resumes from the other's state.
 """
 
 from __future__ import annotations
 
 import torch
 
-from twinlm.shared.validate import require_adamw_options, require_adamw_state, require_grads
+from twinlm.shared.adamw import AdamWState
+from twinlm.shared.validate import require_grads
 
 
-class AdamW:
+class AdamW(AdamWState):
     """AdamW over a dict of tensors, updated in place by `step(grads)`.
 
     Set `opt.lr` before a step to follow a schedule (see twinlm.training.schedule.lr_at).
     """
 
-    def __init__(
-        self,
-        params: dict[str, torch.Tensor],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-    ):
-        require_adamw_options(params, lr, betas, eps, weight_decay)
-        self.params = params
-        self.lr = lr
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.steps: dict[str, int] = {}  # per parameter, like torch: a missing grad skips it
-        self.exp_avg: dict[str, torch.Tensor] = {}  # m
-        self.exp_avg_sq: dict[str, torch.Tensor] = {}  # v
+    def _zeros_like(self, p: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def _copy_like(self, a, p: torch.Tensor) -> torch.Tensor:
+        """A tensor or NumPy array copied into p's dtype and device."""
+        return torch.as_tensor(a).to(dtype=p.dtype, device=p.device, copy=True)
 
     @torch.no_grad()
     def step(self, grads: dict[str, torch.Tensor | None], grad_scale: float = 1.0) -> None:
@@ -56,15 +46,9 @@ class AdamW:
             g = grads.get(name)
             if g is None:
                 continue
-            if name not in self.steps:
-                self.steps[name] = 0
-                self.exp_avg[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                self.exp_avg_sq[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            m, v, t = self.advance(name)
             if grad_scale != 1.0:
                 g = g * grad_scale  # clipping: what clip_grad_norm would store
-            self.steps[name] += 1
-            t = self.steps[name]
             if wd != 0:
                 p.mul_(1 - lr * wd)  # decoupled weight decay
             _lerp_(m, g, 1 - beta1)  # m ← m + (1 - β1)(g - m)
@@ -77,35 +61,6 @@ class AdamW:
             update = m * -step_size
             update.div_(denom)
             p.add_(update)  # p ← p - lr · m̂ / (√v̂ + ε)
-
-    def state_dict(self) -> dict:
-        """Everything needed to resume: hyper-parameters, per-parameter step, m and v (copies)."""
-        return {
-            "lr": self.lr,
-            "betas": self.betas,
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-            "steps": dict(self.steps),
-            "exp_avg": {k: a.clone() for k, a in self.exp_avg.items()},
-            "exp_avg_sq": {k: a.clone() for k, a in self.exp_avg_sq.items()},
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Resume from a state_dict() (this class's or numpy_impl.AdamW's: the same format)."""
-        require_adamw_state(state, self.params)
-        self.lr = state["lr"]
-        self.betas = tuple(state["betas"])
-        self.eps = state["eps"]
-        self.weight_decay = state["weight_decay"]
-        self.steps = {k: int(t) for k, t in state["steps"].items()}
-        like = self.params
-        self.exp_avg = {k: _copy_like(a, like[k]) for k, a in state["exp_avg"].items()}
-        self.exp_avg_sq = {k: _copy_like(a, like[k]) for k, a in state["exp_avg_sq"].items()}
-
-
-def _copy_like(a, p: torch.Tensor) -> torch.Tensor:
-    """A tensor or NumPy array copied into p's dtype and device."""
-    return torch.as_tensor(a).to(dtype=p.dtype, device=p.device, copy=True)
 
 
 def _lerp_(start: torch.Tensor, end: torch.Tensor, weight: float) -> None:

@@ -1,9 +1,12 @@
 """What the multi-layer recurrent layers (torch_impl/rnn.py, gru.py, lstm.py) share around their own
 time loops (numpy_impl/recurrent.py is the NumPy side):
 
-- torch's init, every parameter U(-1/√H, 1/√H), and a cell's four parameters (`cell_parameters`);
+- torch's init, every parameter U(-1/√H, 1/√H), and `CellModule`, a cell op as a module with
+  the cell's four parameters;
+- `time_loop`: one layer over time, state_t = step(input_t, state_{t-1});
 - `stack_layers`: L layers over time, layer 0 reading x and layer k > 0 reading dropout(layer k-1's
   output) (inverted dropout between layers, not after the last), time-major inside;
+  `single_state` wraps it for the RNN and the GRU (their checks, h0 = zeros when absent);
 - `RecurrentModule`: the nn.Module with torch's parameter names (weight_ih_l{k}, weight_hh_l{k},
   bias_ih_l{k}, bias_hh_l{k}), its dropout masks drawn as torch's `dropout=p` draws them, and the
   time-major layout (batch_first=False).
@@ -18,7 +21,13 @@ import torch
 from torch import nn
 
 from torch_impl.dropout import draw_dropout_masks, maybe_dropout
-from twinlm.shared.validate import require_int, require_ndim, require_recurrent_inputs
+from twinlm.shared.validate import (
+    RECURRENT_WEIGHTS,
+    require_int,
+    require_ndim,
+    require_recurrent_inputs,
+    require_recurrent_params,
+)
 
 States = tuple[torch.Tensor, ...]
 
@@ -31,14 +40,63 @@ def uniform_(module: nn.Module, hidden_size: int) -> None:
             p.uniform_(-bound, bound)
 
 
-def cell_parameters(module: nn.Module, input_size: int, hidden_size: int, gates: int) -> None:
-    """A cell's weight_ih (G, I), weight_hh (G, H), bias_ih, bias_hh (G,), G = gates · H."""
-    module.input_size, module.hidden_size = input_size, hidden_size
-    module.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size))
-    module.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, hidden_size))
-    module.bias_ih = nn.Parameter(torch.empty(gates * hidden_size))
-    module.bias_hh = nn.Parameter(torch.empty(gates * hidden_size))
-    uniform_(module, hidden_size)
+class CellModule(nn.Module):
+    """A cell op as a module with torch's cell parameters: weight_ih (G, I), weight_hh (G, H),
+    bias_ih, bias_hh (G,), G = gates · H; forward(x (B, I), h (B, H) or None for zeros) ->
+    h_next. Subclasses set `gates`, `_cell` (the op: rnn_cell, gru_cell) and `option`, the name
+    of its one keyword option (nonlinearity, reset_after), held in that attribute."""
+
+    gates: int
+    option: str
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        G = self.gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(G, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(G, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(G))
+        self.bias_hh = nn.Parameter(torch.empty(G))
+        uniform_(self, hidden_size)
+
+    def _cell(self, x, h, weight_ih, weight_hh, bias_ih, bias_hh, **options) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, I); h (B, H), zeros if None. Returns h_next (B, H)."""
+        h = x.new_zeros(x.shape[0], self.hidden_size) if h is None else h
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return self._cell(x, h, *weights, **{self.option: getattr(self, self.option)})
+
+
+def time_loop(step, inputs: torch.Tensor, state):
+    """One layer over time: state_t = step(inputs[t], state_{t-1}) for t = 0 .. T-1, the state a
+    tensor h or a tuple whose first entry is h. Returns (every h_t stacked (T, B, H), the final
+    state)."""
+    outs = []
+    for x_t in inputs:
+        state = step(x_t, state)
+        outs.append(state[0] if isinstance(state, tuple) else state)
+    return torch.stack(outs), state
+
+
+def single_state(x, params, h0, dropout_masks, p: float, gates: int, module: str, layer):
+    """rnn and gru: the checks, h0 zeros if None, and the layers stacked, each
+    layer(layer_in (T, B, I), h0 (B, H), weight_ih, weight_hh, bias_ih, bias_hh) -> (outputs
+    (T, B, H), h_T). Returns (out (B, T, H), h_n (L, B, H))."""
+    I, H, L = require_recurrent_params(params, gates, module)
+    dtype = params["weight_ih_l0"].dtype
+    require_recurrent_inputs(
+        x, {"h0": h0}, dropout_masks, p, input_size=I, hidden_size=H, num_layers=L, dtype=dtype
+    )
+    h0 = x.new_zeros(L, x.shape[0], H) if h0 is None else h0
+
+    def one_layer(k: int, layer_in: torch.Tensor):
+        out, h = layer(layer_in, h0[k], *(params[f"{w}_l{k}"] for w in RECURRENT_WEIGHTS))
+        return out, (h,)
+
+    out, (h_n,) = stack_layers(x, L, one_layer, dropout_masks, p)
+    return out, h_n
 
 
 def stack_layers(
@@ -66,10 +124,12 @@ class RecurrentModule(nn.Module):
     """A multi-layer recurrent layer with torch's parameter names (weight_ih_l{k}, weight_hh_l{k},
     bias_ih_l{k}, bias_hh_l{k}) and `dropout` between layers, at rate `p` given to forward.
     Subclasses set `gates`, `state_names` (("h0",), or ("h0", "c0") for the LSTM, whose state is
-    the pair) and `_layer_fn(x, params, state, dropout_masks, p)`, the op over time."""
+    the pair), `_op`, the op over time (rnn, gru, lstm), and `option`, the name of its one keyword
+    option (nonlinearity, reset_after) held in that attribute, if it has one."""
 
     gates: int
     state_names: tuple[str, ...] = ("h0",)
+    option: str | None = None
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, batch_first: bool):
         super().__init__()
@@ -87,7 +147,7 @@ class RecurrentModule(nn.Module):
             setattr(self, f"bias_hh_l{k}", nn.Parameter(torch.empty(G)))
         uniform_(self, hidden_size)
 
-    def _layer_fn(self, x, params, state, dropout_masks, p):
+    def _op(self, x, params, state, dropout_masks, p, **options):
         raise NotImplementedError
 
     def forward(
@@ -129,5 +189,7 @@ class RecurrentModule(nn.Module):
             x = x.transpose(0, 1)  # (B, T, I)
             if dropout_masks is not None:
                 dropout_masks = [None if m is None else m.transpose(0, 1) for m in dropout_masks]
-        out, state_n = self._layer_fn(x, dict(self.named_parameters()), h0, dropout_masks, p)
+        params = dict(self.named_parameters())
+        options = {} if self.option is None else {self.option: getattr(self, self.option)}
+        out, state_n = self._op(x, params, h0, dropout_masks, p, **options)
         return (out if self.batch_first else out.transpose(0, 1)), state_n

@@ -92,9 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="parity table: every op, both backends, float64 and float32")
+    p = sub.add_parser(
+        "check",
+        help="parity table: every op, both backends, float64 and float32; with --impl, your own "
+        "ops (docs/check-your-backward.md)",
+    )
     p.add_argument("--seed", type=INDEX_LIKE, default=0)
+    p.add_argument(
+        "--impl",
+        default=None,
+        help="a .py file (or a folder of them) with your own <op>_forward / <op>_backward: check "
+        "them against numpy_impl's (runs that code)",
+    )
+    p.add_argument("--op", default=None, help="only this op (e.g. layernorm)")
+    p.add_argument(
+        "--examples",
+        type=STEPS_LIKE,
+        default=None,
+        help="examples per op for the sweep and float32 (default: 10 with --impl, else 4)",
+    )
     p.set_defaults(func="twinlm.parity.check:main_check")
+
+    p = sub.add_parser(
+        "exercise", help="write an op's forward/backward stubs to fill in, then check --impl"
+    )
+    p.add_argument("op", nargs="?", default=None, help="the op (--list shows them)")
+    p.add_argument("--out", default="exercises", help="folder for OP.py (exercises)")
+    p.add_argument("--force", action="store_true", help="replace an existing OP.py")
+    p.add_argument("--list", action="store_true", help="list the ops offered")
+    p.set_defaults(func="twinlm.parity.exercise:main_exercise")
 
     p = sub.add_parser(
         "demo", help="NumPy and PyTorch train the same GPT in lockstep (`make demo`)"

@@ -243,7 +243,10 @@ def test_train_step_section_from_one_process_per_library(tmp_path):
     """`twinlm bench` merges its per-library processes; the report's training-step table."""
     numpy_run = {
         **_synthetic(),
-        "benchmarks": [_train_step("numpy", 4.0, 3072.0)],
+        "benchmarks": [
+            _train_step("numpy", 4.0, 3072.0),
+            _train_step("numpy-reference", 6.0, 4096.0),
+        ],
         "twinlm": {"matmul_peak": {"numpy": {"float32": 200.0}}, "libraries": ["numpy"]},
     }
     torch_run = {**_synthetic(), "benchmarks": [_train_step("torch-builtin", 5.0, 3584.0)],
@@ -261,6 +264,7 @@ def test_train_step_section_from_one_process_per_library(tmp_path):
     # 8e11 FLOP in 4 s: 200 GFLOP/s, all of np.matmul's 200; 1024 tokens / 5 s = 205 tokens/s
     for line in (
         "| 124M (B=4, T=256) | NumPy (numpy_impl) | 4.00 | 256 | 200 (100%) | 3.00 GiB | 2.50 GiB | 1.00× |",
+        "| 124M (B=4, T=256) | NumPy (reference ops) | 6.00 | 171 | 133 (67%) | 4.00 GiB | 3.50 GiB | 1.50× |",
         "| 124M (B=4, T=256) | torch built-ins | 5.00 | 205 | 160 (80%) | 3.50 GiB | 3.00 GiB | 1.25× |",
         "each in their own processes",
     ):
@@ -276,8 +280,19 @@ def test_each_train_step_contender_runs_in_its_own_process():
         (s, lib) for s in R.SUITES if s != "test_bench_train_step.py" for lib in R.LIBRARIES
     ]
     race = [(lib, k) for s, lib, k in runs if s == "test_bench_train_step.py"]
-    assert race[0] == ("numpy", "numpy") and len(race) == len(set(race)) == 6
-    assert ("torch", "torch-builtin") in race and all(lib == "torch" for lib, _ in race[1:])
+    assert race[:2] == [("numpy", "numpy and not numpy-reference"), ("numpy", "numpy-reference")]
+    assert len(race) == len(set(race)) == 7
+    assert ("torch", "torch-builtin") in race and all(lib == "torch" for lib, _ in race[2:])
+    # each process's -k expression selects its own contender's test and no other (pytest matches
+    # words as substrings: "numpy" alone would also select numpy-reference)
+    from _pytest.mark.expression import Expression
+
+    contenders = ["numpy", "numpy-reference", "torch-cpu", "torch-builtin", "torch-compile",
+                  "torch-cuda", "torch-mps"]  # fmt: skip
+    for contender, (_, expression) in zip(contenders, race, strict=True):
+        chosen = [c for c in contenders if Expression.compile(expression).evaluate(
+            lambda word, c=c: word.lower() in f"test_train_step[124m-{c}]")]  # fmt: skip
+        assert chosen == [contender], (expression, chosen)
     keyed = list(R._processes("124M"))
     assert (
         keyed[0][2] == "(124M)"

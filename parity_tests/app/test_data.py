@@ -114,7 +114,11 @@ def test_download_then_cache_hit(server, tmp_path):
     again = data.fetch("shakespeare", tmp_path, url=url, sha256=sha256(SHAKESPEARE))
     assert again == path and server.hits["/input.txt"] == 1  # no second request
     # A cache hit needs no network at all: the default (internet) URL is not contacted either.
-    assert data.fetch("shakespeare", tmp_path) == path
+    assert data.fetch("shakespeare", tmp_path, sha256=sha256(SHAKESPEARE)) == path
+    # Without --sha256 the pinned hash applies (issue 22): the file fetched with another hash is
+    # not served, and the mirror's bytes are refused.
+    with pytest.raises(data.ChecksumError, match=data.DATASETS["shakespeare"].sha256):
+        data.fetch("shakespeare", tmp_path, url=url)
 
 
 def test_hash_mismatch_keeps_nothing(server, tmp_path):
@@ -187,7 +191,7 @@ def test_sms_spam_zip_is_extracted(server, tmp_path):
         "sms_spam_collection.zip",
         "sms_spam_collection.zip.sha256",
     ]
-    assert data.read_text("sms-spam", tmp_path) == SMS.decode()
+    assert data.fetch("sms-spam", tmp_path, sha256=sha256(archive)).read_text() == SMS.decode()
 
     # The extracted file lost: re-extracted from the cached zip, with no new download.
     path.unlink()
@@ -248,9 +252,9 @@ def test_cli_data_get(server, tmp_path, capsys):
 
 
 def test_a_file_put_in_the_cache_is_not_trusted(server, tmp_path, capsys):
-    """Before: a file placed in the cache was served forever. Now it is hashed before every use:
-    one without a record is held to the pinned (or asked-for) hash, a damaged one to its record;
-    either is reported and downloaded again."""
+    """Before: a file placed in the cache was served forever. Now it is hashed before every use,
+    against the pinned (or asked-for) hash; a file that does not match is reported and downloaded
+    again."""
     server.routes["/input.txt"] = SHAKESPEARE
     url, digest = server.url("/input.txt"), sha256(SHAKESPEARE)
     placed = tmp_path / "tinyshakespeare.txt"
@@ -260,10 +264,10 @@ def test_a_file_put_in_the_cache_is_not_trusted(server, tmp_path, capsys):
     assert server.hits["/input.txt"] == 1
 
     placed.write_bytes(SHAKESPEARE[:-1] + b"?")  # damaged after it was recorded
-    assert data.fetch("shakespeare", tmp_path, url=url).read_bytes() == SHAKESPEARE
+    assert data.fetch("shakespeare", tmp_path, url=url, sha256=digest).read_bytes() == SHAKESPEARE
     assert server.hits["/input.txt"] == 2 and "replacing it" in capsys.readouterr().err
-    assert data.fetch("shakespeare", tmp_path).read_bytes() == SHAKESPEARE  # its record: no network
-    assert server.hits["/input.txt"] == 2
+    again = data.fetch("shakespeare", tmp_path, sha256=digest)  # no network
+    assert again.read_bytes() == SHAKESPEARE and server.hits["/input.txt"] == 2
 
 
 def test_a_wrong_cached_file_is_refused_offline(tmp_path, capsys):

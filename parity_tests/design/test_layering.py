@@ -11,7 +11,9 @@
 
 A module may import its own layer's package and anything below it, never above: so no module
 calls back up into the layer that calls it. numpy_impl never imports torch; torch_impl never
-imports numpy_impl; twinlm.shared imports neither backend nor torch.
+imports numpy_impl; twinlm.shared imports neither backend nor torch. numpy_impl/fast (the fast
+path, with its row blocks and threads) is numpy_impl's own: the rest of the tree picks it with
+kernels="fast" and never imports it.
 """
 
 from __future__ import annotations
@@ -111,6 +113,31 @@ def test_imports_point_down(path):
         ):
             bad.append(f"line {line}: {name} ({there} is not below {here})")
     assert not bad, f"{path.relative_to(ROOT)} imports upwards or sideways:\n" + "\n".join(bad)
+
+
+def fast_path_imports(path: Path) -> list[str]:
+    """'line N: name' for every import of numpy_impl.fast (or a module of it) in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        found += [
+            f"line {node.lineno}: {n}"
+            for n in names
+            if n == "numpy_impl.fast" or n.startswith("numpy_impl.fast.")
+        ]
+    return found
+
+
+def test_only_numpy_impl_imports_the_fast_path():
+    outside = [p for p in source_files() if not p.is_relative_to(ROOT / "numpy_impl")]
+    bad = {str(p.relative_to(ROOT)): fast_path_imports(p) for p in outside if fast_path_imports(p)}
+    assert not bad, f"numpy_impl/fast imported outside numpy_impl: {bad}"
+    # not vacuous: numpy_impl's own models reach it (lazily) through kernel_ops
+    assert fast_path_imports(ROOT / "numpy_impl" / "__init__.py")
 
 
 def test_at_most_five_top_level_modules():

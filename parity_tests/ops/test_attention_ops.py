@@ -22,7 +22,7 @@ from helpers import BookMultiHeadAttention
 from torch import nn
 
 import numpy_impl
-import numpy_impl.attention as np_attention
+import numpy_impl.fast.attention as fast_attention
 import torch_impl
 from twinlm.parity.harness import TOL_FLOAT64, compare_float64, random_douts, rel_error, run_numpy
 from twinlm.parity.opcases import CASES_BY_NAME
@@ -178,15 +178,16 @@ def test_kv_cache_layout_matches_last_rows_of_full_sequence(t_q, t_k, record_err
                          (7, 7, True, 0.3), (5, 9, False, 0.0), (8, 3, False, 0.3)])  # fmt: skip
 def test_query_row_blocks_match_torch_impl(row_block, t_q, t_k, causal, p, record_error,
                                            monkeypatch):  # fmt: skip
-    """NumPy's attention in several query-row blocks (the sweep's shapes fit in one block):
-    causal blocks that skip keys, with a KV cache (Tq < Tk) and dropout, against torch_impl."""
-    monkeypatch.setattr(np_attention, "ROW_BLOCK", row_block)
+    """The fast path's attention in several query-row blocks (the sweep's shapes fit in one
+    block): causal blocks that skip keys, with a KV cache (Tq < Tk) and dropout, against
+    torch_impl."""
+    monkeypatch.setattr(fast_attention, "ROW_BLOCK", row_block)
     rng = np.random.default_rng(row_block * 1000 + t_q * 10 + t_k)
     q, dy = rng.standard_normal((2, 3, t_q, 4)), rng.standard_normal((2, 3, t_q, 4))
     k, v = rng.standard_normal((2, 3, t_k, 4)), rng.standard_normal((2, 3, t_k, 4))
     mask = (rng.random((2, 3, t_q, t_k)) >= p).astype(np.float64) if p else None
-    y, cache = numpy_impl.attention_forward(q, k, v, causal, mask, p)
-    grads = numpy_impl.attention_backward(dy, cache)
+    y, cache = fast_attention.attention_forward(q, k, v, causal, mask, p)
+    grads = fast_attention.attention_backward(dy, cache)
     tq, tk, tv = (_t(a).requires_grad_(True) for a in (q, k, v))
     y_t = torch_impl.attention(tq, tk, tv, causal, None if mask is None else _t(mask), p)
     y_t.backward(_t(dy))

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from twinlm.parity.harness import (
+    TOL_FD,
     TOL_FLOAT64,
     Float32Runs,
     adjoint_error,
@@ -27,23 +26,9 @@ from twinlm.parity.harness import (
     run_numpy,
 )
 from twinlm.parity.opcases import CASES
-
-TOL_FD = 1e-7  # central differences, eps 1e-6, float64: truncation ~1e-12, rounding ~1e-10
+from twinlm.parity.strategies import case_inputs
 
 ids = [c.name for c in CASES]
-
-
-@st.composite
-def case_inputs(draw, case, dtype=np.float64):
-    """Sizes from 1 (or the case's minimum) up to the case's defaults, then the inputs."""
-    dims = {k: draw(st.integers(case.min_dims.get(k, 1), v)) for k, v in case.dims.items()}
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    inputs = case.sample(rng, dtype, dims)
-    first = case.grad_inputs[0]
-    elements = st.floats(-case.bound, case.bound, allow_nan=False, allow_subnormal=False)
-    inputs[first] = draw(arrays(dtype, inputs[first].shape, elements=elements, fill=st.nothing()))
-    return inputs, rng
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import torch_impl
+from numpy_impl.fast.blocks import BLOCK_ELEMENTS
 from numpy_impl.optim import AdamW, clip_coef, clip_grad_norm
 from twinlm.parity.harness import Float32Runs, rel_error
-from twinlm.shared.blocks import BLOCK_ELEMENTS
 from twinlm.training.schedule import lr_at
 
 SHAPES = {"w": (6, 5), "b": (5,), "emb": (4, 3, 2), "one": (1,)}
@@ -128,16 +128,18 @@ def test_clip_grad_norm_skips_none_and_keeps_dtype():
     assert np.linalg.norm(grads["a"]) == pytest.approx(1.0, rel=1e-5)
 
 
+@pytest.mark.parametrize("kernels", ["reference", "fast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_clip_fused_into_adamw_is_identical(dtype):
+def test_clip_fused_into_adamw_is_identical(dtype, kernels):
     """clip_coef + step(grads, grad_scale=coef) (what NumpyEngine does) gives bit for bit the
-    parameters of clip_grad_norm + step, here over several blocks of one parameter (so on
-    several threads when there are cores for them) and a parameter of one element."""
+    parameters of clip_grad_norm + step, here over several of the fast path's blocks of one
+    parameter (so on several threads when there are cores for them) and a parameter of one
+    element."""
     rng = np.random.default_rng(5)
     shapes = {"big": (3, BLOCK_ELEMENTS + 7), "w": (6, 5), "one": (1,)}
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
     a, b = ({k: v.copy() for k, v in params.items()} for _ in range(2))
-    opt_a, opt_b = AdamW(a, lr=1e-2, weight_decay=0.1), AdamW(b, lr=1e-2, weight_decay=0.1)
+    opt_a, opt_b = (AdamW(d, lr=1e-2, weight_decay=0.1, kernels=kernels) for d in (a, b))
     for _ in range(3):
         grads = {k: (3.0 * rng.standard_normal(s)).astype(dtype) for k, s in shapes.items()}
         norm, coef = clip_coef(grads, 0.5)

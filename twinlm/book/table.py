@@ -19,6 +19,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from twinlm.data.json_files import config_value, read_json_object
+
 VALUES = Path(__file__).with_name("values.json")
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 FLOAT32_SLACK = 1e-5  # "within float32 rounding", relative (1e-4 on a loss near 10)
@@ -146,17 +148,57 @@ def write_json(path: str | Path, computed: dict, rows: list[Row], settings: dict
     return path
 
 
+def read_run(path: str | Path) -> tuple[dict, list[Row]]:
+    """(settings, rows) of a `twinlm book --json` file; ValueError naming the file and the key
+    where it is not one."""
+    payload = read_json_object(path)
+    settings = config_value(payload, "settings", "object", path)
+    for key in ("chapter", "backend"):
+        config_value(settings, key, "str", f"{path} (settings)")
+    config_value(settings, "seconds", "positive number", f"{path} (settings)")
+    table = config_value(payload, "table", "list", path)
+    fields = set(Row.__dataclass_fields__)
+    rows = []
+    for i, r in enumerate(table):
+        if type(r) is not dict or not {"key", "label", "ours"} <= set(r) <= fields:
+            raise ValueError(
+                f"{path}: table[{i}] must be a row object with the keys {sorted(fields)}"
+            )
+        if not all(type(r[k]) is str for k in ("key", "label", "ours", "match") if k in r) or (
+            type(r.get("book")) not in (str, type(None))
+        ):
+            raise ValueError(
+                f"{path}: table[{i}]'s key, label, ours, book and match must be strings"
+            )
+        rows.append(Row(**r))
+    return settings, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m twinlm.book.table RUN.json …`: one Markdown table of `twinlm book --json` runs
-    of a chapter, a column per run (as in docs/book.md)."""
+    of a chapter, a column per run (as in docs/book.md). A file that is missing or not such a run
+    is one line on stderr, exit 2."""
     import sys
 
+    paths = argv if argv is not None else sys.argv[1:]
+    if not paths:
+        print(
+            "twinlm.book.table: error: give one or more `twinlm book --json` files "
+            "(python -m twinlm.book.table RUN.json [RUN.json …])",
+            file=sys.stderr,
+        )
+        return 2
     runs, said = {}, []
-    for path in argv if argv is not None else sys.argv[1:]:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        s = payload["settings"]
-        runs[s["backend"]] = [Row(**r) for r in payload["table"]]
-        said.append(f"`twinlm book {s['chapter']} --backend {s['backend']}`: {s['seconds']:.0f} s")
+    try:
+        for path in paths:
+            s, rows = read_run(path)
+            runs[s["backend"]] = rows
+            said.append(
+                f"`twinlm book {s['chapter']} --backend {s['backend']}`: {s['seconds']:.0f} s"
+            )
+    except ValueError as e:
+        print(f"twinlm.book.table: error: {e}", file=sys.stderr)
+        return 2
     print("; ".join(said) + "\n\n" + markdown_table(runs))
     return 0
 

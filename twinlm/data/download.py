@@ -7,10 +7,13 @@
 Every file is checked against a pinned sha256 before it enters the cache; a download is streamed
 into a temporary file in the cache directory and renamed into place only after its hash matched,
 so the cache never holds a partial file. Each file's sha256 is recorded beside it (`<file>.sha256`,
-the format of `sha256sum`), and a cached file is hashed again before every use, against the
-`--sha256` asked for, else its record, else the pinned hash: a file that does not match (damaged,
-or put there by hand) is reported and downloaded again, or refused when the download fails. A
-cache hit needs no network. `--url` names a mirror: the file comes from it unless the cache holds
+the format of `sha256sum`, for people and tools: twinlm never trusts it), and a cached file is
+hashed again before every use, against the `--sha256` asked for, else the pinned hash — never
+against its record, which anyone who can put a file in the cache can write too. A file that does
+not match (damaged, put there by hand, or fetched earlier with another --sha256) is reported and
+downloaded again, or refused when the download fails. A zip's member is extracted by streaming it
+(never whole in memory), and the extracted file is served only while its sha256 is that of the
+member in the verified archive. A cache hit needs no network. `--url` names a mirror: the file comes from it unless the cache holds
 the very bytes it must serve (same hash). One process at a time works in the cache
 (twinlm/data/files.py), and removes the temporary `.part` files a killed download left. The cache
 is `$TWINLM_CACHE/data` (default `~/.cache/twinlm/data`).
@@ -27,6 +30,7 @@ Where the pinned hashes come from (no file was trusted on its own word):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -35,6 +39,8 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +48,8 @@ from twinlm.data.files import LOCK_NAME, exclusive, remove_stale, writable_folde
 from twinlm.shared.validate import require_choice
 
 CHUNK = 1 << 16  # bytes per read while streaming a download
+MAX_MEMBER_BYTES = 1 << 30  # a zip member larger than this is refused (a zip bomb's)
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,8 @@ def _stream(url: str, out, timeout: float, desc: str) -> tuple[str, int, int | N
                     bar.update(len(chunk))
     except urllib.error.HTTPError as e:
         raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
+    except ValueError as e:  # urllib's "unknown url type"
+        raise ValueError(f"--url must be a URL (https://…, file://…), got {url!r}: {e}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         raise DownloadError(f"download of {url} failed: {getattr(e, 'reason', e)}") from e
     return h.hexdigest(), received, total
@@ -158,31 +168,58 @@ def download(
     return dest
 
 
-def _extract_member(archive: Path, member: str, dest: Path) -> Path:
-    """Copy one member of a zip into `dest` (temp file + atomic rename)."""
+def _zip_member(archive: Path, member: str, dest: Path | None = None) -> str:
+    """The sha256 of one member of a zip, streamed out of it (never whole in memory); with `dest`,
+    the member is also written there (temporary file + atomic rename). zipfile stops at the size
+    the archive declares for the member (a CRC error beyond it); above MAX_MEMBER_BYTES it is
+    refused."""
+    h = hashlib.sha256()
     try:
         with zipfile.ZipFile(archive) as z:
             if member not in z.namelist():
                 raise ValueError(
-                    f"{archive.name} must contain {member!r}, it holds {sorted(z.namelist())}"
+                    f"{archive} must contain {member!r}, it holds {sorted(z.namelist())}"
                 )
-            data = z.read(member)
-    except zipfile.BadZipFile as e:
+            size = z.getinfo(member).file_size
+            if size > MAX_MEMBER_BYTES:
+                raise ValueError(
+                    f"{archive}: {member} declares {size:,} bytes, more than the "
+                    f"{MAX_MEMBER_BYTES:,} twinlm extracts"
+                )
+            write = atomic_file(dest) if dest is not None else contextlib.nullcontext()
+            with z.open(member) as src, write as out:
+                for chunk in iter(lambda: src.read(CHUNK), b""):
+                    h.update(chunk)
+                    if out is not None:
+                        out.write(chunk)
+    except _ZIP_ERRORS as e:
         raise ValueError(f"{archive} is not a valid zip file: {e}") from e
-    return write_atomically(dest, data)
+    return h.hexdigest()
 
 
-def write_atomically(dest: Path, data: bytes) -> Path:
-    """Write `data` to dest through a temporary file in its folder and a rename, so the cache never
-    holds a partial file."""
+# What zipfile raises for a damaged or unusual archive: a bad header or CRC, a cut-off or
+# undecodable stream, a compression method or encryption it does not implement.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+
+
+@contextlib.contextmanager
+def atomic_file(dest: Path) -> Iterator:
+    """An open binary file that becomes `dest` when the block ends without an error (a temporary
+    file in its folder, then a rename), so the cache never holds a partial file."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            yield out
         os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a cache file is plain data
         os.replace(tmp_name, dest)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
+
+
+def write_atomically(dest: Path, data: bytes) -> Path:
+    """Write `data` to dest through a temporary file in its folder and a rename (atomic_file)."""
+    with atomic_file(dest) as out:
+        out.write(data)
     return dest
 
 
@@ -200,10 +237,11 @@ def _record(path: Path, digest: str) -> None:
 
 
 def _recorded(path: Path) -> str | None:
-    """The sha256 recorded beside `path`, or None."""
+    """The sha256 recorded beside `path` (its first 64 characters), or None."""
     try:
-        return path.with_name(path.name + ".sha256").read_text().split()[0].lower()
-    except (OSError, IndexError):
+        with open(path.with_name(path.name + ".sha256"), "rb") as f:
+            return f.read(64).decode("ascii").lower()
+    except (OSError, UnicodeDecodeError):
         return None
 
 
@@ -238,18 +276,20 @@ def fetch(
     `url` overrides the source (a mirror); `sha256` overrides the pinned hash.
     """
     require_choice("name", name, list(DATASETS))
+    if sha256 is not None and (len(sha256) != 64 or not set(sha256.lower()) <= _HEX):
+        raise ValueError(
+            f"--sha256 must be 64 hexadecimal digits (a sha256 as sha256sum prints it), got "
+            f"{sha256!r:.80}"
+        )
     spec = DATASETS[name]
     folder = writable_folder(data_dir(cache_dir), "the data cache (--cache-dir, $TWINLM_CACHE)")
     downloaded = folder / spec.filename
-    expected = (sha256 or spec.sha256).lower()
+    want = (spec.sha256 if sha256 is None else sha256).lower()
     with exclusive(folder / LOCK_NAME, f"the data cache {folder}", wait=True):
         for stale in (spec.filename, spec.extract_to):
             if stale:
                 remove_stale(folder, f".{stale}.*.part")
         final = folder / spec.extract_to if spec.extract_to else downloaded
-        # The hash to hold the file to: the one asked for, else the one recorded when it entered
-        # the cache (it may have come with --sha256), else the pinned one.
-        want = expected if sha256 else _recorded(downloaded) or expected
         fresh = not _verified(downloaded, want)
         if fresh:
             try:
@@ -259,9 +299,11 @@ def fetch(
                     raise DownloadError(f"{e}; the cached {downloaded} is not used") from e
                 raise
             _record(downloaded, want)
-        if spec.member is not None and (fresh or not _verified(final, _recorded(final))):
-            _extract_member(downloaded, spec.member, final)
-            _record(final, sha256_of(final))
+        if spec.member is not None:
+            member_sha256 = _zip_member(downloaded, spec.member)
+            if fresh or not _verified(final, member_sha256):
+                _zip_member(downloaded, spec.member, final)
+                _record(final, member_sha256)
     return final
 
 

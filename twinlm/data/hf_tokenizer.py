@@ -14,9 +14,10 @@ encode/decode round-trip plain text. `tokenizers` comes with the [hf] and [dev] 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+
+from twinlm.data.json_files import read_json_object
 
 
 class HFTokenizer:
@@ -38,14 +39,16 @@ class HFTokenizer:
         except Exception as e:  # tokenizers raises its own exception type for a bad file
             raise ValueError(f"{file} is not a readable tokenizers file: {e}") from e
         self.folder = folder
-        config = _json(folder / "config.json")
-        tok_config = _json(folder / "tokenizer_config.json")
-        self.eos_token_id = _first_id(config.get("eos_token_id"))
+        config_file, tok_file = folder / "config.json", folder / "tokenizer_config.json"
+        config, tok_config = _json(config_file), _json(tok_file)
+        self.eos_token_id = _first_id(config, "eos_token_id", config_file)
         if self.eos_token_id is None:
-            self.eos_token_id = self._lookup(tok_config.get("eos_token", "<|endoftext|>"))
-        pad = self._lookup(tok_config.get("pad_token"))
+            eos = _token(tok_config, "eos_token", tok_file, default="<|endoftext|>")
+            self.eos_token_id = None if eos is None else self._tok.token_to_id(eos)
+        pad = _token(tok_config, "pad_token", tok_file)
+        pad = None if pad is None else self._tok.token_to_id(pad)
         if pad is None:
-            pad = _first_id(config.get("pad_token_id"))
+            pad = _first_id(config, "pad_token_id", config_file)
         self.pad_token_id = pad if pad is not None else self.eos_token_id
 
     @property
@@ -59,11 +62,6 @@ class HFTokenizer:
     def decode(self, ids) -> str:
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
 
-    def _lookup(self, token) -> int | None:
-        if isinstance(token, dict):
-            token = token.get("content")
-        return None if token is None else self._tok.token_to_id(token)
-
 
 def load_hf_tokenizer(folder: str | os.PathLike) -> HFTokenizer:
     """The tokenizer of a Hugging Face model folder (tokenizer.json and its special ids)."""
@@ -75,16 +73,32 @@ def has_hf_tokenizer(folder: str | os.PathLike) -> bool:
 
 
 def _json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not readable JSON: {e}") from e
-    return value if isinstance(value, dict) else {}
+    """The JSON object in `path`, {} if there is no such file (a malformed one is refused)."""
+    return read_json_object(path) if path.is_file() else {}
 
 
-def _first_id(value) -> int | None:
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _token(config: dict, key: str, path: Path, default: str | None = None) -> str | None:
+    """A special token as tokenizer_config.json gives it: a string, {"content": string}, or null
+    (`default` when the key is absent)."""
+    token = config.get(key, default)
+    if isinstance(token, dict):
+        token = token.get("content")
+    if token is not None and type(token) is not str:
+        raise ValueError(
+            f'{path}: {key} must be a string or {{"content": string}}, got {token!r:.40}'
+        )
+    return token
+
+
+def _first_id(config: dict, key: str, path: Path) -> int | None:
+    """A token id as config.json gives it: an integer >= 0, a list of them (the first counts), or
+    null."""
+    value = config.get(key)
+    ids = value if type(value) is list else [value]
+    if value is None or value == []:
+        return None
+    if not all(type(i) is int and i >= 0 for i in ids):
+        raise ValueError(
+            f"{path}: {key} must be a token id (an integer >= 0) or a list of them, got {value!r:.40}"
+        )
+    return ids[0]

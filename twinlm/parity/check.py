@@ -65,7 +65,7 @@ def check_ops(
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
+def format_table(rows: list[dict], examples: int = EXAMPLES) -> str:
     head = f"{'op':<36}{'dtype':<9}{'fwd err':>10}{'grad err':>10}{'tol':>9}{'R fwd':>7}{'R grad':>7}  result"
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -77,19 +77,32 @@ def format_table(rows: list[dict]) -> str:
     lines.append(
         "float64: relative error, worst pair of NumPy, torch_impl, torch built-in. float32: worst "
         "example's error in units of u·max|float64 result| (u = 2^-24), tolerance 1024; R: RMS error "
-        f"ratio to torch's own float32 over the {EXAMPLES} examples, tolerance 2 (twinlm/parity/harness.py)."
+        f"ratio to torch's own float32 over the {examples} examples, tolerance 2 (twinlm/parity/harness.py)."
     )
     return "\n".join(lines)
 
 
 def main_check(args) -> int:
-    """`twinlm check` (twinlm/cli.py parses)."""
-    return run_check(seed=args.seed)
+    """`twinlm check` (twinlm/cli.py parses); with --impl, the learner's check
+    (twinlm/parity/learner_check.py)."""
+    if args.impl is not None:
+        from twinlm.parity.learner_check import run_learner_check
+
+        return run_learner_check(args.impl, op=args.op, examples=args.examples, seed=args.seed)
+    return run_check(seed=args.seed, op=args.op, examples=args.examples)
 
 
-def run_check(seed: int = 0) -> int:
-    rows = check_ops(seed)
-    print(format_table(rows))
+def run_check(seed: int = 0, op: str | None = None, examples: int | None = None) -> int:
+    """`twinlm check`: the table of every registered case, or of the cases of `op` only."""
+    names = None
+    if op is not None:
+        names = [c.name for c in CASES if c.op == op]
+        if not names:
+            ops = ", ".join(dict.fromkeys(c.op for c in CASES))
+            raise ValueError(f"--op: no op named {op!r}; the ops: {ops}")
+    examples = examples or EXAMPLES
+    rows = check_ops(seed, names, examples)
+    print(format_table(rows, examples))
     failed = [r["op"] + " " + r["dtype"] for r in rows if not r["ok"]]
     if failed:
         print(f"FAILED: {', '.join(failed)}")

@@ -26,21 +26,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 Arrays = dict[str, np.ndarray]
 Outs = tuple[np.ndarray, ...]
+# (forward, backward) of one op -> (np_forward, np_backward) of its OpCase: how the case calls a pair
+Bind = Callable[[Callable, Callable], tuple[Callable, Callable]]
 
 TOL_FLOAT64 = 1e-10  # NumPy vs torch_impl vs torch built-in, outputs and gradients
+TOL_FD = 1e-7  # central differences, eps 1e-6, float64: truncation ~1e-12, rounding ~1e-10
 TINY = 1e-300
 U32 = 2.0**-24  # float32's unit roundoff: a correctly rounded x is within u |x|
 FLOAT32_NORMAL = 2.0**-126  # float32's smallest normal number; below it the spacing is fixed
 FLOAT32_BOUND = 1024.0  # float32, every example: worst error in units of u · max|float64 result|
 FLOAT32_SLACK = 8.0  # … or up to this times the float32 reference's own worst, where that is larger
 FLOAT32_RATIO = 2.0  # float32, over a run: RMS error ratio to the float32 reference (see above)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An edge regime of an op (large logits, constant rows, T = 1 …): the case's inputs drawn at
+    its default sizes overridden by `dims`, then changed by `adjust(rng, arrays)` if given."""
+
+    label: str
+    dims: dict[str, int] = field(default_factory=dict)
+    adjust: Callable[[np.random.Generator, Arrays], Arrays] | None = None
+
+    def sample(self, case: OpCase, rng: np.random.Generator, dtype=np.float64) -> Arrays:
+        arrays = case.sample(rng, dtype, {**case.dims, **self.dims})
+        return self.adjust(rng, arrays) if self.adjust else arrays
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,9 @@ class OpCase:
     torch_impl / torch_ref: named tensors -> tuple of output tensors.
     dims: default sizes (used by `twinlm check`; hypothesis draws each from 1..default);
     fd_dims: tiny sizes for the full finite-difference Jacobian.
+    op, bind: np_forward/np_backward are bind(numpy_impl.<op>_forward, numpy_impl.<op>_backward)
+    (`numpy_op`), so `with_numpy` can run the same case on another pair (a learner's).
+    edges: the op's edge regimes, checked like ordinary inputs (parity_tests/ops/test_edge_regimes.py).
     """
 
     name: str
@@ -65,16 +85,52 @@ class OpCase:
     fd_dims: dict[str, int]
     bound: float = 3.0  # |elements| drawn by hypothesis for the first grad input
     min_dims: dict[str, int] = field(default_factory=dict)  # lower bounds other than 1
+    op: str = ""  # numpy_impl's <op>_forward / <op>_backward, as the case calls them through bind
+    bind: Bind | None = None
+    edges: tuple[Edge, ...] = ()
+
+    def on(self, ops) -> OpCase:
+        """This case on the op set `ops` (a module or namespace with numpy_impl's names, such as
+        numpy_impl.fast: numpy_impl.kernel_ops) in place of numpy_impl."""
+        return self.with_numpy(
+            getattr(ops, f"{self.op}_forward"), getattr(ops, f"{self.op}_backward")
+        )
+
+    def with_numpy(self, forward: Callable, backward: Callable | None) -> OpCase:
+        """This case with another `<op>_forward` / `<op>_backward` pair (same signatures as
+        numpy_impl's) in place of numpy_impl's; backward None leaves np_backward unusable."""
+        if self.bind is None:
+            raise ValueError(f"{self.name}: the case was not built with numpy_op, cannot rebind")
+        np_forward, np_backward = self.bind(forward, backward)
+        return replace(self, np_forward=np_forward, np_backward=np_backward)
 
 
-def np_pair(forward, backward, args: tuple[str, ...], grads: tuple[str, ...], **static):
-    """Adapt a `<op>_forward(*args, **static)` / `<op>_backward(*douts, cache)` pair to OpCase form.
+def numpy_op(op: str, bind: Bind) -> dict:
+    """OpCase's NumPy fields for numpy_impl's `<op>_forward` / `<op>_backward`, called through
+    `bind`: OpCase(name, sample, **numpy_op("layernorm", pair(...)), torch_impl=…)."""
+    import numpy_impl  # the reference pair; imported here, as twinlm.parity sits on the backends
 
-    `grads` names what the backward returns, in order; a single-output op's output becomes a 1-tuple.
+    forward, backward = (getattr(numpy_impl, f"{op}_{way}") for way in ("forward", "backward"))
+    np_forward, np_backward = bind(forward, backward)
+    return dict(np_forward=np_forward, np_backward=np_backward, op=op, bind=bind)
+
+
+def np_pair(
+    forward,
+    backward,
+    args: tuple[str, ...],
+    grads: tuple[str, ...],
+    keywords: tuple[str, ...] = (),
+    **static,
+):
+    """Adapt a `<op>_forward(*args, **keywords, **static)` / `<op>_backward(*douts, cache)` pair to
+    OpCase form: `args` are passed by position, `keywords` by name (both name arrays), `static` as
+    given. `grads` names what the backward returns, in order; a single output becomes a 1-tuple.
     """
 
     def np_forward(a: Arrays):
-        out, cache = forward(*(a[k] for k in args), **static)
+        named = {k: a[k] for k in keywords}
+        out, cache = forward(*(a[k] for k in args), **named, **static)
         return (out if isinstance(out, tuple) else (out,)), cache
 
     def np_backward(douts: Outs, cache) -> Arrays:
@@ -84,12 +140,48 @@ def np_pair(forward, backward, args: tuple[str, ...], grads: tuple[str, ...], **
     return np_forward, np_backward
 
 
+def pair(args: tuple[str, ...], grads: tuple[str, ...], keywords=(), **static) -> Bind:
+    """The bind of an op whose pair np_pair adapts (see there)."""
+    return lambda forward, backward: np_pair(forward, backward, args, grads, keywords, **static)
+
+
+def params_backward(backward):
+    """np_backward for a `<op>_backward(dy, cache) -> (dx, dparams)` whose forward took x, params."""
+
+    def np_backward(douts, cache):
+        dx, dparams = backward(*douts, cache)
+        return {"x": dx, **dparams}
+
+    return np_backward
+
+
+def params_pair(keys: tuple[str, ...], *statics: str, **options) -> Bind:
+    """The bind of `<op>_forward(x, params, *statics, **options)` with params = the arrays named in
+    `keys`, statics 0-d int arrays passed as ints; its backward returns (dx, dparams)."""
+
+    def bind(forward, backward):
+        def np_forward(a):
+            ints = (int(a[k]) for k in statics)
+            y, cache = forward(a["x"], {k: a[k] for k in keys}, *ints, **options)
+            return (y,), cache
+
+        return np_forward, params_backward(backward)
+
+    return bind
+
+
 def random_douts(rng: np.random.Generator, outs: Outs) -> Outs:
     """Standard-normal upstream gradients (never ones: they make softmax/LayerNorm checks vacuous)."""
     return tuple(rng.standard_normal(o.shape).astype(o.dtype) for o in outs)
 
 
-def run_numpy(case: OpCase, arrays: Arrays, douts: Outs | None = None) -> tuple[Outs, Arrays]:
+def run_numpy(
+    case: OpCase, arrays: Arrays, douts: Outs | None = None, ops=None
+) -> tuple[Outs, Arrays]:
+    """The NumPy side's outputs and, given douts, gradients; ops: an op set to run instead of
+    numpy_impl's (OpCase.on)."""
+    if ops is not None:
+        case = case.on(ops)
     outs, cache = case.np_forward(arrays)
     if douts is None:
         return outs, {}
@@ -141,10 +233,15 @@ def outs_error(a: Outs, b: Outs) -> float:
 
 def grads_error(a: Arrays, b: Arrays) -> float:
     """Worst gradient error, each tensor floored at 1e-3 of the op's largest reference gradient."""
+    return max(grads_errors(a, b).values(), default=0.0)
+
+
+def grads_errors(a: Arrays, b: Arrays) -> dict[str, float]:
+    """Each gradient's error (b the reference), floored at 1e-3 of the op's largest gradient in b."""
     if set(a) != set(b):
         raise AssertionError(f"gradients for different inputs: {sorted(a)} vs {sorted(b)}")
     scale = max((float(np.max(np.abs(g))) for g in b.values() if g.size), default=0.0)
-    return max((rel_error(a[k], b[k], 1e-3 * scale) for k in b), default=0.0)
+    return {k: rel_error(a[k], b[k], 1e-3 * scale) for k in b}
 
 
 @dataclass(frozen=True)
@@ -264,28 +361,41 @@ class Float32Runs(dict):
 
 
 def compare_float32(
-    case: OpCase, arrays64: Arrays, douts64: Outs, runs: Float32Runs | None = None
+    case: OpCase,
+    arrays64: Arrays,
+    douts64: Outs | None,
+    runs: Float32Runs | None = None,
+    ops=None,
+    backends: tuple[str, ...] = ("numpy", "torch_impl"),
 ) -> Float32Runs:
-    """NumPy and torch_impl in float32 against the float64 built-in, torch's float32 built-in as the
-    reference (the standard in the module docstring). Inputs are rounded to float32 first, so every
-    backend sees exactly the same numbers. Returns this example's runs, keyed (backend, "fwd"/"grad");
-    `runs`, if given, accumulates them over a run of examples."""
+    """NumPy and torch_impl (or those of them named in `backends`) in float32 against the float64
+    built-in, torch's float32 built-in as the reference (the standard in the module docstring);
+    douts64 None: the outputs only. ops: an op set to run as "numpy" instead of numpy_impl's
+    (OpCase.on).
+    Inputs are rounded to float32 first, so every backend sees exactly the same numbers. Returns
+    this example's runs, keyed (backend, "fwd"/"grad"); `runs`, if given, accumulates them over a
+    run of examples."""
+    if ops is not None:
+        case = case.on(ops)
     arrays32 = {k: _to32(a) for k, a in arrays64.items()}
-    douts32 = tuple(_to32(d) for d in douts64)
+    douts32 = None if douts64 is None else tuple(_to32(d) for d in douts64)
     exact = {k: _to64(a) for k, a in arrays32.items()}
-    ref = run_torch(case, case.torch_ref, exact, tuple(_to64(d) for d in douts32))
+    douts_exact = None if douts32 is None else tuple(_to64(d) for d in douts32)
+    ref = run_torch(case, case.torch_ref, exact, douts_exact)
     ref32 = run_torch(case, case.torch_ref, arrays32, douts32)
-    got = {
-        "numpy": run_numpy(case, arrays32, douts32),
-        "torch_impl": run_torch(case, case.torch_impl, arrays32, douts32),
+    run = {
+        "numpy": lambda: run_numpy(case, arrays32, douts32),
+        "torch_impl": lambda: run_torch(case, case.torch_impl, arrays32, douts32),
     }
     example = Float32Runs()
-    for name, (outs, grads) in got.items():
+    for name in backends:
+        outs, grads = run[name]()
         for o in outs:
             if o.dtype != np.float32:
                 raise AssertionError(f"{case.name}: {name} returned {o.dtype} for float32 input")
         example[name, "fwd"].add(outs, ref32[0], ref[0])
-        example[name, "grad"].add(grads, ref32[1], ref[1])
+        if douts64 is not None:
+            example[name, "grad"].add(grads, ref32[1], ref[1])
     if runs is not None:
         runs.extend(example)
     return example
@@ -302,9 +412,14 @@ def _to64(a):
 def finite_difference_jacobian(case: OpCase, arrays: Arrays, eps: float = 1e-6) -> float:
     """Full Jacobian of the NumPy forward by central differences vs the one built row by row from
     the NumPy backward (one-hot upstream gradients). float64 only. Returns the relative error."""
+    return max(finite_difference_errors(case, arrays, eps).values(), default=0.0)
+
+
+def finite_difference_errors(case: OpCase, arrays: Arrays, eps: float = 1e-6) -> dict[str, float]:
+    """finite_difference_jacobian's error for each gradient input: its columns of the Jacobian."""
     outs, cache = case.np_forward(arrays)
     sizes = [o.size for o in outs]
-    worst = 0.0
+    errors = {}
     # Rows of J from backward: J[j, :] = gradient of output element j.
     rows = {k: np.empty((sum(sizes), arrays[k].size)) for k in case.grad_inputs}
     j = 0
@@ -328,15 +443,20 @@ def finite_difference_jacobian(case: OpCase, arrays: Arrays, eps: float = 1e-6) 
             fp = np.concatenate([o.ravel() for o in case.np_forward(plus)[0]])
             fm = np.concatenate([o.ravel() for o in case.np_forward(minus)[0]])
             cols[:, flat] = (fp - fm) / (2 * eps)
-        worst = max(worst, rel_error(rows[k], cols, floor=1.0))
-    return worst
+        errors[k] = rel_error(rows[k], cols, floor=1.0)
+    return errors
 
 
 def adjoint_error(
-    case: OpCase, arrays: Arrays, rng: np.random.Generator, eps: float = 1e-6
+    case: OpCase,
+    arrays: Arrays,
+    rng: np.random.Generator,
+    eps: float = 1e-6,
+    inputs: tuple[str, ...] | None = None,
 ) -> float:
-    """⟨J·t, c⟩ by a central difference along t vs ⟨t, Jᵀ·c⟩ from the backward (float64)."""
-    t = {k: rng.standard_normal(arrays[k].shape) for k in case.grad_inputs}
+    """⟨J·t, c⟩ by a central difference along t vs ⟨t, Jᵀ·c⟩ from the backward (float64); t is
+    random on the gradient inputs named in `inputs` (all of them by default), zero on the others."""
+    t = {k: rng.standard_normal(arrays[k].shape) for k in inputs or case.grad_inputs}
     outs, cache = case.np_forward(arrays)
     c = random_douts(rng, outs)
     grads = case.np_backward(c, cache)

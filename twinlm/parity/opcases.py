@@ -1,5 +1,10 @@
 """The registry of ops checked for parity: for each, inputs and its NumPy / torch_impl / torch twins.
 
+Each case's NumPy side runs numpy_impl's pair through the case's bind (harness.numpy_op), so the
+same case runs another op set with numpy_impl's names (OpCase.on: numpy_impl.fast, held to the
+reference by parity_tests/ops/test_fast_path.py) or a learner's pair (OpCase.with_numpy:
+`twinlm check --impl`).
+
 `CASES` is what `twinlm check` prints and what `parity_tests/ops/test_parity_ops.py` sweeps with
 hypothesis; Qwen3's ops are in twinlm/parity/opcases_qwen3.py. The torch built-in (`torch_ref`) is the independent third implementation.
 """
@@ -12,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import numpy_impl
 import torch_impl
-from twinlm.parity.harness import OpCase, np_pair
+from twinlm.parity.edges import every_other_row, huge, saturate_gates, saturated
+from twinlm.parity.harness import Arrays, Edge, OpCase, numpy_op, pair, params_pair
 from twinlm.parity.opcases_qwen3 import QWEN3_CASES
 from twinlm.parity.recurrent_cases import RECURRENT_CASES
 from twinlm.shared.naming import QKV_PROJECTIONS
@@ -38,12 +43,7 @@ def _linear_case(bias: bool) -> OpCase:
     return OpCase(
         "linear" if bias else "linear[no bias]",
         sample,
-        *np_pair(
-            numpy_impl.linear_forward,
-            numpy_impl.linear_backward,
-            ("x", "weight", "bias"),
-            ("x", "weight", "bias"),
-        ),
+        **numpy_op("linear", pair(("x", "weight", "bias"), ("x", "weight", "bias"))),
         torch_impl=lambda t: (torch_impl.linear(t["x"], t["weight"], t["bias"]),),
         torch_ref=lambda t: (F.linear(t["x"], t["weight"], t["bias"]),),
         grad_inputs=("x", "weight", "bias") if bias else ("x", "weight"),
@@ -60,13 +60,14 @@ def _linear_case(bias: bool) -> OpCase:
 SOFTMAX = OpCase(
     "softmax",
     lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["rows"], d["n"], scale=3.0)},
-    *np_pair(numpy_impl.softmax_forward, numpy_impl.softmax_backward, ("x",), ("x",)),
+    **numpy_op("softmax", pair(("x",), ("x",))),
     torch_impl=lambda t: (torch_impl.softmax(t["x"]),),
     torch_ref=lambda t: (torch.softmax(t["x"], dim=-1),),
     grad_inputs=("x",),
     dims={"batch": 4, "rows": 16, "n": 50},
     fd_dims={"batch": 2, "rows": 2, "n": 5},
     bound=5.0,
+    edges=(Edge("logits ±1e4", adjust=every_other_row("x", huge(1e4))),),
 )
 
 # ---- embedding, dropout, gelu, layernorm ---------------------------------------------------------
@@ -78,14 +79,15 @@ EMBEDDING = OpCase(
         "ids": rng.integers(0, d["vocab"], (d["batch"], d["seq"])),
         "weight": _normal(rng, dtype, d["vocab"], d["emb"]),
     },
-    *np_pair(
-        numpy_impl.embedding_forward, numpy_impl.embedding_backward, ("ids", "weight"), ("weight",)
-    ),
+    **numpy_op("embedding", pair(("ids", "weight"), ("weight",))),
     torch_impl=lambda t: (torch_impl.embedding(t["ids"], t["weight"]),),
     torch_ref=lambda t: (F.embedding(t["ids"], t["weight"]),),
     grad_inputs=("weight",),
     dims={"batch": 4, "seq": 16, "vocab": 8, "emb": 12},
     fd_dims={"batch": 2, "seq": 3, "vocab": 3, "emb": 2},
+    edges=(
+        Edge("one id everywhere", adjust=lambda rng, a: {**a, "ids": np.full_like(a["ids"], 1)}),
+    ),
 )
 
 _DROPOUT_P = 0.1  # 1/(1 - p) is inexact in binary, so the scaling's rounding is exercised too
@@ -98,9 +100,7 @@ DROPOUT = OpCase(
         "x": _normal(rng, dtype, d["batch"], d["seq"], d["d"]),
         "mask": rng.random((d["batch"], d["seq"], d["d"])) >= _DROPOUT_P,
     },
-    *np_pair(
-        numpy_impl.dropout_forward, numpy_impl.dropout_backward, ("x", "mask"), ("x",), p=_DROPOUT_P
-    ),
+    **numpy_op("dropout", pair(("x", "mask"), ("x",), p=_DROPOUT_P)),
     torch_impl=lambda t: (torch_impl.dropout(t["x"], t["mask"], _DROPOUT_P),),
     torch_ref=lambda t: (t["x"] * t["mask"] / (1 - _DROPOUT_P),),
     grad_inputs=("x",),
@@ -119,13 +119,7 @@ def _gelu_case(approximate: str) -> OpCase:
     return OpCase(
         f"gelu[{approximate}]",
         lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["seq"], d["d"], scale=2.0)},
-        *np_pair(
-            numpy_impl.gelu_forward,
-            numpy_impl.gelu_backward,
-            ("x",),
-            ("x",),
-            approximate=approximate,
-        ),
+        **numpy_op("gelu", pair(("x",), ("x",), approximate=approximate)),
         torch_impl=lambda t: (torch_impl.gelu(t["x"], approximate),),
         torch_ref=lambda t: (F.gelu(t["x"], approximate=approximate),),
         grad_inputs=("x",),
@@ -133,6 +127,7 @@ def _gelu_case(approximate: str) -> OpCase:
         fd_dims={"batch": 2, "seq": 2, "d": 3},
         bound=4.0,
         min_dims={"d": 8},
+        edges=(saturated("x"),),
     )
 
 
@@ -144,12 +139,7 @@ LAYERNORM = OpCase(
         "scale": (1.0 + 0.5 * rng.standard_normal(d["emb"])).astype(dtype),
         "shift": _normal(rng, dtype, d["emb"]),
     },
-    *np_pair(
-        numpy_impl.layernorm_forward,
-        numpy_impl.layernorm_backward,
-        ("x", "scale", "shift"),
-        ("x", "scale", "shift"),
-    ),
+    **numpy_op("layernorm", pair(("x", "scale", "shift"), ("x", "scale", "shift"))),
     torch_impl=lambda t: (torch_impl.layernorm(t["x"], t["scale"], t["shift"]),),
     torch_ref=lambda t: (F.layer_norm(t["x"], t["x"].shape[-1:], t["scale"], t["shift"], 1e-5),),
     grad_inputs=("x", "scale", "shift"),
@@ -162,6 +152,14 @@ LAYERNORM = OpCase(
     # float32 rule ~0.5% of the time, numpy and torch_impl alike: noise against noise); at emb = 4
     # that tail is ~100× thinner. emb = 1, 2, 3 are checked with fixed inputs in test_basic_ops.
     min_dims={"emb": 4},
+    edges=(
+        Edge(
+            "constant rows",
+            adjust=every_other_row(
+                "x", lambda rng, n, d: np.full((n, d), rng.standard_normal((n, 1)))
+            ),
+        ),
+    ),
 )
 
 # ---- attention, multi-head attention, feed-forward -----------------------------------------------
@@ -212,13 +210,9 @@ def _attention_case(name: str, causal: bool, p: float) -> OpCase:
     return OpCase(
         name,
         sample,
-        *np_pair(
-            lambda q, k, v, m: numpy_impl.attention_forward(
-                q, k, v, causal=causal, dropout_mask=m, p=p
-            ),
-            numpy_impl.attention_backward,
-            ("q", "k", "v", "dropout_mask"),
-            ("q", "k", "v"),
+        **numpy_op(
+            "attention",
+            pair(("q", "k", "v"), ("q", "k", "v"), ("dropout_mask",), causal=causal, p=p),
         ),
         torch_impl=lambda t: (
             torch_impl.attention(
@@ -230,6 +224,7 @@ def _attention_case(name: str, causal: bool, p: float) -> OpCase:
         dims={"batch": 2, "heads": 3, "seq": 12, **kv, "head_dim": 16},
         fd_dims={"batch": 1, "heads": 2, "seq": 3, **kv_fd, "head_dim": 2},
         min_dims={"past": 0},
+        edges=(Edge("T = 1", {"seq": 1, "past": 0} if causal else {"seq": 1, "kv_seq": 1}),),
     )
 
 
@@ -257,15 +252,6 @@ def _mha_case(qkv_bias: bool) -> OpCase:
         a["out_proj.bias"] = _normal(rng, dtype, d_out)
         return a
 
-    def np_forward(a):
-        params = {k: a[k] for k in keys}
-        y, cache = numpy_impl.multihead_attention_forward(a["x"], params, int(a["num_heads"]))
-        return (y,), cache
-
-    def np_backward(douts, cache):
-        dx, dparams = numpy_impl.multihead_attention_backward(*douts, cache)
-        return {"x": dx, **dparams}
-
     def ref(t):
         x, num_heads = t["x"], int(t["num_heads"])
         B, T_, _ = x.shape
@@ -281,8 +267,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
     return OpCase(
         "multihead_attention[qkv_bias]" if qkv_bias else "multihead_attention",
         sample,
-        np_forward,
-        np_backward,
+        **numpy_op("multihead_attention", params_pair(keys, "num_heads")),
         torch_impl=lambda t: (
             torch_impl.multihead_attention(t["x"], {k: t[k] for k in keys}, int(t["num_heads"])),
         ),
@@ -293,6 +278,7 @@ def _mha_case(qkv_bias: bool) -> OpCase:
         grad_inputs=("x", *keys),
         dims={"batch": 2, "seq": 8, "d_in": 12, "heads": 3, "head_dim": 4},
         fd_dims={"batch": 1, "seq": 3, "d_in": 3, "heads": 2, "head_dim": 2},
+        edges=(Edge("T = 1", {"seq": 1}),),
     )
 
 
@@ -310,16 +296,6 @@ def _feedforward_sample(rng, dtype, d):
     }
 
 
-def _feedforward_np_forward(a):
-    y, cache = numpy_impl.feedforward_forward(a["x"], {k: a[k] for k in _FFN_KEYS})
-    return (y,), cache
-
-
-def _feedforward_np_backward(douts, cache):
-    dx, dparams = numpy_impl.feedforward_backward(*douts, cache)
-    return {"x": dx, **dparams}
-
-
 def _feedforward_ref(t):
     h = F.gelu(F.linear(t["x"], t["layers.0.weight"], t["layers.0.bias"]), approximate="tanh")
     return (F.linear(h, t["layers.2.weight"], t["layers.2.bias"]),)
@@ -328,8 +304,7 @@ def _feedforward_ref(t):
 FEEDFORWARD = OpCase(
     "feedforward",
     _feedforward_sample,
-    _feedforward_np_forward,
-    _feedforward_np_backward,
+    **numpy_op("feedforward", params_pair(_FFN_KEYS)),
     torch_impl=lambda t: (torch_impl.feedforward(t["x"], {k: t[k] for k in _FFN_KEYS}),),
     torch_ref=_feedforward_ref,
     grad_inputs=("x", *_FFN_KEYS),
@@ -378,17 +353,6 @@ def _block_sample(rng, dtype, d):
     return a
 
 
-def _block_np_forward(a):
-    params = {k: a[k] for k in _block_keys(qkv_bias=True)}
-    y, cache = numpy_impl.transformer_block_forward(a["x"], params, int(a["num_heads"]))
-    return (y,), cache
-
-
-def _block_np_backward(douts, cache):
-    dx, dparams = numpy_impl.transformer_block_backward(*douts, cache)
-    return {"x": dx, **dparams}
-
-
 def _block_torch_impl(t):
     x, heads = t["x"], int(t["num_heads"])
     C = x.shape[-1]
@@ -423,18 +387,25 @@ def _block_ref(t):
 TRANSFORMER_BLOCK = OpCase(
     "transformer_block",
     _block_sample,
-    _block_np_forward,
-    _block_np_backward,
+    **numpy_op("transformer_block", params_pair(_block_keys(qkv_bias=True), "num_heads")),
     torch_impl=_block_torch_impl,
     torch_ref=_block_ref,
     grad_inputs=("x", *_block_keys(qkv_bias=True)),  # W_key.bias: see multihead_attention
     dims={"batch": 2, "seq": 6, "heads": 2, "head_dim": 4},
     fd_dims={"batch": 1, "seq": 2, "heads": 2, "head_dim": 2},
     min_dims={"heads": 2, "head_dim": 2},  # C ≥ 4: LayerNorm over fewer features is cancellation
+    edges=(Edge("T = 1", {"seq": 1}),),
 )
 
 
 # ---- cross entropy, LSTM cell --------------------------------------------------------------------
+
+
+def _all_but_one_ignored(rng: np.random.Generator, a: Arrays) -> Arrays:
+    targets = np.full_like(a["targets"], -100)
+    keep = int(rng.integers(targets.size))
+    targets.flat[keep] = a["targets"].flat[keep] % a["logits"].shape[-1]
+    return {**a, "targets": targets}
 
 
 def _cross_entropy_case(ignore: bool) -> OpCase:
@@ -455,18 +426,17 @@ def _cross_entropy_case(ignore: bool) -> OpCase:
     return OpCase(
         "cross_entropy[ignore_index]" if ignore else "cross_entropy",
         sample,
-        *np_pair(
-            numpy_impl.cross_entropy_forward,
-            numpy_impl.cross_entropy_backward,
-            ("logits", "targets"),
-            ("logits",),
-        ),
+        **numpy_op("cross_entropy", pair(("logits", "targets"), ("logits",))),
         torch_impl=lambda t: (torch_impl.cross_entropy(t["logits"], t["targets"]),),
         torch_ref=reference,
         grad_inputs=("logits",),
         dims={"batch": 4, "seq": 16, "vocab": 50},
         fd_dims={"batch": 2, "seq": 3, "vocab": 5},
         bound=5.0,  # see SOFTMAX
+        edges=(
+            Edge("logits ±1e4", adjust=every_other_row("logits", huge(1e4))),
+            *((Edge("all but one target ignored", adjust=_all_but_one_ignored),) if ignore else ()),
+        ),
     )
 
 
@@ -497,12 +467,13 @@ def _torch_lstm_cell(t):
 LSTM_CELL = OpCase(
     "lstm_cell",
     _lstm_cell_sample,
-    *np_pair(numpy_impl.lstm_cell_forward, numpy_impl.lstm_cell_backward, _LSTM_ARGS, _LSTM_ARGS),
+    **numpy_op("lstm_cell", pair(_LSTM_ARGS, _LSTM_ARGS)),
     torch_impl=lambda t: torch_impl.lstm_cell(*(t[k] for k in _LSTM_ARGS)),
     torch_ref=_torch_lstm_cell,
     grad_inputs=_LSTM_ARGS,
     dims={"batch": 4, "d_in": 16, "hidden": 12},
     fd_dims={"batch": 2, "d_in": 3, "hidden": 2},
+    edges=(Edge("saturated gates", adjust=saturate_gates),),
 )
 
 

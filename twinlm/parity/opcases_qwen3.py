@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 import numpy_impl
 import torch_impl
-from twinlm.parity.harness import OpCase, np_pair
+from twinlm.parity.edges import every_other_row, huge, saturated
+from twinlm.parity.harness import Edge, OpCase, numpy_op, pair, params_backward, params_pair
 
 EPS = 1e-6  # Qwen3's rms_norm_eps
 ROPE_BASE = (
@@ -71,13 +72,7 @@ def _rmsnorm_case(qk: bool) -> OpCase:
     return OpCase(
         "rmsnorm[qk_norm]" if qk else "rmsnorm",
         sample,
-        *np_pair(
-            numpy_impl.rmsnorm_forward,
-            numpy_impl.rmsnorm_backward,
-            ("x", "weight"),
-            ("x", "weight"),
-            eps=EPS,
-        ),
+        **numpy_op("rmsnorm", pair(("x", "weight"), ("x", "weight"), eps=EPS)),
         torch_impl=lambda t: (torch_impl.rmsnorm(t["x"], t["weight"], EPS),),
         torch_ref=lambda t: (F.rms_norm(t["x"], t["x"].shape[-1:], t["weight"], EPS),),
         grad_inputs=("x", "weight"),
@@ -86,6 +81,10 @@ def _rmsnorm_case(qk: bool) -> OpCase:
         # dim ≥ 2: over one feature y = w·x/√(x² + ε) is flat, dx = r g ε/(x² + ε) ≈ 1e-6 g is
         # what is left of g (1 - x̂²) after cancellation; test_qwen3_ops.py checks dim 1 apart.
         min_dims={"dim": 2},
+        edges=(
+            Edge("zero rows", adjust=every_other_row("x", lambda rng, n, d: np.zeros((n, d)))),
+            Edge("rows of ±1e4", adjust=every_other_row("x", huge(1e4))),
+        ),
     )
 
 
@@ -98,7 +97,7 @@ def _rope_sample(rng, dtype, d):
 ROPE = OpCase(
     "rope",
     _rope_sample,
-    *np_pair(numpy_impl.rope_forward, numpy_impl.rope_backward, ("x", "cos", "sin"), ("x",)),
+    **numpy_op("rope", pair(("x", "cos", "sin"), ("x",))),
     torch_impl=lambda t: (torch_impl.rope(t["x"], t["cos"], t["sin"]),),
     torch_ref=lambda t: (_rope_ref(t["x"], t["cos"], t["sin"]),),
     grad_inputs=("x",),
@@ -106,6 +105,7 @@ ROPE = OpCase(
     dims={"batch": 2, "heads": 3, "seq": 8, "half": 8, "start": 30000},
     fd_dims={"batch": 1, "heads": 2, "seq": 3, "half": 2, "start": 5},
     min_dims={"start": 0},
+    edges=(Edge("positions from 0", {"start": 0}), Edge("T = 1", {"seq": 1})),
 )
 
 # The moderate range, where SiLU bends (its minimum is at x ≈ -1.28). d ≥ 8 for the reason given at
@@ -113,7 +113,7 @@ ROPE = OpCase(
 SILU = OpCase(
     "silu",
     lambda rng, dtype, d: {"x": _normal(rng, dtype, d["batch"], d["seq"], d["d"], scale=3.0)},
-    *np_pair(numpy_impl.silu_forward, numpy_impl.silu_backward, ("x",), ("x",)),
+    **numpy_op("silu", pair(("x",), ("x",))),
     torch_impl=lambda t: (torch_impl.silu(t["x"]),),
     torch_ref=lambda t: (F.silu(t["x"]),),
     grad_inputs=("x",),
@@ -121,6 +121,7 @@ SILU = OpCase(
     fd_dims={"batch": 2, "seq": 2, "d": 3},
     bound=8.0,
     min_dims={"d": 8},
+    edges=(saturated("x"),),
 )
 
 _SWIGLU_KEYS = ("gate_proj.weight", "up_proj.weight", "down_proj.weight")
@@ -136,16 +137,6 @@ def _swiglu_sample(rng, dtype, d):
     }
 
 
-def _swiglu_np_forward(a):
-    y, cache = numpy_impl.swiglu_forward(a["x"], {k: a[k] for k in _SWIGLU_KEYS})
-    return (y,), cache
-
-
-def _swiglu_np_backward(douts, cache):
-    dx, dparams = numpy_impl.swiglu_backward(*douts, cache)
-    return {"x": dx, **dparams}
-
-
 def _swiglu_ref(t):
     gate = F.silu(F.linear(t["x"], t["gate_proj.weight"]))
     return (F.linear(gate * F.linear(t["x"], t["up_proj.weight"]), t["down_proj.weight"]),)
@@ -154,8 +145,7 @@ def _swiglu_ref(t):
 SWIGLU = OpCase(
     "swiglu",
     _swiglu_sample,
-    _swiglu_np_forward,
-    _swiglu_np_backward,
+    **numpy_op("swiglu", params_pair(_SWIGLU_KEYS)),
     torch_impl=lambda t: (torch_impl.swiglu(t["x"], {k: t[k] for k in _SWIGLU_KEYS}),),
     torch_ref=_swiglu_ref,
     grad_inputs=("x", *_SWIGLU_KEYS),
@@ -184,12 +174,8 @@ def _gqa_case(causal: bool) -> OpCase:
     return OpCase(
         "grouped_query_attention" if causal else "grouped_query_attention[non-causal]",
         sample,
-        *np_pair(
-            numpy_impl.grouped_query_attention_forward,
-            numpy_impl.grouped_query_attention_backward,
-            ("q", "k", "v"),
-            ("q", "k", "v"),
-            causal=causal,
+        **numpy_op(
+            "grouped_query_attention", pair(("q", "k", "v"), ("q", "k", "v"), causal=causal)
         ),
         torch_impl=lambda t: (torch_impl.grouped_query_attention(t["q"], t["k"], t["v"], causal),),
         torch_ref=lambda t: (_gqa_ref(t["q"], t["k"], t["v"], causal),),
@@ -198,6 +184,10 @@ def _gqa_case(causal: bool) -> OpCase:
         dims={"batch": 2, "kv_heads": 2, "groups": 3, "seq": 8, **kv, "head_dim": 8},
         fd_dims={"batch": 1, "kv_heads": 2, "groups": 2, "seq": 2, **kv_fd, "head_dim": 2},
         min_dims={"past": 0},
+        edges=(
+            Edge("one kv head (multi-query)", {"kv_heads": 1}),
+            Edge("T = 1", {"seq": 1, "past": 0} if causal else {"seq": 1, "kv_seq": 1}),
+        ),
     )
 
 
@@ -264,21 +254,26 @@ def _attention_ref(t, p: dict, prefix: str = ""):
 _STATIC = ("x", "n_heads", "n_kv_heads", "cos", "sin")
 
 
+def _qwen3_pair(keys: tuple[str, ...]):
+    """The bind of `<op>_forward(x, params, n_heads, n_kv_heads, cos, sin, eps)` (Qwen3's attention
+    and decoder layer); the backward returns (dx, dparams)."""
+
+    def bind(forward, backward):
+        def np_forward(a):
+            x, H, Hkv, cos, sin = (a[k] for k in _STATIC)
+            y, cache = forward(x, {k: a[k] for k in keys}, int(H), int(Hkv), cos, sin, EPS)
+            return (y,), cache
+
+        return np_forward, params_backward(backward)
+
+    return bind
+
+
 def _qwen3_attention_case(bias: bool) -> OpCase:
     keys = _attention_keys(bias)
 
     def sample(rng, dtype, d):
         return {**_heads_and_tables(rng, dtype, d), **_attention_params(rng, dtype, d, bias)}
-
-    def np_forward(a):
-        x, H, Hkv, cos, sin = (a[k] for k in _STATIC)
-        params = {k: a[k] for k in keys}
-        y, cache = numpy_impl.qwen3_attention_forward(x, params, int(H), int(Hkv), cos, sin, EPS)
-        return (y,), cache
-
-    def np_backward(douts, cache):
-        dx, dparams = numpy_impl.qwen3_attention_backward(*douts, cache)
-        return {"x": dx, **dparams}
 
     def impl(t):
         x, H, Hkv, cos, sin = (t[k] for k in _STATIC)
@@ -288,8 +283,7 @@ def _qwen3_attention_case(bias: bool) -> OpCase:
     return OpCase(
         "qwen3_attention[bias]" if bias else "qwen3_attention",
         sample,
-        np_forward,
-        np_backward,
+        **numpy_op("qwen3_attention", _qwen3_pair(keys)),
         torch_impl=impl,
         torch_ref=lambda t: (_attention_ref(t, t),),
         grad_inputs=("x", *keys),
@@ -299,6 +293,7 @@ def _qwen3_attention_case(bias: bool) -> OpCase:
         # emb ≥ 2: from one input feature, QK-norm leaves ±w/rms(w) whatever x is, so the scores do
         # not depend on x and the q/k gradients are zero in exact arithmetic: noise against noise.
         min_dims={"emb": 2},
+        edges=(Edge("T = 1", {"seq": 1}),),
     )
 
 
@@ -322,18 +317,6 @@ def _block_sample(rng, dtype, d):
     return a
 
 
-def _block_np_forward(a):
-    x, H, Hkv, cos, sin = (a[k] for k in _STATIC)
-    params = {k: a[k] for k in _BLOCK_KEYS}
-    y, cache = numpy_impl.qwen3_block_forward(x, params, int(H), int(Hkv), cos, sin, EPS)
-    return (y,), cache
-
-
-def _block_np_backward(douts, cache):
-    dx, dparams = numpy_impl.qwen3_block_backward(*douts, cache)
-    return {"x": dx, **dparams}
-
-
 def _block_impl(t):
     x, H, Hkv, cos, sin = (t[k] for k in _STATIC)
     params = {k: t[k] for k in _BLOCK_KEYS}
@@ -354,8 +337,7 @@ def qwen3_block_builtin(t):
 QWEN3_BLOCK = OpCase(
     "qwen3_block",
     _block_sample,
-    _block_np_forward,
-    _block_np_backward,
+    **numpy_op("qwen3_block", _qwen3_pair(_BLOCK_KEYS)),
     torch_impl=_block_impl,
     torch_ref=qwen3_block_builtin,
     grad_inputs=("x", *_BLOCK_KEYS),
@@ -370,6 +352,7 @@ QWEN3_BLOCK = OpCase(
         "hidden": 3,
     },
     min_dims={"emb": 2},  # RMSNorm over one feature is flat (see rmsnorm)
+    edges=(Edge("T = 1", {"seq": 1}),),
 )
 
 QWEN3_CASES: list[OpCase] = [

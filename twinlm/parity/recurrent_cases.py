@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-import numpy_impl
 import torch_impl
-from twinlm.parity.harness import OpCase, np_pair
+from twinlm.parity.edges import saturate_gates
+from twinlm.parity.harness import Edge, OpCase, numpy_op, pair
 from twinlm.shared.naming import recurrent_param_shapes
 
 CELL_ARGS = ("x", "h", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -60,30 +60,26 @@ def _rnn_cell_case(nonlinearity: str) -> OpCase:
     return OpCase(
         f"rnn_cell[{nonlinearity}]",
         _cell_sample(1),
-        *np_pair(
-            numpy_impl.rnn_cell_forward,
-            numpy_impl.rnn_cell_backward,
-            CELL_ARGS,
-            CELL_ARGS,
-            nonlinearity=nonlinearity,
-        ),
+        **numpy_op("rnn_cell", pair(CELL_ARGS, CELL_ARGS, nonlinearity=nonlinearity)),
         torch_impl=lambda t: (torch_impl.rnn_cell(*(t[k] for k in CELL_ARGS), nonlinearity),),
         torch_ref=_builtin_cell(lambda i, h: torch.nn.RNNCell(i, h, nonlinearity=nonlinearity)),
         grad_inputs=CELL_ARGS,
         dims={"batch": 4, "d_in": 16, "hidden": 12},
         fd_dims={"batch": 2, "d_in": 3, "hidden": 2},
+        edges=(Edge("saturated", adjust=saturate_gates),),
     )
 
 
 GRU_CELL = OpCase(
     "gru_cell",
     _cell_sample(3),
-    *np_pair(numpy_impl.gru_cell_forward, numpy_impl.gru_cell_backward, CELL_ARGS, CELL_ARGS),
+    **numpy_op("gru_cell", pair(CELL_ARGS, CELL_ARGS)),
     torch_impl=lambda t: (torch_impl.gru_cell(*(t[k] for k in CELL_ARGS)),),
     torch_ref=_builtin_cell(torch.nn.GRUCell),
     grad_inputs=CELL_ARGS,
     dims={"batch": 4, "d_in": 16, "hidden": 12},
     fd_dims={"batch": 2, "d_in": 3, "hidden": 2},
+    edges=(Edge("saturated gates", adjust=saturate_gates),),
 )
 
 
@@ -93,16 +89,15 @@ GRU_CELL = OpCase(
 def layer_case(
     name: str,
     gates: int,
-    np_forward_fn,
-    np_backward_fn,
+    op: str,
     torch_fn,
     builtin,
     num_layers: int = LAYERS,
     p: float = 0.0,
     **options,
 ) -> OpCase:
-    """A layer over time as an op of (x, h0, params…, mask0…) -> (out, h_n). np_forward_fn /
-    np_backward_fn: the NumPy pair (rnn_forward, …); torch_fn: torch_impl's twin; builtin(I, H, L):
+    """A layer over time as an op of (x, h0, params…, mask0…) -> (out, h_n). op: the NumPy pair's
+    name ("rnn": rnn_forward, rnn_backward); torch_fn: torch_impl's twin; builtin(I, H, L):
     torch's module, or None (no built-in: torch_ref is None, and only the harness's two-way and
     finite-difference checks apply). options go to all three (nonlinearity, reset_after)."""
     L = num_layers
@@ -124,14 +119,17 @@ def layer_case(
     def masks(a):
         return [a[f"mask{k}"] for k in range(L - 1)] if p > 0 else None
 
-    def np_forward(a):
-        out, h_n, cache = np_forward_fn(a["x"], {k: a[k] for k in params}, a["h0"], masks(a), p,
-                                        **options)  # fmt: skip
-        return (out, h_n), cache
+    def bind(forward, backward):
+        def np_forward(a):
+            out, h_n, cache = forward(a["x"], {k: a[k] for k in params}, a["h0"], masks(a), p,
+                                      **options)  # fmt: skip
+            return (out, h_n), cache
 
-    def np_backward(douts, cache):
-        dx, dh0, grads = np_backward_fn(*douts, cache)
-        return {"x": dx, "h0": dh0, **grads}
+        def np_backward(douts, cache):
+            dx, dh0, grads = backward(*douts, cache)
+            return {"x": dx, "h0": dh0, **grads}
+
+        return np_forward, np_backward
 
     def torch_impl_forward(t):
         return torch_fn(t["x"], {k: t[k] for k in params}, t["h0"], masks(t), p, **options)
@@ -155,8 +153,7 @@ def layer_case(
     return OpCase(
         name,
         sample,
-        np_forward,
-        np_backward,
+        **numpy_op(op, bind),
         torch_impl=torch_impl_forward,
         torch_ref=reference if builtin is not None else None,
         grad_inputs=("x", "h0", *params),
@@ -167,6 +164,7 @@ def layer_case(
         # "≤ 2 × torch" there as often as NumPy). Sizes 1 are checked in float64 in
         # parity_tests/models/recurrent_layers.py.
         min_dims={"d_in": 2, "hidden": 2},
+        edges=(Edge("T = 1", {"seq": 1}),),
     )
 
 
@@ -178,8 +176,7 @@ def rnn_case(nonlinearity: str, num_layers: int = LAYERS, p: float = 0.0) -> OpC
     return layer_case(
         f"rnn[{nonlinearity}, L={num_layers}{drop}]",
         1,
-        numpy_impl.rnn_forward,
-        numpy_impl.rnn_backward,
+        "rnn",
         torch_impl.rnn,
         builtin,
         num_layers,
@@ -197,8 +194,7 @@ def gru_case(num_layers: int = LAYERS, p: float = 0.0, reset_after: bool = True)
     return layer_case(
         f"gru[L={num_layers}{drop}{convention}]",
         3,
-        numpy_impl.gru_forward,
-        numpy_impl.gru_backward,
+        "gru",
         torch_impl.gru,
         builtin if reset_after else None,
         num_layers,

@@ -179,7 +179,9 @@ def _train_step_section(data: dict, peak: dict, out: Path) -> list[str]:
         "## Training step: GPT-2 124M, float32",
         "",
         "One full step (forward, cross entropy, backward, clip to norm 1.0, AdamW), dropout off, "
-        "from the same initial weights. NumPy is `numpy_impl` as twinlm's NumPy engine runs it; "
+        "from the same initial weights. NumPy is `numpy_impl` as twinlm's NumPy engine runs it "
+        "(its fast path, `numpy_impl/fast`); NumPy reference ops the same step on the reference "
+        "ops, written for a reader (what the fast path's tricks buy); "
         "torch_impl the same model from elementary torch ops (autograd); the built-ins are "
         "`bench/gpt_builtin.py` (nn.Linear, `F.scaled_dot_product_attention(is_causal=True)`, "
         '`F.layer_norm`, `F.gelu(approximate="tanh")`, `F.cross_entropy`, '
@@ -272,7 +274,7 @@ LIBRARIES = ("numpy", "torch")
 # not a high-water mark that an earlier contender's freed memory still holds up.
 CONTENDERS = {
     "test_bench_train_step.py": {
-        "numpy": ("numpy",),
+        "numpy": ("numpy and not numpy-reference", "numpy-reference"),
         "torch": ("torch-cpu", "torch-builtin", "torch-compile", "torch-cuda", "torch-mps"),
     }
 }

@@ -3,8 +3,9 @@
 Per shape, each contender's seconds per step (its best round), tokens per second, achieved GFLOP/s
 and their share of the matmul peak (CPU contenders against np.matmul's, a GPU against its own
 torch.matmul's), the peak resident set size during its steps and the part of it the step needs
-(peak − the process's RSS before the model was built), and its time relative to NumPy's; and a bar
-chart of the seconds per step.
+(peak − the process's RSS before the model was built), and its time relative to NumPy's (the fast
+path, as the NumPy engine trains; "numpy-reference" is the same step on numpy_impl's reference ops,
+so the two NumPy rows say what the fast path's tricks buy); and a bar chart of the seconds per step.
 """
 
 from __future__ import annotations
@@ -15,9 +16,18 @@ from pathlib import Path
 from twinlm.report.tables import GPU_BACKENDS, fmt_gflops
 
 COMPONENT_PREFIX = "train_step "
-ORDER = ("numpy", "torch-cpu", "torch-builtin", "torch-compile", "torch-cuda", "torch-mps")
+ORDER = (
+    "numpy",
+    "numpy-reference",
+    "torch-cpu",
+    "torch-builtin",
+    "torch-compile",
+    "torch-cuda",
+    "torch-mps",
+)
 LABELS = {
     "numpy": "NumPy (numpy_impl)",
+    "numpy-reference": "NumPy (reference ops)",
     "torch-cpu": "torch_impl (autograd)",
     "torch-builtin": "torch built-ins",
     "torch-compile": "torch.compile (built-ins)",
@@ -113,7 +123,7 @@ def plot_train_step(results: list[StepResult], path: Path) -> Path:
                              squeeze=False)  # fmt: skip
     for ax, shape in zip(axes[0], shapes):
         rs = [r for r in results if r.shape == shape][::-1]  # NumPy on top
-        colors = ["C1" if r.backend == "numpy" else "C0" for r in rs]
+        colors = [{"numpy": "C1", "numpy-reference": "C3"}.get(r.backend, "C0") for r in rs]
         ax.barh([LABELS.get(r.backend, r.backend) for r in rs], [r.seconds for r in rs],
                 color=colors)  # fmt: skip
         for y, r in enumerate(rs):

@@ -33,10 +33,10 @@ from twinlm.shared.init import draw_dropout_masks, init_charrnn_params
 from twinlm.shared.naming import BACKENDS, CELL_STATE, charrnn_cell, charrnn_dropout_mask_shapes
 from twinlm.shared.sampling import check_sampling_args, next_tokens
 from twinlm.shared.validate import require_choice, require_int
-from twinlm.training.checkpoint import load_run
+from twinlm.training.checkpoint import load_run, saved_settings
 from twinlm.training.command import run_command
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run
+from twinlm.training.loop import Run, resumed_run
 from twinlm.training.settings import MODELS, NONLINEARITIES, CharRNNSettings
 
 LN2 = math.log(2.0)
@@ -180,24 +180,31 @@ class CharRNNTask:
 
 
 def saved_vocab(saved) -> ByteVocab:
-    """The byte vocabulary a char-RNN checkpoint was trained with."""
-    try:
-        return ByteVocab(bytes(saved.meta["vocab"]))
-    except (KeyError, TypeError, ValueError):
+    """The byte vocabulary a char-RNN checkpoint was trained with: a list of its cfg's vocab_size
+    distinct byte values (never bytes(n) of a number, which would be n zero bytes)."""
+    vocab = saved.meta.get("vocab")
+    if (
+        type(vocab) is not list
+        or len(vocab) != saved.meta["cfg"]["vocab_size"]
+        or not all(type(b) is int and 0 <= b < 256 for b in vocab)
+        or len(set(vocab)) != len(vocab)
+    ):
         raise ValueError(
-            f"{saved.path}: its metadata lacks a valid 'vocab' (the bytes the model knows)"
-        ) from None
+            f"{saved.path}: its metadata lacks a valid 'vocab' (the list of the "
+            f"{saved.meta['cfg']['vocab_size']} distinct byte values the model knows)"
+        )
+    return ByteVocab(bytes(vocab))
 
 
 def resume(path: str | Path, text, backend: str | None = None, steps: int | None = None) -> Run:
     """Continue a char-RNN run from its checkpoint on the same text (checked by fingerprint);
     `steps` sets a new total number of steps."""
     saved = load_run(path, "charrnn")
-    settings = CharRNNSettings(**saved.meta["settings"])
+    settings = saved_settings(saved, CharRNNSettings)
     if steps is not None:
         settings = replace(settings, steps=steps)  # checked as a new setting is
     task = CharRNNTask(text, settings, saved_vocab(saved))
-    return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
+    return resumed_run(task, backend or saved.meta["backend"], saved)
 
 
 # ---- sampling ------------------------------------------------------------------------------------

@@ -32,10 +32,10 @@ from twinlm.shared.config import get_config, is_qwen3_config, validate_config, v
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import BACKENDS, gpt_dropout_mask_shapes
 from twinlm.shared.validate import require_choice
-from twinlm.training.checkpoint import load_run
+from twinlm.training.checkpoint import load_run, saved_settings
 from twinlm.training.command import run_command
 from twinlm.training.engines import Batch, make_engine
-from twinlm.training.loop import Run
+from twinlm.training.loop import Run, resumed_run
 from twinlm.training.settings import CLASSIFY_DATA, ClassifySettings
 
 SPAM_LABELS = ("ham", "spam")  # twinlm.data.spam.LABELS: ham 0, spam 1
@@ -335,6 +335,16 @@ def load_classifier(path: str | Path, backend: str = "numpy"):
     missing = [k for k in (*OPTIONS, "labels", "max_length") if k not in meta]
     if missing:
         raise ValueError(f"{path}: its metadata lacks {missing}, which prediction needs")
+    labels, length, tokenizer = meta["labels"], meta["max_length"], meta.get("tokenizer")
+    if type(labels) is not list or len(labels) != meta["num_classes"]:
+        raise ValueError(f"{path}: its metadata's 'labels' must list num_classes names")
+    if not all(type(x) is str for x in labels) or type(tokenizer) not in (str, type(None)):
+        raise ValueError(f"{path}: its metadata's 'labels' and 'tokenizer' must be strings")
+    if type(length) is not int or not 1 <= length <= meta["cfg"]["context_length"]:
+        raise ValueError(
+            f"{path}: its metadata's 'max_length' must be an integer in [1, context_length], "
+            f"got {length!r:.40}"
+        )
     options = {k: meta[k] for k in OPTIONS}
     dtype = str(next(iter(saved.params.values())).dtype)
     model = build_classifier(backend, meta["cfg"], options, 0, dtype, backbone=saved.params)
@@ -374,8 +384,8 @@ def classify_texts(
 def resume(path: str | Path, backend: str | None = None, encode=None, data=None) -> Run:
     """Continue a classifier run from its checkpoint, on the same data (checked by fingerprint)."""
     saved = load_run(path, "classifier")
-    task = ClassifyTask(ClassifySettings(**saved.meta["settings"]), encode, data)
-    return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
+    task = ClassifyTask(saved_settings(saved, ClassifySettings), encode, data)
+    return resumed_run(task, backend or saved.meta["backend"], saved)
 
 
 def main_train(args) -> int:

@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from twinlm.training.checkpoint import SavedRun, load_run
+from twinlm.training.checkpoint import SavedRun, load_run, saved_settings
 from twinlm.training.distributed import active, is_main, require_same
-from twinlm.training.loop import Run, train
+from twinlm.training.loop import Run, resumed_run, train
 from twinlm.training.outdir import claim
 from twinlm.training.settings import declared, resume_with, settings_from_args
 
@@ -34,13 +34,7 @@ def resume_settings(saved: SavedRun, fresh, given):
     (settings.resume_with); `fresh` holds the values the flags set. Returns (settings,
     {name: (old, new)})."""
     cls, where = type(fresh), saved.path or "the checkpoint"
-    if not isinstance(saved.meta.get("settings"), dict):
-        raise ValueError(f"{where} holds no training settings, so it cannot be resumed")
-    try:
-        old = cls(**saved.meta["settings"])
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: its settings do not fit {cls.__name__} ({e})") from None
-    return resume_with(old, fresh, given, where)
+    return resume_with(saved_settings(saved, cls), fresh, given, where)
 
 
 def run_from_args(args, kind: str, fresh, make_task: Callable) -> Run:
@@ -53,7 +47,7 @@ def run_from_args(args, kind: str, fresh, make_task: Callable) -> Run:
     settings, changes = resume_settings(saved, fresh, getattr(args, "given", ()))
     task = make_task(settings, saved)
     backend = args.backend or saved.meta.get("backend", "numpy")
-    return Run(task, backend).restore(saved, task.fingerprint, changes)
+    return resumed_run(task, backend, saved, changes)
 
 
 def run_command(

@@ -16,6 +16,9 @@ that is not finite raises DivergenceError before the optimizer touches the param
 
 Both optimizers are AdamW written by hand (numpy_impl.AdamW, torch_impl.AdamW) with the same
 state_dict layout, so a checkpoint holds the same tensors whichever backend wrote it.
+
+The NumPy engine runs numpy_impl's fast path (`kernels="fast"`, numpy_impl/fast/): the model and
+AdamW are switched to it, which gives the reference's results to rounding.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ class Batch:
 
 
 class NumpyEngine:
-    """A numpy_impl model and numpy_impl.AdamW over its trainable parameters."""
+    """A numpy_impl model and numpy_impl.AdamW over its trainable parameters, both run on
+    `kernels` (numpy_impl.kernel_ops: "fast" unless told otherwise)."""
 
     backend = "numpy"
 
@@ -83,13 +87,16 @@ class NumpyEngine:
         weight_decay: float = 0.0,
         clip: float = 0.0,
         reduce_grads: Callable[[dict], None] | None = None,
+        kernels: str = "fast",
     ):
+        numpy_impl.kernel_ops(kernels)  # a known name, or a ValueError naming `kernels`
         self.model, self.clip, self.reduce_grads = model, clip, reduce_grads
+        model.kernels = kernels
         keys = trainable if trainable is not None else list(model.params)
         self.opt = None  # lr None: an engine that only evaluates
         if lr is not None:
             params = {k: model.params[k] for k in keys}
-            self.opt = numpy_impl.AdamW(params, lr=lr, weight_decay=weight_decay)
+            self.opt = numpy_impl.AdamW(params, lr=lr, weight_decay=weight_decay, kernels=kernels)
 
     def step(self, batch: Batch, lr: float) -> tuple[float, NumpyState]:
         with np.errstate(over="ignore", invalid="ignore"):  # check_finite reports it, once
@@ -118,7 +125,8 @@ class NumpyEngine:
         out = self.eval_logits(x, state)
         logits = out if state is None else out[0]
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = float(numpy_impl.cross_entropy_forward(logits, y)[0])
+            ops = numpy_impl.kernel_ops(self.model.kernels)
+            loss = float(ops.cross_entropy_forward(logits, y)[0])
         return loss if state is None else (loss, out[1])
 
     def params(self) -> dict[str, np.ndarray]:

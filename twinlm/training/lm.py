@@ -25,10 +25,10 @@ from twinlm.data.files import read_input, utf8
 from twinlm.shared.config import QWEN3_PRESETS, get_config, is_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import gpt_dropout_mask_shapes
-from twinlm.training.checkpoint import load_run
+from twinlm.training.checkpoint import load_run, saved_settings
 from twinlm.training.command import run_command
 from twinlm.training.engines import Batch
-from twinlm.training.loop import Run
+from twinlm.training.loop import Run, resumed_run
 from twinlm.training.schedule import lr_at
 from twinlm.training.settings import TrainSettings
 
@@ -154,8 +154,8 @@ class LMTask:
 def resume(path: str | Path, text: str, encode, backend: str | None = None) -> Run:
     """Continue a GPT run from its checkpoint, on the same text (checked by fingerprint)."""
     saved = load_run(path, "gpt")
-    task = LMTask(text, TrainSettings(**saved.meta["settings"]), encode)
-    return Run(task, backend or saved.meta["backend"]).restore(saved, task.fingerprint)
+    task = LMTask(text, saved_settings(saved, TrainSettings), encode)
+    return resumed_run(task, backend or saved.meta["backend"], saved)
 
 
 # ---- `twinlm train` (twinlm/cli.py parses) -------------------------------------------------------

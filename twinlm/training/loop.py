@@ -188,6 +188,20 @@ class Run:
         return self
 
 
+def resumed_run(task: Task, backend: str, saved: SavedRun, changes: dict | None = None) -> Run:
+    """Run(task, backend) restored from `saved` (Run.restore), once the task's model is the
+    checkpoint's: settings that describe another model than its cfg (a tampered preset or layer
+    count) are refused before that model is built. (The cfg, which checkpoint.load_run held to
+    the tensors, gives every size; a key it lacks is one added since, such as a char-RNN's cell.)"""
+    differ = [k for k, v in saved.meta["cfg"].items() if k not in task.cfg or task.cfg[k] != v]
+    if differ:
+        raise ValueError(
+            f"{saved.path or 'the checkpoint'}: its settings describe another model than its cfg "
+            f"(they differ in {', '.join(sorted(differ))})"
+        )
+    return Run(task, backend).restore(saved, task.fingerprint, changes)
+
+
 class Interrupted(KeyboardInterrupt):
     """Training stopped by SIGINT or SIGTERM; the message says whether a checkpoint was written.
     The command line exits 128 + the signal's number (130, 143), as a shell does."""

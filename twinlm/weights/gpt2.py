@@ -25,6 +25,14 @@ Two sources, one entry point, `load_gpt2(path) -> (cfg, params)`:
   arbitrary pickled code. The `att.mask` buffers are dropped; `qkv_bias` is True when
   `W_query.bias` is stored.
 
+A safetensors file is read through the `safetensors` library (twinlm.weights.reading: its header
+validated, bfloat16 widened exactly); every weight must be finite, and a block index past the
+number of tensors (a stray `h.999999999.*` key) is refused before anything is built per block. A
+config.json beside the weights (read when n_heads is not given) has every key of its JSON type,
+and the sizes it gives (n_embd, n_layer, n_positions / n_ctx, vocab_size, or the book's names) and
+qkv_bias equal to what the tensors show; an activation or LayerNorm epsilon other than GPT-2's,
+which the tensors cannot show, is refused.
+
 Which layout a file holds is decided by its keys (`wte.weight` vs `tok_emb.weight`), which format by
 its suffix (`.safetensors` is read with safetensors, anything else with `torch.load`), so an HF
 `pytorch_model.bin` loads too.
@@ -43,7 +51,6 @@ the caller sets a rate for training if it wants one.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -51,8 +58,14 @@ from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.json_files import config_value, read_json_object
 from twinlm.shared.config import validate_config
 from twinlm.shared.naming import gpt_param_shapes
+from twinlm.weights.reading import (
+    read_safetensors,
+    require_finite,
+    safetensors_layout,
+)
 
 # GPT-2 releases: width -> attention heads (small, medium, large, xl).
 GPT2_HEADS_BY_WIDTH = {768: 12, 1024: 16, 1280: 20, 1600: 25}
@@ -81,11 +94,12 @@ def load_gpt2(
         raise ValueError(f"n_heads must be positive, got {n_heads}")
 
     file = _weights_file(Path(path))
-    tensors = _read_tensors(file)
+    tensors = {k: v for k, v in _read_tensors(file).items() if not _is_buffer(k)}
+    require_finite(tensors, file)
     if "wte.weight" in tensors or "transformer.wte.weight" in tensors:
-        params, qkv_bias = _from_hf(tensors, file.name), True
+        params, qkv_bias = _from_hf(tensors, str(file)), True
     elif "tok_emb.weight" in tensors:
-        params, qkv_bias = _from_book(tensors, file.name)
+        params, qkv_bias = _from_book(tensors, str(file))
     else:
         found = ", ".join(sorted(tensors)[:5]) or "none"
         raise ValueError(
@@ -101,13 +115,18 @@ def load_gpt2(
         "vocab_size": int(vocab_size),
         "context_length": int(params["pos_emb.weight"].shape[0]),
         "emb_dim": int(emb_dim),
-        "n_heads": _resolve_heads(n_heads, file, int(emb_dim), n_layers),
+        "n_heads": 0,  # resolved below
         "n_layers": n_layers,
         "drop_rate": 0.0,  # inference; set a rate before training if wanted
         "qkv_bias": qkv_bias,
     }
+    cfg["n_heads"] = _resolve_heads(n_heads, file, cfg)
+    try:
+        validate_config(cfg)
+    except (TypeError, ValueError) as e:  # a size of 0, say: the tensors are empty
+        raise ValueError(f"{file}: {e}") from None
     params = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
-    return validate_config(cfg), params
+    return cfg, params
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +138,7 @@ def _weights_file(path: Path) -> Path:
         return path
     if not path.exists():
         raise FileNotFoundError(
-            f"path must be a GPT-2 weights file or a folder holding one: {path}"
+            f"path must be a GPT-2 weights file or a folder holding one: {path} does not exist"
         )
     if (path / "model.safetensors").is_file():
         return path / "model.safetensors"
@@ -134,14 +153,11 @@ def _weights_file(path: Path) -> Path:
 
 
 def _read_tensors(file: Path) -> dict[str, np.ndarray]:
-    """Every tensor in the file as a NumPy array, keys as stored."""
+    """Every tensor in the file as a NumPy array, keys as stored (a safetensors file's buffers
+    left unread: they may be of any dtype)."""
     if file.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        try:
-            return load_file(str(file))
-        except Exception as e:  # truncated or corrupt: safetensors raises its own error types
-            raise ValueError(f"{file} is not a readable safetensors file: {e}") from e
+        keys = {k for k in safetensors_layout(file) if not _is_buffer(k)}
+        return read_safetensors(file, keys)
 
     import torch
 
@@ -164,6 +180,8 @@ def _read_tensors(file: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{file} must hold a state_dict (a dict of tensors), got {type(obj)}")
     out = {}
     for k, t in obj.items():
+        if not isinstance(k, str):
+            raise ValueError(f"{file}: a state_dict's keys are names, got the key {k!r}")
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu()
             if t.is_floating_point() and t.dtype != torch.float64:
@@ -172,11 +190,20 @@ def _read_tensors(file: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _resolve_heads(n_heads: int | None, file: Path, emb_dim: int, n_layers: int) -> int:
-    """Explicit argument, else config.json beside the weights, else the GPT-2 table by width."""
-    source = "n_heads"
+def _is_buffer(key: str) -> bool:
+    """An attention-mask buffer (HF's attn.bias / attn.masked_bias, the book's att.mask)."""
+    return bool(
+        _HF_BUFFERS.fullmatch(key.removeprefix("transformer.")) or _BOOK_BUFFERS.fullmatch(key)
+    )
+
+
+def _resolve_heads(n_heads: int | None, file: Path, found: dict) -> int:
+    """Explicit argument, else config.json beside the weights, else the GPT-2 table by width.
+    found: what the tensors show (the cfg's vocab_size, emb_dim, n_layers, context_length,
+    qkv_bias)."""
+    source, emb_dim = "n_heads", found["emb_dim"]
     if n_heads is None:
-        config = _read_config(file.parent / "config.json", emb_dim, n_layers)
+        config = _read_config(file.parent / "config.json", found)
         if config is not None:
             n_heads, source = config, f"{file.parent / 'config.json'}"
         elif emb_dim in GPT2_HEADS_BY_WIDTH:
@@ -195,30 +222,51 @@ def _resolve_heads(n_heads: int | None, file: Path, emb_dim: int, n_layers: int)
     return n_heads
 
 
-def _read_config(path: Path, emb_dim: int, n_layers: int) -> int | None:
-    """n_head from an HF (or book-style) config.json, cross-checked against the tensors."""
+# config.json's keys (Hugging Face's, then the book's) for what the tensors show
+_CONFIG_SIZES = {
+    "n_embd": "emb_dim",
+    "emb_dim": "emb_dim",
+    "n_layer": "n_layers",
+    "n_layers": "n_layers",
+    "n_positions": "context_length",
+    "n_ctx": "context_length",
+    "context_length": "context_length",
+    "vocab_size": "vocab_size",
+}
+
+
+def _read_config(path: Path, found: dict) -> int | None:
+    """n_head from an HF (or book-style) config.json (None if it gives none, or there is no such
+    file), with every size it gives checked against the tensors (`found`) and every key of its
+    JSON type."""
     if not path.is_file():
         return None
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not readable JSON: {e}") from e
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
-    for key, got in (
-        ("n_embd", emb_dim),
-        ("emb_dim", emb_dim),
-        ("n_layer", n_layers),
-        ("n_layers", n_layers),
+    config = read_json_object(path)
+    model_type = config_value(config, "model_type", "str", path, "gpt2")
+    if model_type != "gpt2":
+        raise ValueError(f"{path} says model_type {model_type!r}; load_gpt2 reads GPT-2 ('gpt2')")
+    for key, size in _CONFIG_SIZES.items():
+        if key in config and config_value(config, key, "positive int", path) != found[size]:
+            raise ValueError(f"{path} says {key}={config[key]}, but the weights have {found[size]}")
+    if "qkv_bias" in config and config_value(config, "qkv_bias", "bool", path) != found["qkv_bias"]:
+        raise ValueError(
+            f"{path} says qkv_bias={config['qkv_bias']}, but the weights "
+            f"{'have' if found['qkv_bias'] else 'lack'} query/key/value biases"
+        )
+    # What the tensors cannot show but the math depends on: GELU's tanh form, LayerNorm's ε.
+    for key, allowed in (
+        ("activation_function", ("gelu_new", "gelu_pytorch_tanh")),
+        ("layer_norm_epsilon", (1e-5,)),
     ):
-        if key in config and config[key] != got:
-            raise ValueError(f"{path} says {key}={config[key]}, but the weights have {got}")
-    heads = config.get("n_head", config.get("n_heads"))
-    if heads is None:
-        return None
-    if isinstance(heads, bool) or not isinstance(heads, int) or heads <= 0:
-        raise ValueError(f"{path}: n_head must be a positive int, got {heads!r}")
-    return heads
+        if key in config and (type(config[key]) is bool or config[key] not in allowed):
+            raise ValueError(
+                f"{path}: {key} {config[key]!r} is not GPT-2's ({allowed[0]!r}), which twinlm "
+                "implements"
+            )
+    for key in ("n_head", "n_heads"):
+        if key in config:
+            return config_value(config, key, "positive int", path)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,8 +276,10 @@ def _read_config(path: Path, emb_dim: int, n_layers: int) -> int | None:
 def _from_hf(tensors: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     """Hugging Face GPT-2 keys -> the book's keys (Conv1D weights transposed, c_attn split)."""
     t = {k.removeprefix("transformer."): v for k, v in tensors.items()}
-    t = {k: v for k, v in t.items() if not _HF_BUFFERS.fullmatch(k)}
-    n_layers = _count_layers(t, r"h\.(\d+)\.")
+    if len(t) < len(tensors):
+        twice = sorted(k for k in tensors if k.startswith("transformer.") and k[12:] in tensors)
+        raise ValueError(f"{name} holds {twice[0]} twice, with and without 'transformer.'")
+    n_layers = _count_layers(t, r"h\.(\d+)\.", name)
     V, D = _shape_of(t, "wte.weight", 2, name)
     C = _shape_of(t, "wpe.weight", 2, name)[0]
 
@@ -284,8 +334,8 @@ def _from_hf(tensors: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]
 
 def _from_book(tensors: dict[str, np.ndarray], name: str) -> tuple[dict[str, np.ndarray], bool]:
     """The book's state_dict: same keys; drop the mask buffers, check every shape."""
-    t = {k: v for k, v in tensors.items() if not _BOOK_BUFFERS.fullmatch(k)}
-    n_layers = _count_layers(t, r"trf_blocks\.(\d+)\.")
+    t = tensors
+    n_layers = _count_layers(t, r"trf_blocks\.(\d+)\.", name)
     V, D = _shape_of(t, "tok_emb.weight", 2, name)
     C = _shape_of(t, "pos_emb.weight", 2, name)[0]
     qkv_bias = "trf_blocks.0.att.W_query.bias" in t
@@ -301,10 +351,20 @@ def _from_book(tensors: dict[str, np.ndarray], name: str) -> tuple[dict[str, np.
 # Checks
 
 
-def _count_layers(t: dict[str, np.ndarray], pattern: str) -> int:
-    """1 + the largest block index among the keys (a gap shows up later as missing keys)."""
-    indices = [int(m.group(1)) for k in t if (m := re.match(pattern, k))]
-    return max(indices) + 1 if indices else 0
+def _count_layers(t: dict[str, np.ndarray], pattern: str, name: str) -> int:
+    """1 + the largest block index among the keys (a gap shows up later as missing keys). An
+    index past the number of tensors cannot be a block of this file (each block holds tensors):
+    a stray key such as h.999999999.ln_1.weight is refused here, before anything is listed or
+    built per block."""
+    last, key = max(
+        ((int(m.group(1)), k) for k in t if (m := re.match(pattern, k))), default=(-1, "")
+    )
+    if last >= len(t):
+        raise ValueError(
+            f"{name}: {key} has block index {last}, but the file holds only {len(t)} tensors, "
+            f"so it has at most {len(t)} blocks"
+        )
+    return last + 1
 
 
 def _shape_of(t: dict[str, np.ndarray], key: str, ndim: int, name: str) -> tuple[int, ...]:

@@ -11,65 +11,88 @@ checkpoint normally has no `lm_head.weight`; when one is stored anyway it is dro
 transformers drops it (the head is the embedding). Old checkpoints' `rotary_emb.inv_freq` buffers
 are dropped too (the angles are computed from the config).
 
-bfloat16. The published weights are bfloat16: the top 16 bits of a float32 (sign, the same 8
-exponent bits, 7 of the 23 mantissa bits). NumPy has no bfloat16, so safetensors files are read
-here directly (an 8-byte little-endian header length, a JSON header with each tensor's dtype, shape
-and byte range, then the raw bytes) and each bf16 value u becomes a float32 exactly:
-    (u as uint32) << 16, viewed as float32
-float16 widens exactly too; float32 and float64 are taken as they are.
+bfloat16. The published weights are bfloat16, which NumPy lacks; twinlm.weights.reading reads
+every safetensors file through the `safetensors` library (which validates its header) and widens
+bf16 to float32 exactly. Before any tensor data is read, config.json is checked against the names
+and shapes in the headers (its num_hidden_layers against the layers present first, so a config
+that claims 10⁹ layers is refused at once); once read, every weight must be finite.
+
+Files. A sharded checkpoint's index names its shards by file name; a name that leaves the folder
+(an absolute path, `..`) is refused, so only files inside the folder given are read. Links inside
+the folder are followed (the hub's cache keeps its files as links into a blob store).
 
 The config. Two styles of config.json exist: transformers < 5 writes `rope_theta` at the top level
 (with `rope_scaling`) and `torch_dtype`; transformers ≥ 5 nests it as `rope_parameters:
-{"rope_theta": …, "rope_type": "default"}` and writes `dtype`. Both are read. What twinlm does not
-implement is refused with one line each: RoPE scaling other than the default (yarn, linear,
+{"rope_theta": …, "rope_type": "default"}` and writes `dtype`. Both are read. Every key must have its
+JSON type (`"tie_word_embeddings": "false"` is a string, refused, not read as true). What twinlm
+does not implement is refused with one line each: RoPE scaling other than the default (yarn, linear,
 dynamic, …), sliding-window attention layers, an activation other than SiLU, a model_type other
 than qwen3, and tensors that are missing, unexpected, misshapen or not floating point.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.json_files import config_value, read_json_object
 from twinlm.shared.config import validate_qwen3_config
 from twinlm.shared.naming import qwen3_param_shapes
+from twinlm.weights.reading import (
+    file_inside,
+    read_safetensors,
+    require_finite,
+    require_layout,
+    safetensors_layout,
+)
 
-HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-# safetensors stores little-endian; BF16 is read as its raw 16 bits.
-_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
+__all__ = ["is_hub_id", "load_qwen3", "qwen3_folder", "read_qwen3_config", "read_safetensors"]
+
+# A Hugging Face repo id, owner/name: word characters, '.', '-'; each part starts and ends with a
+# word character, and '--' or '..' appear nowhere (huggingface_hub's rule).
+_HUB_ID = re.compile(r"\w(?:[\w.-]*\w)?/\w(?:[\w.-]{0,94}\w)?")
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".json")
 _DROPPED = re.compile(r"(model\.)?(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq")
+_LAYER = re.compile(r"model\.layers\.(\d+)\.")
+
+
+def is_hub_id(path: str | os.PathLike) -> bool:
+    """`path` reads as a hub id (owner/name) rather than a local path: it does not exist, has the
+    form of a repo id, and does not end like a file (`../nope.safetensors` is a missing file)."""
+    text = str(path)
+    return (
+        not Path(text).exists()
+        and bool(_HUB_ID.fullmatch(text))
+        and "--" not in text
+        and ".." not in text
+        and not text.lower().endswith(_WEIGHT_SUFFIXES)
+    )
 
 
 def load_qwen3(path: str | os.PathLike, *, dtype=np.float32) -> tuple[dict, dict[str, np.ndarray]]:
     """(cfg, params) from a Qwen3 checkpoint folder (or hub id): cfg with twinlm's Qwen3 keys
     (twinlm.shared.config), params keyed like Hugging Face's state_dict, contiguous NumPy arrays
-    of `dtype` (float32, default, or float64; bf16 checkpoints convert exactly to either)."""
+    of `dtype` (float32, default, or float64; bf16 checkpoints convert exactly to either).
+    config.json is checked against the tensors' names and shapes, read from the safetensors
+    headers, before any tensor data is read."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
     folder = qwen3_folder(path)
     cfg = read_qwen3_config(folder / "config.json")
-    tensors = _read_checkpoint(folder)
-    tensors = {k: v for k, v in tensors.items() if not _DROPPED.fullmatch(k)}
+    layout = _layout(folder)  # key -> (file, dtype, shape)
+    layout = {k: v for k, v in layout.items() if not _DROPPED.fullmatch(k)}
     if cfg["tie_embeddings"]:
-        tensors.pop("lm_head.weight", None)
-    _check_tensors(tensors, qwen3_param_shapes(cfg), folder.name)
-    return cfg, {k: np.ascontiguousarray(tensors[k], dtype=dtype) for k in qwen3_param_shapes(cfg)}
-
-
-def is_qwen3_folder(path: str | os.PathLike) -> bool:
-    """A local folder whose config.json says model_type "qwen3"."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("model_type") == "qwen3"
-    except (OSError, ValueError, AttributeError):
-        return False
+        layout.pop("lm_head.weight", None)
+    shapes = _expected_shapes(cfg, layout, folder)
+    tensors: dict[str, np.ndarray] = {}
+    for file in dict.fromkeys(f for f, _, _ in layout.values()):
+        tensors |= read_safetensors(file, {k for k, (f, _, _) in layout.items() if f == file})
+    require_finite(tensors, folder)
+    return cfg, {k: np.ascontiguousarray(tensors[k], dtype=dtype) for k in shapes}
 
 
 def qwen3_folder(path: str | os.PathLike) -> Path:
@@ -85,9 +108,10 @@ def qwen3_folder(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(
             f"path must be a Qwen3 model folder (config.json, safetensors), got the file {folder}"
         )
-    if not HUB_ID.fullmatch(str(path)):
+    if not is_hub_id(path):
         raise FileNotFoundError(
-            f"path must be a Qwen3 model folder or a hub id like Qwen/Qwen3-0.6B-Base, got {path}"
+            f"path must be a Qwen3 model folder or a hub id like Qwen/Qwen3-0.6B-Base; {path} "
+            "does not exist"
         )
     how = f"hf download {path} --local-dir <folder> (huggingface_hub ≥ 0.34), then pass that folder"
     try:
@@ -108,52 +132,54 @@ def qwen3_folder(path: str | os.PathLike) -> Path:
 
 
 def read_qwen3_config(path: Path) -> dict:
-    """twinlm's Qwen3 config from a Hugging Face config.json of either style (module docstring)."""
-    try:
-        hf = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not readable JSON: {e}") from e
-    if not isinstance(hf, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(hf).__name__}")
+    """twinlm's Qwen3 config from a Hugging Face config.json of either style (module docstring);
+    every key of the type it must have (config_value), never coerced."""
+    hf = read_json_object(path)
     if hf.get("model_type") != "qwen3":
         raise ValueError(
             f"{path} says model_type {hf.get('model_type')!r}; load_qwen3 reads Qwen3 ('qwen3') only"
         )
-    rope = hf.get("rope_parameters") or {}
-    scaling = hf.get("rope_scaling") or {}
+    rope = config_value(hf, "rope_parameters", "object", path, {}, null_ok=True)
+    scaling = config_value(hf, "rope_scaling", "object", path, {}, null_ok=True)
     rope_type = rope.get("rope_type", scaling.get("rope_type", scaling.get("type", "default")))
     if rope_type != "default":
         raise ValueError(f"{path}: RoPE scaling {rope_type!r} is not implemented (only 'default')")
-    layer_types = hf.get("layer_types") or []
-    if hf.get("use_sliding_window") or any(t != "full_attention" for t in layer_types):
+    layer_types = config_value(hf, "layer_types", "list", path, [], null_ok=True)
+    sliding = config_value(hf, "use_sliding_window", "bool", path, False, null_ok=True)
+    if sliding or any(t != "full_attention" for t in layer_types):
         raise ValueError(f"{path}: sliding-window attention layers are not implemented")
-    if hf.get("hidden_act", "silu") != "silu":
-        raise ValueError(f"{path}: hidden_act {hf['hidden_act']!r} is not implemented (only silu)")
-    missing = [
-        k
-        for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers")
-        + ("num_attention_heads", "max_position_embeddings")
-        if k not in hf
-    ]
-    theta = rope.get("rope_theta", hf.get("rope_theta"))
-    if theta is None:
-        missing.append("rope_theta (top level or in rope_parameters)")
-    if missing:
-        raise ValueError(f"{path} is missing {', '.join(missing)}")
-    heads = hf["num_attention_heads"]
+    act = config_value(hf, "hidden_act", "str", path, "silu")
+    if act != "silu":
+        raise ValueError(f"{path}: hidden_act {act!r} is not implemented (only silu)")
+
+    def size(key: str, default=None):
+        return config_value(hf, key, "positive int", path, *(() if default is None else (default,)))
+
+    heads = size("num_attention_heads")
+    hidden = size("hidden_size")
+    if "rope_theta" in rope:
+        theta = config_value(rope, "rope_theta", "positive number", f"{path} (rope_parameters)")
+    elif "rope_theta" in hf:
+        theta = config_value(hf, "rope_theta", "positive number", path)
+    else:
+        raise ValueError(f"{path} is missing rope_theta (top level or in rope_parameters)")
     cfg = {
-        "vocab_size": hf["vocab_size"],
-        "context_length": hf["max_position_embeddings"],
-        "emb_dim": hf["hidden_size"],
+        "vocab_size": size("vocab_size"),
+        "context_length": size("max_position_embeddings"),
+        "emb_dim": hidden,
         "n_heads": heads,
-        "n_kv_heads": hf.get("num_key_value_heads") or heads,
-        "head_dim": hf.get("head_dim") or hf["hidden_size"] // heads,
-        "hidden_dim": hf["intermediate_size"],
-        "n_layers": hf["num_hidden_layers"],
+        "n_kv_heads": config_value(
+            hf, "num_key_value_heads", "positive int", path, heads, null_ok=True
+        ),  # fmt: skip
+        "head_dim": config_value(
+            hf, "head_dim", "positive int", path, hidden // heads, null_ok=True
+        ),  # fmt: skip
+        "hidden_dim": size("intermediate_size"),
+        "n_layers": size("num_hidden_layers"),
         "rope_base": float(theta),
-        "rms_norm_eps": float(hf.get("rms_norm_eps", 1e-6)),
-        "tie_embeddings": bool(hf.get("tie_word_embeddings", False)),
-        "attention_bias": bool(hf.get("attention_bias", False)),
+        "rms_norm_eps": float(config_value(hf, "rms_norm_eps", "positive number", path, 1e-6)),
+        "tie_embeddings": config_value(hf, "tie_word_embeddings", "bool", path, False),
+        "attention_bias": config_value(hf, "attention_bias", "bool", path, False),
     }
     try:
         return validate_qwen3_config(cfg)
@@ -161,71 +187,45 @@ def read_qwen3_config(path: Path) -> dict:
         raise ValueError(f"{path}: {e}") from e
 
 
-# ---- safetensors, read without torch --------------------------------------------------------
+# ---- the checkpoint's tensors ----------------------------------------------------------------
 
 
-def _read_checkpoint(folder: Path) -> dict[str, np.ndarray]:
-    """Every tensor of model.safetensors, or of the shards model.safetensors.index.json names."""
+def _layout(folder: Path) -> dict[str, tuple[Path, str, tuple[int, ...]]]:
+    """{key: (file, dtype, shape)} of every tensor of model.safetensors, or of the shards
+    model.safetensors.index.json names (only files inside the folder), from the headers alone."""
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file():
-        return read_safetensors(single)
+        return {k: (single, *v) for k, v in safetensors_layout(single).items()}
     if not index.is_file():
         raise FileNotFoundError(f"{folder} holds neither model.safetensors nor {index.name}")
-    try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{index} is not a safetensors index with a weight_map: {e}") from e
-    tensors: dict[str, np.ndarray] = {}
-    for shard in sorted(set(weight_map.values())):
-        if not (folder / shard).is_file():
-            raise FileNotFoundError(f"{index.name} names the shard {shard}, which {folder} lacks")
-        found = read_safetensors(folder / shard)
-        tensors |= {k: found[k] for k, f in weight_map.items() if f == shard and k in found}
-    absent = sorted(k for k in weight_map if k not in tensors)
-    if absent:
-        raise ValueError(f"{index.name} maps {absent[0]} to a shard that does not hold it")
-    return tensors
+    weight_map = config_value(read_json_object(index), "weight_map", "object", index)
+    shards: dict[Path, list[str]] = {}
+    for key, shard in weight_map.items():
+        file = file_inside(folder, shard, f"{index}'s weight_map entry for {key}")
+        shards.setdefault(file, []).append(key)
+    layout = {}
+    for file, keys in shards.items():
+        if not file.is_file():
+            raise FileNotFoundError(f"{index} names the shard {file.name}, which {folder} lacks")
+        found = safetensors_layout(file)
+        absent = [k for k in keys if k not in found]
+        if absent:
+            raise ValueError(f"{index} maps {absent[0]} to the shard {file.name}, which lacks it")
+        layout |= {k: (file, *found[k]) for k in keys}
+    return layout
 
 
-def read_safetensors(file: Path) -> dict[str, np.ndarray]:
-    """Every tensor in a safetensors file as NumPy: float32, float64 and float16 as stored
-    (memory-mapped, read-only), bfloat16 widened to float32 exactly."""
-    try:
-        with open(file, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(n))
-        data = np.memmap(file, dtype=np.uint8, mode="r", offset=8 + n)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{file} is not a readable safetensors file: {e}") from e
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        stored = _SAFETENSORS_DTYPES.get(info.get("dtype"))
-        if stored is None:
-            raise TypeError(f"{file.name}: {name} has dtype {info.get('dtype')}, not a float type")
-        start, end = info["data_offsets"]
-        if end > data.size:
-            raise ValueError(f"{file} is truncated: {name} ends at byte {end} of {data.size}")
-        tensor = data[start:end].view(stored).reshape(info["shape"])
-        if info["dtype"] == "BF16":  # the top 16 bits of a float32: shift them back into place
-            tensor = (tensor.astype(np.uint32) << 16).view(np.float32)
-        tensors[name] = tensor
-    return tensors
-
-
-def _check_tensors(t: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], name: str) -> None:
-    missing = [k for k in shapes if k not in t]
-    if missing:
-        more = f" … ({len(missing)} in all)" if len(missing) > 3 else ""
-        raise ValueError(f"{name} is missing {', '.join(missing[:3])}{more} for its config.json")
-    unexpected = sorted(k for k in t if k not in shapes)
-    if unexpected:
-        more = f" … ({len(unexpected)} in all)" if len(unexpected) > 3 else ""
+def _expected_shapes(cfg: dict, layout: dict, folder: Path) -> dict[str, tuple[int, ...]]:
+    """The shapes config.json implies, once its number of layers is the checkpoint's (so that
+    a num_hidden_layers of 10⁹ is refused before 10⁹ layers' names are listed); then every
+    tensor present, named and shaped as they say."""
+    layers = {int(m.group(1)) for k in layout if (m := _LAYER.match(k))}
+    if cfg["n_layers"] != len(layers):
         raise ValueError(
-            f"{name} has tensors its config.json does not explain: {', '.join(unexpected[:3])}{more}"
+            f"{folder / 'config.json'} says num_hidden_layers={cfg['n_layers']}, but the "
+            f"checkpoint's tensors hold {len(layers)} layers (model.layers.<i>.*)"
         )
-    for k, want in shapes.items():
-        got = tuple(int(s) for s in t[k].shape)
-        if got != want:
-            raise ValueError(f"{name}: {k} must have shape {want} (from config.json), got {got}")
+    shapes = qwen3_param_shapes(cfg)
+    found = {k: shape for k, (_, _, shape) in layout.items()}
+    require_layout(found, shapes, str(folder), "its config.json")
+    return shapes

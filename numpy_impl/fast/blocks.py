@@ -1,4 +1,4 @@
-"""Row blocks, and a few threads, for numpy_impl's chains of elementwise passes (GELU, AdamW, …).
+"""Row blocks, and a few threads, for the fast path's chains of elementwise passes (GELU, AdamW, …).
 
 A chain of NumPy calls over a large array streams the whole array through memory once per call.
 Run the chain on one block of rows at a time, small enough to stay in the core's cache, and
@@ -6,11 +6,12 @@ memory sees each array once. NumPy releases the GIL inside its loops, so blocks 
 threads run on two cores at once.
 
 `for_blocks(fn, n, block)` calls fn(lo, hi) over [0, n) in blocks of `block` rows, split into one
-contiguous run per thread; `as_rows(a)` views an array (..., D) as those rows; `rows_per_block(width)` is the block of rows of `width` elements that
-holds about BLOCK_ELEMENTS. fn must only write rows lo .. hi-1 of its outputs, must not call BLAS
-(a BLAS call uses every core already), and sets its own np.errstate: NumPy's floating-point error
-state is per thread. THREADS is TWINLM_THREADS, else OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (so
-`OMP_NUM_THREADS=1` keeps everything on one core, as `make demo` wants), else the usable CPUs.
+contiguous run per thread; `as_rows(a)` views an array (..., D) as those rows;
+`rows_per_block(width)` is the block of rows of `width` elements that holds about BLOCK_ELEMENTS.
+fn must only write rows lo .. hi-1 of its outputs, must not call BLAS (a BLAS call uses every core
+already), and sets its own np.errstate: NumPy's floating-point error state is per thread.
+THREADS is TWINLM_THREADS, else OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (so `OMP_NUM_THREADS=1`
+keeps everything on one core, as `make demo` wants), else the usable CPUs.
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ def _default_threads() -> int:
 
 
 THREADS = _default_threads()
-# Elements per block. Measured on two threads: 1 << 15 (where a block's arrays fit in L2) lost to
-# the GIL, as each NumPy call's Python overhead rivals its work (GELU 12.7 ms at 1 << 15, 8.9 at
-# 1 << 17; AdamW over 155 M parameters 0.65 s vs 0.45 s); 1 << 18 was no faster.
+# Elements per block: larger than a core's L2 would suggest, because each NumPy call's Python
+# overhead (under the GIL) rivals its work on a small block; much larger gains nothing.
 BLOCK_ELEMENTS = 1 << 17
 _pools: dict[int, ThreadPoolExecutor] = {}
 

@@ -1,0 +1,58 @@
+"""LayerNorm, the fast path: numpy_impl/layernorm.py's arithmetic (its docstring has the math)
+run on a block of rows at a time (numpy_impl/fast/blocks.py), so a row's temporaries stay in cache,
+with the blocks shared out among threads and every pass written into its output in place. The
+cache holds x̂ and σ on the (rows, D) layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numpy_impl.fast.blocks import as_rows, for_blocks, rows_per_block
+from twinlm.shared.validate import require_float, require_ndim, require_shape
+
+
+def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: float = 1e-5):
+    """y = (x - mean) / sqrt(var + eps) * scale + shift over the last axis. Returns (y, cache)."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+    require_shape("scale", scale, (x.shape[-1],))
+    require_shape("shift", shift, (x.shape[-1],))
+    eps = float(eps)  # a Python float: float32 stays float32
+    x2 = as_rows(x)  # (rows, D)
+    y, xhat = np.empty_like(x2), np.empty_like(x2)  # (rows, D)
+    std = np.empty((x2.shape[0], 1), x2.dtype)  # (rows, 1)
+
+    def rows(lo: int, hi: int) -> None:
+        xr, yr, xc = x2[lo:hi], y[lo:hi], xhat[lo:hi]
+        # x - μ in two passes, as the reference centres (numpy_impl/layernorm.py says why)
+        np.subtract(xr, xr.mean(axis=-1, keepdims=True), out=xc)  # d = x - μ̂
+        xc -= xc.mean(axis=-1, keepdims=True)  # d - mean(d) = x - μ
+        var = np.multiply(xc, xc, out=yr).mean(axis=-1, keepdims=True)  # biased: divides by D
+        np.sqrt(var + eps, out=std[lo:hi])  # σ
+        xc /= std[lo:hi]  # x̂
+        np.multiply(xc, scale, out=yr)
+        yr += shift  # y = x̂ ⊙ scale + shift
+
+    for_blocks(rows, x2.shape[0], rows_per_block(x2.shape[1]))
+    return y.reshape(x.shape), (xhat, std, scale)
+
+
+def layernorm_backward(dy: np.ndarray, cache):
+    """Returns (dx, dscale, dshift)."""
+    xhat, std, scale = cache
+    xhat, std, dy2 = as_rows(xhat), as_rows(std), as_rows(dy)  # (rows, D), (rows, 1), (rows, D)
+    dx = np.empty_like(dy2)  # (rows, D)
+
+    def rows(lo: int, hi: int) -> None:
+        g = np.multiply(dy2[lo:hi], scale, out=dx[lo:hi])  # g = dy ⊙ scale, in dx's rows
+        tmp = g * xhat[lo:hi]
+        mean_gx = tmp.mean(axis=-1, keepdims=True)  # mean(g ⊙ x̂)
+        g -= g.mean(axis=-1, keepdims=True)  # g - mean(g)
+        g -= np.multiply(xhat[lo:hi], mean_gx, out=tmp)  # - x̂ mean(g ⊙ x̂)
+        g /= std[lo:hi]  # dx
+
+    for_blocks(rows, dy2.shape[0], rows_per_block(dy2.shape[1]))
+    dscale = np.einsum("rd,rd->d", dy2, xhat)  # (D,)
+    dshift = dy2.sum(axis=0)  # (D,)
+    return dx.reshape(dy.shape), dscale, dshift
