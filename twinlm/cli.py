@@ -11,15 +11,21 @@ it may change on --resume); every other flag that takes a number is checked by t
     exit 70   a bug in twinlm: the traceback is printed, and says so
     exit 130  stopped by SIGINT (Ctrl-C); 143: by SIGTERM (a training run saves a checkpoint first)
 Every anticipated failure prints one line naming the flag or the file; TWINLM_DEBUG=1 shows the
-traceback of any failure.
+traceback of any failure. A path twinlm may not write (EACCES, EPERM, a read-only file system) is
+bad input; an empty flag value is refused rather than read as the default. Under torchrun each
+rank exits as above, its line naming it (twinlm/training/distributed.py `launched`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from twinlm.training.settings import (
@@ -37,11 +43,18 @@ from twinlm.training.settings import (
 
 class _Store(argparse.Action):
     """argparse's plain store, which also notes the flag in args.given: a resumed run refuses the
-    given flags that would change its model or data (twinlm/training/settings.py resume_with)."""
+    given flags that would change its model or data (twinlm/training/settings.py resume_with).
+    An empty value is refused (`--out ''` must not mean the default folder), except where empty
+    is a value (EMPTY_IS_A_VALUE)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        if values == "" and self.dest not in EMPTY_IS_A_VALUE:
+            parser.error(f"argument {'/'.join(self.option_strings)}: must not be empty")
         setattr(namespace, self.dest, values)
         namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+EMPTY_IS_A_VALUE = {"primer"}  # `charrnn sample --primer ''`: start from nothing (the default)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -230,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numpy", "torch"], default=None, help="default: numpy")
     add_flags(p, CharRNNSettings, only=COMPARE_SETTINGS)
     p.add_argument("--out", default="runs/charrnn-compare")
+    p.add_argument("--force", action="store_true", help="replace the runs already in --out")
     p.set_defaults(func="twinlm.training.charrnn_compare:main_compare")
 
     p = sub.add_parser(
@@ -284,15 +298,51 @@ def _exit_code(e: Exception) -> int | None:
         return 2
     if isinstance(e, (IsADirectoryError, NotADirectoryError, PermissionError)):
         return 2
+    if isinstance(e, OSError) and e.errno in REFUSED:  # a read-only file system: a path to change
+        return 2
     if isinstance(e, (OSError, MemoryError)) or type(e).__name__ == "OutOfMemoryError":
         return 1  # disk full, network down, out of (GPU) memory
     return None
+
+
+REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)  # a path twinlm may not write: bad input
 
 
 def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
     return str(e) or type(e).__name__
+
+
+def _anticipated(e: Exception) -> tuple[int, str] | None:
+    """(exit status, the one line to print) for an anticipated failure; None for a bug."""
+    code = _exit_code(e)
+    return None if code is None else (code, _message(e))
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a training run (which saves first: twinlm/training/loop.py): the command
+    stops as on Ctrl-C, its cleanup run, and exits 143."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated("stopped by SIGTERM")
+
+
+@contextlib.contextmanager
+def _sigterm_stops():
+    """SIGTERM raises _Terminated for the length of the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is _terminate:  # not one set inside (launched's)
+            signal.signal(signal.SIGTERM, old)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,12 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     from twinlm.training.distributed import launched
 
     try:
-        with launched(label):  # under torchrun: one rank of a process group; a failure is one line
+        # under torchrun: one rank of a process group, whose failures launched() reports
+        with _sigterm_stops(), launched(label, _anticipated):
             return int(_handler(args.func)(args) or 0)
     except KeyboardInterrupt as e:  # Ctrl-C; a training run's Interrupted says what it saved
         if os.environ.get("TWINLM_DEBUG"):
             raise
-        print(f"{label}: {e or 'interrupted'}", file=sys.stderr)
+        print(f"{label}: {str(e) or 'interrupted'}", file=sys.stderr)
         return getattr(e, "exit_code", 130)
     except Exception as e:
         code = _exit_code(e)

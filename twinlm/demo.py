@@ -107,8 +107,10 @@ def train_in_lockstep(runs: dict[str, Run], steps: int, progress: bool = True) -
 
 
 def main_demo(args) -> int:
-    """`twinlm demo` (twinlm/cli.py parses)."""
-    return run_demo(steps=args.steps, dtype=args.dtype, out_dir=args.out)
+    """`twinlm demo` (twinlm/cli.py parses); --out checked before the training, not after."""
+    from twinlm.data.files import writable_folder
+
+    return run_demo(steps=args.steps, dtype=args.dtype, out_dir=writable_folder(args.out, "--out"))
 
 
 def run_demo(

@@ -296,6 +296,8 @@ def main_generate(args) -> int:
     speed (stderr). Returns the exit status (errors are the command line's error boundary's to
     report)."""
     backend, prompt, dtype, use_cache = args.backend, args.prompt, args.dtype, not args.no_cache
+    if args.n_heads is not None and args.weights is None:
+        raise ValueError("--n-heads is for --weights (GPT-2's); a checkpoint knows its heads")
     encode, decode = text_codec(args.weights)
     model = load_model(
         backend,

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_helpers import TEXT, fails, parse_fails
 from safetensors.numpy import save_file
 
 from twinlm.cli import main
@@ -18,37 +19,6 @@ from twinlm.parity import check
 from twinlm.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
-
-TEXT = "".join(
-    f"line {i}: the quick brown fox jumps over the lazy dog {i * i}\n" for i in range(80)
-)
-
-
-def fails(argv: list[str], capsys, code: int = 2) -> str:
-    """Run the command line; assert it exits `code` with one error line and no traceback; return
-    that line."""
-    assert main([str(a) for a in argv]) == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def parse_fails(argv: list[str], capsys) -> str:
-    """An argparse refusal: exit 2 before any work, the message naming the flag."""
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    assert e.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def text(tmp_path):
-    path = tmp_path / "fox.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
-
 
 # ---- bad values, refused before any work (one check per flag, the same in every command) -----
 

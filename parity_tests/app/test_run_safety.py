@@ -15,34 +15,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from cli_helpers import TEXT, step_of
+from cli_helpers import charrnn_argv as charrnn
 
 from twinlm.cli import main
 from twinlm.data import files
 from twinlm.data.files import LOCK_NAME, exclusive
 from twinlm.training import loop
 from twinlm.training.charrnn import CharRNNSettings, CharRNNTask
-from twinlm.training.checkpoint import load_run, read_meta
+from twinlm.training.checkpoint import load_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
-
-TEXT = "".join(
-    f"line {i}: the quick brown fox jumps over the lazy dog {i * i}\n" for i in range(80)
-)
-
-
-@pytest.fixture
-def text(tmp_path):
-    path = tmp_path / "fox.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
-
-
-def charrnn(text, out, *more) -> list[str]:
-    """`twinlm charrnn train` of a tiny LSTM, checkpoints by steps only."""
-    args = ["charrnn", "train", "--text", text, "--hidden-size", "8", "--emb-dim", "4"]
-    args += ["--num-layers", "1", "--batch-size", "2", "--seq-length", "8", "--eval-batches", "1"]
-    args += ["--eval-every", "2", "--checkpoint-minutes", "0", "--out", out, *more]
-    return [str(a) for a in args]
 
 
 def fails(argv: list[str], capsys, code: int) -> str:
@@ -50,11 +33,6 @@ def fails(argv: list[str], capsys, code: int) -> str:
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     return err
-
-
-def step_of(path) -> int | None:
-    meta = read_meta(path) if os.path.exists(path) else None
-    return meta["step"] if meta else None
 
 
 # ---- --out, before any work --------------------------------------------------------------------

@@ -41,7 +41,10 @@ LAYERS = [
     {"twinlm.__main__", "twinlm"},
 ]
 # Within one layer, packages that may import each other (the arrows go one way only).
-SIDEWAYS = {"twinlm.weights": {"twinlm.data"}}  # a weights folder may carry its tokenizer
+SIDEWAYS = {
+    "twinlm.weights": {"twinlm.data"},  # a weights folder may carry its tokenizer
+    "twinlm.report": {"twinlm.data"},  # a report's folder is checked as every output is (files.py)
+}
 FORBIDDEN = {
     "numpy_impl": {"torch", "torch_impl"},
     "torch_impl": {"numpy_impl"},

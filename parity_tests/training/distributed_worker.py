@@ -8,11 +8,23 @@ inside one process group, and rank 0 writes what the test compares with a single
     cli                     `twinlm charrnn train` (NumPy) from the command line
     resume-into             the torch char-RNN resumed from a one-process checkpoint
     resume-from             the torch char-RNN stopped after a few steps, for one process to resume
+    mismatch, mismatch-lr-batch  the ranks given different --seed, or --lr and --batch-size: both
+                            refuse (exit 2) before a step
+    stopped, stopped-resumed  SIGINT to rank 0 after step 3: both ranks stop after step 4, rank 0
+                            saves; then the run resumed to the end, to equal `cli` bit for bit
     fail                    rank 1 raises at step 2 (the job must end, naming rank 1)
+Each `twinlm` command's exit status is written to OUT/codes-<rank>.txt ("<scenario> <status>").
+
+    torchrun --standalone --nproc-per-node 2 parity_tests/training/distributed_worker.py --sigterm OUT
+
+runs `python -m twinlm charrnn train` as it is (not under this file's process group), SIGTERM sent
+to rank 1 after its step 3: each rank's own exit status is then the command line's.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -109,6 +121,25 @@ def train_steps(task, backend: str, steps: int, path: Path) -> None:
         run.save(path)
 
 
+def signal_after(step: int, sig: int) -> None:
+    """This process sends itself `sig` once its run has finished optimizer step `step`."""
+    original = Run.train_step
+
+    def step_then_signal(self):
+        loss = original(self)
+        if self.step == step:
+            Run.train_step = original
+            os.kill(os.getpid(), sig)  # to the handler the training loop installed
+        return loss
+
+    Run.train_step = step_then_signal
+
+
+def record(out: Path, rank: int, scenario: str, code: int) -> None:
+    with open(out / f"codes-{rank}.txt", "a") as f:
+        f.write(f"{scenario} {code}\n")
+
+
 def main(out: Path) -> None:
     from twinlm.cli import main as cli
 
@@ -122,6 +153,17 @@ def main(out: Path) -> None:
         one = out / "one" / "checkpoint.safetensors"  # written by the test before the job
         assert cli(charrnn_args("torch", 11, out / "resume-into", text, resume=one)) == 0
         assert cli(charrnn_args("torch", 4, out / "resume-from", text)) == 0
+
+        mismatched = charrnn_args("numpy", 3, out / "mismatch", text)
+        record(out, rank, "mismatch", cli([*mismatched, "--seed", str(20 + rank)]))
+        lr_batch = ["--lr", str(0.001 * (1 + rank)), "--batch-size", str(4 + rank)]
+        record(out, rank, "mismatch-lr-batch", cli([*mismatched, *lr_batch]))
+        if rank == 0:
+            signal_after(3, signal.SIGINT)
+        record(out, rank, "stopped", cli(charrnn_args("numpy", 11, out / "stopped", text)))
+        stopped = out / "stopped" / "checkpoint.safetensors"
+        resumed = charrnn_args("numpy", 11, out / "stopped", text, resume=stopped)
+        record(out, rank, "stopped-resumed", cli(resumed))
 
         task = gpt_task()
         if rank == 1:
@@ -138,5 +180,16 @@ def main(out: Path) -> None:
             run.train_step()
 
 
+def sigterm_to_rank_1(out: Path) -> None:
+    """`twinlm charrnn train` as the command line runs it, SIGTERM to rank 1 after its step 3."""
+    from twinlm.cli import main as cli
+
+    if os.environ["RANK"] == "1":
+        signal_after(3, signal.SIGTERM)
+    sys.exit(cli(charrnn_args("numpy", 11, out / "sigterm", out / "text.txt")))
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--sigterm":
+        sigterm_to_rank_1(Path(sys.argv[2]))
     main(Path(sys.argv[1]))

@@ -5,12 +5,17 @@ torchrun once for the whole module (parity_tests/training/distributed_worker.py 
   char-RNN's carried state to 1e-12 in float64 with dropout on, in both backends, with unequal
   slices and ignored targets (where averaging the ranks' means would be wrong);
 - a checkpoint resumes across process counts, both ways, under torchrun and without;
-- rank 0 alone prints; a rank that raises ends the job with one line naming it.
+- rank 0 alone prints; a rank that raises ends the job with one line naming it;
+- a signal to any one rank stops every rank after the same step: rank 0 saves once, every rank
+  exits 130/143 with the --resume hint, and the run resumes bit for bit (a second, short torchrun
+  job sends SIGTERM to rank 1 of the real command line, to see each rank's own exit status);
+- ranks started with different flags refuse before the first step, naming the flag (exit 2).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +46,19 @@ ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-12
 
 
+def torchrun(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """distributed_worker.py on 2 processes under torchrun: (the finished job, its seconds)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWINLM_DIST_TIMEOUT": "120"}
+    env.pop("TWINLM_DEBUG", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", "2", str(Path(w.__file__)), *args]
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    seconds = time.perf_counter() - start
+    print(f"torchrun job {' '.join(args[:-1])}: {seconds:.1f} s")
+    return proc, seconds
+
+
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     """The torchrun job's output folder, exit status, stdout, stderr and wall time."""
@@ -48,15 +66,17 @@ def job(tmp_path_factory):
     text = out / "text.txt"
     text.write_text(w.charrnn_text())
     assert cli(w.charrnn_args("torch", 4, out / "one", text)) == 0  # for resume-into
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWINLM_DIST_TIMEOUT": "120"}
-    env.pop("TWINLM_DEBUG", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", "2", str(Path(w.__file__)), str(out)]
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    seconds = time.perf_counter() - start
-    print(f"torchrun job: {seconds:.1f} s")
+    proc, seconds = torchrun(str(out))
     return SimpleNamespace(out=out, text=text, proc=proc, seconds=seconds)
+
+
+def codes(job, scenario: str) -> list[int]:
+    """The exit status of a scenario's `twinlm` command on rank 0 and on rank 1."""
+    found = []
+    for rank in range(2):
+        lines = (job.out / f"codes-{rank}.txt").read_text().splitlines()
+        found += [int(line.split()[1]) for line in lines if line.split()[0] == scenario]
+    return found
 
 
 def assert_close(a: dict, b: dict, job, what: str) -> None:
@@ -101,7 +121,7 @@ def test_the_command_line_under_torchrun(job, tmp_path):
     assert_close(two.params, one.params, job, "charrnn numpy")
     assert_close(dict(enumerate(two.carry)), dict(enumerate(one.carry)), job, "carry")
     assert two.meta["history"]["steps"] == one.meta["history"]["steps"] == [0, 4, 8, 11]
-    assert job.proc.stdout.count("checkpoint: ") == 3, job.proc.stdout  # three runs, one rank
+    assert job.proc.stdout.count("checkpoint: ") == 4, job.proc.stdout  # four runs end, one rank
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +156,69 @@ def test_a_failing_rank_ends_the_job_with_one_line(job):
         job.proc.stderr[-3000:]
     )
     assert "rank      : 1 (local_rank: 1)" in job.proc.stderr.split("Root Cause")[-1]
+
+
+# ---- signals, and ranks that differ --------------------------------------------------------------
+
+
+def test_a_signal_to_rank_0_stops_every_rank_and_the_run_resumes_bit_for_bit(job):
+    """Before: the rank that got the signal stopped alone (rank 0 then died in the next
+    all-reduce, or waited for ever): nothing saved, exit 1 "failed: interrupted". Now SIGINT to rank
+    0 after step 3 reaches rank 1 through step 4's all-reduce: both stop after step 4, rank 0
+    saves once, both exit 130 with the --resume hint; resumed, the run ends where the run that
+    was never stopped ends, bit for bit."""
+    assert codes(job, "stopped") == [130, 130], job.proc.stderr[-3000:]
+    ckpt = job.out / "stopped" / "checkpoint.safetensors"
+    said = f"stopped by SIGINT at step 4; checkpoint saved: {ckpt} (continue with --resume {ckpt})"
+    assert job.proc.stderr.count(said) == 2, job.proc.stderr[-3000:]  # one line per rank
+    assert codes(job, "stopped-resumed") == [0, 0]
+    resumed, straight = (
+        saved(job, "stopped/checkpoint.safetensors"),
+        saved(job, "cli/checkpoint.safetensors"),
+    )
+    for what in ("params", "exp_avg", "exp_avg_sq"):
+        a, b = getattr(resumed, what), getattr(straight, what)
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in b), what
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.carry, straight.carry, strict=True))
+    assert resumed.meta["history"]["step_loss"] == straight.meta["history"]["step_loss"]
+
+
+@pytest.fixture(scope="module")
+def sigterm_job(job):
+    """`twinlm charrnn train` as the command line runs it under torchrun, SIGTERM to rank 1 after
+    its step 3 (distributed_worker.py --sigterm)."""
+    proc, seconds = torchrun("--sigterm", str(job.out))
+    return SimpleNamespace(out=job.out, proc=proc, seconds=seconds)
+
+
+def test_sigterm_to_rank_1_exits_143_on_every_rank(sigterm_job, job, tmp_path):
+    """Each rank's own exit status, as torchrun reports it: 143 on both; one line each with the
+    --resume hint; the checkpoint of step 4, which resumes in one process to what two processes
+    reach without a stop."""
+    err = sigterm_job.proc.stderr
+    exits = re.findall(r"rank\s*: (\d) \(local_rank: \d\)\s*exitcode\s*: (-?\d+)", err)
+    assert sorted(exits) == [("0", "143"), ("1", "143")], err[-3000:]
+    ckpt = job.out / "sigterm" / "checkpoint.safetensors"
+    for rank in range(2):
+        said = f"twinlm charrnn train: rank {rank} of 2: stopped by SIGTERM at step 4; checkpoint saved: {ckpt} (continue with --resume {ckpt})"  # fmt: skip
+        assert said in err, err[-3000:]
+    assert load_run(ckpt).meta["step"] == 4
+    assert cli(w.charrnn_args("numpy", 11, tmp_path, job.text, resume=ckpt)) == 0
+    one = load_run(tmp_path / "checkpoint.safetensors")
+    assert_close(one.params, saved(job, "cli/checkpoint.safetensors").params, job, "resumed")
+
+
+def test_ranks_with_different_flags_refuse_naming_the_flag(job):
+    """Before: ranks launched with different --seed trained on, and rank 0 saved a model no single
+    command describes; with different --batch-size, gloo aborted (SIGABRT) in the first
+    all-reduce. Now every rank compares before the first step, and refuses naming the flags."""
+    assert codes(job, "mismatch") == codes(job, "mismatch-lr-batch") == [2, 2]
+    for said in (
+        "error: the ranks differ in --seed (--seed: rank 0 20, rank 1 21): every rank must run the same command on the same data",  # fmt: skip
+        "error: the ranks differ in --batch-size, --lr (--batch-size: rank 0 4, rank 1 5; --lr: rank 0 0.001, rank 1 0.002)",  # fmt: skip
+    ):
+        assert job.proc.stderr.count(said) == 2, job.proc.stderr[-3000:]
+    assert not (job.out / "mismatch" / "checkpoint.safetensors").exists()
 
 
 # ---- the pieces, in this process ----------------------------------------------------------------

@@ -23,6 +23,7 @@ shuffles on exactly as in the book. Without --weights or the data (offline) it s
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from twinlm.book.recipe import BookRecipe, BookTask, book_epochs, calc_loss_load
 from twinlm.book.sampling import generate_text_simple
 from twinlm.book.stream import BookStream
 from twinlm.book.table import Row
+from twinlm.data.files import read_input, utf8
 from twinlm.shared.classifier import PAD_ID
 from twinlm.training.engines import make_engine
 from twinlm.training.loop import Run
@@ -51,9 +53,22 @@ TRAINED = ("data", "seed", "weights")
 
 
 def read_spam_table(path: str | Path) -> list[tuple[str, str]]:
-    """(label, text) rows as pandas.read_csv(path, sep="\\t", header=None) reads them."""
-    with open(path, encoding="utf-8", newline="") as f:
-        return [(r[0], r[1]) for r in csv.reader(f, delimiter="\t") if r]
+    """(label, text) rows as pandas.read_csv(path, sep="\\t", header=None) reads them. A row of
+    another shape (no tab, or more than one) is refused, naming the file and the line, where
+    pandas would leave a NaN text or stop with a parser error."""
+    text = utf8(read_input(path, "--data"), path, "--data")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
+    rows = []
+    for fields in reader:
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise ValueError(
+                f"--data {path}, line {reader.line_num}: expected label<TAB>text (2 fields), "
+                f"got {len(fields)}: {chr(9).join(fields)[:60]!r}"
+            )
+        rows.append((fields[0], fields[1]))
+    return rows
 
 
 def book_split(rows, seed: int) -> tuple[list, list, list]:
@@ -159,8 +174,16 @@ def spam_loaders(data: str, encode, stream: BookStream, rows: list[Row], echo):
     n_ham = sum(label == "ham" for label, _ in table)
     n_spam = len(table) - n_ham
     train, val, test = book_split(table, stream.seed)
+    if not (val and test):
+        raise ValueError(
+            f"--data {data} holds {n_ham} ham and {n_spam} spam messages: the book's balanced "
+            "split (as many ham as spam, then 70 % / 10 % / 20 %) leaves a split empty; it needs "
+            "at least 5 of each"
+        )
     train_xy = spam_arrays(train, encode, None)
     L = train_xy[0].shape[1]
+    if L == 0:
+        raise ValueError(f"--data {data}: every training text is empty")
     splits = {"train": train_xy, "val": spam_arrays(val, encode, L)}
     splits["test"] = spam_arrays(test, encode, L)
     stream.reseed("ch06 In [13]: the data loaders")

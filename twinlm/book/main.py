@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from twinlm.book.recipe import BookRecipe
 from twinlm.book.stream import BookStream
 from twinlm.book.table import compare_rows, format_table, write_json
 from twinlm.shared.config import CONFIG_KEYS, GPT_CONFIG_124M, validate_config
+from twinlm.training.settings import INDEX_LIKE
 
 BOOK_SEED = 123
+BOOK_SEQUENCE = 4  # tokens of the chapters' inputs ("Every effort moves you", ch04's batch)
 CH05_CONFIG = {**GPT_CONFIG_124M, "context_length": 256}  # the book's shortened context
 RECIPE_KEYS = (
     "batch_size",
@@ -64,23 +65,70 @@ def parse_sets(pairs: list[str], allowed: tuple[str, ...]) -> dict:
     return out
 
 
+def book_config(base: dict, sets: dict) -> dict:
+    """The chapter's config with the --set keys, checked; the context must hold the chapters'
+    inputs, the vocabulary every GPT-2 token id (the chapters read GPT-2 tokens)."""
+    from twinlm.data.tokenizer import VOCAB_SIZE
+
+    cfg = validate_config({**base, **sets})
+    if cfg["context_length"] < BOOK_SEQUENCE:
+        raise ValueError(
+            f"--set context_length={cfg['context_length']}: the chapters feed the model "
+            f'sequences of {BOOK_SEQUENCE} tokens ("Every effort moves you"), so context_length '
+            f"must be at least {BOOK_SEQUENCE}"
+        )
+    if cfg["vocab_size"] < VOCAB_SIZE:
+        raise ValueError(
+            f"--set vocab_size={cfg['vocab_size']}: the chapters read GPT-2 token ids, up to "
+            f"{VOCAB_SIZE - 1}, so vocab_size must be at least {VOCAB_SIZE}"
+        )
+    return cfg
+
+
 def read_book_text(path: str | None) -> tuple[str, bool]:
     """(the text, whether it is the book's the-verdict.txt byte for byte)."""
     from twinlm.data.download import DATASETS, fetch
+    from twinlm.data.files import read_input, utf8
 
     if path is None:
         try:
             path = fetch("verdict")
         except OSError as e:
             raise FileNotFoundError(f"{VERDICT_NEEDED} ({e})") from e
-    data = Path(path).read_bytes()
+    data = read_input(path, "--text")
     is_book = hashlib.sha256(data).hexdigest() == DATASETS["verdict"].sha256
-    return data.decode("utf-8"), is_book
+    return utf8(data, path, "--text"), is_book
+
+
+# The flags that only some chapters read (a flag a chapter would ignore is refused).
+CHAPTER_FLAGS = {
+    "set": ("ch04", "ch05"),
+    "text": ("ch05",),
+    "save": ("ch05",),
+    "epochs": ("ch05", "ch06"),
+    "weights": ("ch05", "ch06"),
+    "data": ("ch06",),
+}
+
+
+def check_flags(args) -> None:
+    """Before any work: refuse a flag the chapter would ignore, and check the files the run writes
+    when it is done (--save, --json), as a training run checks its --out."""
+    from twinlm.data.files import writable_file
+
+    for flag, chapters in CHAPTER_FLAGS.items():
+        if getattr(args, flag) is not None and args.chapter not in chapters:
+            raise ValueError(f"--{flag} is for {' and '.join(chapters)}, not {args.chapter}")
+    if args.save is not None:
+        writable_file(args.save, "--save")
+    if args.json is not None:
+        writable_file(args.json, "--json")
 
 
 def main_book(args) -> int:
     from twinlm.data.tokenizer import decode, encode
 
+    check_flags(args)
     chapter, backend = args.chapter, args.backend
     flat = [p for group in (args.set or []) for p in group]
     stream = BookStream(args.seed)
@@ -92,7 +140,8 @@ def main_book(args) -> int:
 
         sets = parse_sets(flat, CONFIG_KEYS + ("max_new_tokens",))
         new_tokens = sets.pop("max_new_tokens", 6)
-        cfg = validate_config({**GPT_CONFIG_124M, **sets})
+        INDEX_LIKE.check("max_new_tokens", new_tokens)
+        cfg = book_config(GPT_CONFIG_124M, sets)
         changed |= {"cfg"} if sets else set()
         print(header, flush=True)
         computed, rows = run_ch04(backend, cfg, stream, encode, decode, max_new_tokens=new_tokens)
@@ -102,7 +151,7 @@ def main_book(args) -> int:
 
         sets = parse_sets(flat, CONFIG_KEYS + RECIPE_KEYS)
         recipe_sets = {k: sets.pop(k) for k in RECIPE_KEYS if k in sets}
-        cfg = validate_config({**CH05_CONFIG, **sets})
+        cfg = book_config(CH05_CONFIG, sets)
         epochs = 10 if args.epochs is None else args.epochs
         recipe = BookRecipe(cfg=cfg, seed=args.seed, epochs=epochs, **recipe_sets)
         text, is_verdict = read_book_text(args.text)

@@ -34,6 +34,7 @@ from twinlm.shared.config import validate_config
 from twinlm.shared.naming import gpt_dropout_mask_shapes
 from twinlm.training.engines import Batch
 from twinlm.training.loop import Run
+from twinlm.training.settings import INDEX_LIKE, NON_NEGATIVE, RATE, STEPS_LIKE, Number
 
 
 @dataclass
@@ -53,6 +54,25 @@ class BookRecipe:
     sample_tokens: int = 50
     clip: float = 0.0  # the book does not clip (the loop's engines read it)
     dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        """Each value checked as the training commands check theirs (settings.py), named by its
+        --set key."""
+        for name, check in RECIPE_CHECKS.items():
+            check.check(name, getattr(self, name))
+
+
+RECIPE_CHECKS = {
+    "seed": INDEX_LIKE,
+    "batch_size": STEPS_LIKE,
+    "train_ratio": Number(0, 1, above=True),
+    "lr": RATE,
+    "weight_decay": NON_NEGATIVE,
+    "epochs": INDEX_LIKE,
+    "eval_freq": STEPS_LIKE,
+    "eval_iter": STEPS_LIKE,
+    "sample_tokens": INDEX_LIKE,
+}
 
 
 def calc_loss_loader(loader: BookLoader, engine, num_batches: int | None = None) -> float:
@@ -75,6 +95,7 @@ class BookTask:
 
     kind = "gpt"
     checkpoint_name = "book.safetensors"
+    report_files = ()  # what report() writes in out_dir
     trainable_keys = None
     evaluate_first = False
 

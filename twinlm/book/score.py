@@ -94,9 +94,11 @@ def use_colour(mode: str) -> bool:
 
 
 def main_score(args) -> int:
+    from twinlm.data.files import writable_file
     from twinlm.data.tokenizer import decode, encode
     from twinlm.generation import load_model
 
+    png = writable_file(args.png, "--png", ".png")  # before the model is read
     model = load_model(args.backend, checkpoint=args.checkpoint, weights=args.weights)
     ids = encode(args.text)
     scores = token_scores(model, ids)
@@ -117,5 +119,5 @@ def main_score(args) -> int:
         f"mean entropy {mean_entropy:.3f} nats (ln V = {vmax:.2f})"
     )
     title = f"{args.checkpoint or args.weights} [{args.backend}]: perplexity {math.exp(mean):,.2f}"
-    print(f"heat map: {heat_map(args.png, pieces, scores, vmax, title)}")
+    print(f"heat map: {heat_map(png, pieces, scores, vmax, title)}")
     return 0

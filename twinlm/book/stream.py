@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 import torch_impl
-from twinlm.models import convert
+from twinlm.models import convert, require_memory
 from twinlm.shared.naming import BACKENDS
 from twinlm.shared.validate import require_choice, require_int
 
@@ -94,5 +94,6 @@ class BookStream:
         Both are in training mode, like a fresh nn.Module (NumPy draws nothing unless given
         masks)."""
         require_choice("backend", backend, BACKENDS)
+        require_memory("GPTModel", cfg)
         model = torch_impl.GPTModel(cfg)  # seed=None: torch's default init, from the stream
         return convert(model, backend)

@@ -1,6 +1,8 @@
 """Folders that twinlm writes into — the data cache and a training run's --out — kept safe:
 
     writable_folder(path, what)      create it, and prove it writable now, not hours later
+    writable_file(path, what)        a file to write later: not a folder, its folder writable now
+    read_input(path, what)           an input file's bytes; utf8(data, path, what) its text
     exclusive(lock_file, what)       one twinlm process at a time in a folder
     remove_stale(folder, pattern)    temporary files of ours that a killed process left behind
 
@@ -50,6 +52,40 @@ def writable_folder(path: str | os.PathLike, what: str) -> Path:
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+def writable_file(path: str | os.PathLike, what: str, suffix: str | None = None) -> Path:
+    """A file a command will write when its work is done (--save, --json, --png), checked before
+    the work starts: not a folder, its folder created and writable (writable_folder); `suffix`:
+    the one ending it must have (a plot's format follows its name). OSError or ValueError naming
+    `what` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder; give the file to write")
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise ValueError(f"{what} must name a {suffix} file, got {str(path)!r}")
+    writable_folder(path.parent, f"{what} {path}: its folder")
+    return path
+
+
+def read_input(path: str | os.PathLike, what: str) -> bytes:
+    """The bytes of the input file `path` (--text, --data), OSError naming `what` otherwise."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise type(e)(e.errno, f"{what} {path}: {e.strerror or e}") from None
+
+
+def utf8(data: bytes, path: str | os.PathLike, what: str) -> str:
+    """`data` (read from `path`, given as `what`) as UTF-8 text; ValueError naming the file and
+    the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "convert it, e.g. with iconv -t utf-8"
+        ) from None
 
 
 def _try_lock(fd: int, wait: bool) -> bool:

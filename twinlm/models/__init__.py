@@ -9,6 +9,7 @@ made in one package (above the backends, below everything that uses a model).
     load_params(model, params), numpy_params(model)     weights in and out, as NumPy arrays
     convert(model, backend), backend_of(model)          the same weights in the other backend
     torch_device(name), float_dtype(dtype), check_target(backend, dtype, device)
+    require_memory(name, cfg, dtype)     refuse a model whose parameters exceed the machine's memory
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from twinlm.models.build import (
     convert,
     load_params,
     numpy_params,
+    require_memory,
 )
 from twinlm.models.device import check_target, float_dtype, torch_device
 
@@ -36,5 +38,6 @@ __all__ = [
     "float_dtype",
     "load_params",
     "numpy_params",
+    "require_memory",
     "torch_device",
 ]

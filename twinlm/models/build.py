@@ -9,12 +9,15 @@ its dropout runs only when handed masks or a generator.
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 
 import numpy_impl
 from twinlm.models.device import check_target, torch_device
 from twinlm.shared.config import is_qwen3_config, validate_lm_config
-from twinlm.shared.naming import BACKENDS, lm_names
+from twinlm.shared.naming import BACKENDS, charrnn_param_shapes, lm_names
 from twinlm.shared.validate import require_choice, require_exact_keys, require_shape
 
 MODELS = ("GPTModel", "Qwen3Model", "CharRNN", "GPTClassifier", "Qwen3Classifier")
@@ -48,6 +51,7 @@ def build_model(
     evaluation mode when `evaluation`."""
     dtype = check_target(backend, dtype, device)
     require_choice("model", name, MODELS)
+    require_memory(name, cfg, dtype)
     if backend == "numpy":
         model = getattr(numpy_impl, name)(cfg, dtype=dtype, **options)
     else:
@@ -63,6 +67,40 @@ def build_model(
         if evaluation:
             model.eval()
     return model
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def require_memory(name: str, cfg: dict, dtype="float32") -> None:
+    """Refuse (ValueError naming the config keys behind the largest tensor) a model of one of
+    MODELS whose parameters alone would not fit in this machine's memory: a config such as
+    context_length 10¹² is a mistake to name, not an allocation to attempt. A config whose shapes
+    cannot be worked out is left to the model's own checks."""
+    try:
+        shapes = charrnn_param_shapes(cfg) if name == "CharRNN" else lm_names(cfg).param_shapes(cfg)
+        sizes = {k: math.prod(int(n) for n in shape) for k, shape in shapes.items()}
+    except (KeyError, TypeError, ValueError):
+        return
+    limit, total = physical_memory(), sum(sizes.values()) * np.dtype(dtype).itemsize
+    if limit is None or total <= limit:
+        return
+    largest = max(sizes, key=sizes.get)
+    shape = shapes[largest]
+    factors = {  # the config's sizes that make up the largest tensor's dimensions
+        k: v for k, v in cfg.items() if type(v) is int and v > 1 and any(d % v == 0 for d in shape)
+    }
+    keys = [k for k, v in factors.items() if v == max(factors.values())]
+    raise ValueError(
+        f"the model's parameters would take {total / 2**30:,.0f} GiB ({np.dtype(dtype).name}), more "
+        f"than this machine's {limit / 2**30:,.0f} GiB of memory: {largest} alone is "
+        f"{tuple(shape)}, from {', '.join(f'{k} {cfg[k]}' for k in keys) or 'the config'}"
+    )
 
 
 def load_params(model, params: dict[str, np.ndarray]) -> None:

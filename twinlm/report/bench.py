@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from twinlm.data.files import writable_file, writable_folder
 from twinlm.report.bench_plots import plot_ratios, plot_scaling
 from twinlm.report.machine import (
     best_peak,
@@ -251,8 +252,10 @@ def run_bench(
         raise ValueError(f"bench_time must be > 0 seconds, got {bench_time}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be ≥ 1, got {threads}")
-    out_dir = DEFAULT_OUT if out_dir is None else out_dir
+    out_dir = writable_folder(DEFAULT_OUT if out_dir is None else out_dir, "--out")
     json_path = DEFAULT_JSON if json_path is None else Path(json_path)
+    if not report_only:  # written by the suites: checked before minutes of benchmarks
+        writable_file(json_path, "--json")
     status = 0
     if not report_only:
         status = _run_suites(full, keyword, bench_time, threads, json_path)

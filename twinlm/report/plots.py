@@ -21,11 +21,13 @@ def _pyplot():
 
 def _save(fig, path: str | os.PathLike) -> Path:
     """Write fig to path (creating its folder) and close it."""
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    _pyplot().close(fig)
+    try:
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    finally:
+        _pyplot().close(fig)
     return path
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from twinlm import models
 from twinlm.data.bytes import ByteVocab, StreamBatches, as_bytes, split_ids
+from twinlm.data.files import read_input
 from twinlm.shared.init import draw_dropout_masks, init_charrnn_params
 from twinlm.shared.naming import BACKENDS, CELL_STATE, charrnn_cell, charrnn_dropout_mask_shapes
 from twinlm.shared.sampling import check_sampling_args, next_tokens
@@ -46,11 +47,17 @@ def cell_of(model: str, nonlinearity: str = "tanh") -> str:
     "rnn_tanh" or "rnn_relu"."""
     require_choice("model", model, MODELS)
     require_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    if model != "rnn" and nonlinearity != "tanh":  # tanh: the default, whatever the model
+        raise ValueError(
+            f"nonlinearity is the vanilla RNN's (model 'rnn'); model {model!r} has its own, got "
+            f"nonlinearity {nonlinearity!r}"
+        )
     return f"rnn_{nonlinearity}" if model == "rnn" else model
 
 
 def build_charrnn(backend: str, cfg: dict, seed: int, dtype: str):
     """A char-RNN of either backend, filled from the one seeded initializer."""
+    models.require_memory("CharRNN", cfg, dtype)  # before the initializer draws
     params = init_charrnn_params(cfg, seed, np.dtype(dtype))
     return models.build_model(backend, "CharRNN", cfg, dtype, params=params)
 
@@ -60,6 +67,7 @@ class CharRNNTask:
 
     kind = "charrnn"
     checkpoint_name = "checkpoint.safetensors"
+    report_files = ("loss.png",)  # what report() writes in out_dir
     trainable_keys = None
     evaluate_first = True
 
@@ -261,14 +269,16 @@ def read_corpus(path: str | None) -> bytes:
         from twinlm.data.windows import default_corpus
 
         return default_corpus().encode("utf-8")
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise type(e)(e.errno, f"--text {path}: {e.strerror}") from None
+    return read_input(path, "--text")
 
 
 def main_train(args) -> int:
     def make(settings: CharRNNSettings, saved) -> CharRNNTask:
+        if "nonlinearity" in getattr(args, "given", ()) and settings.model != "rnn":
+            raise ValueError(
+                f"--nonlinearity is for --model rnn; the {settings.model} has its own (leave "
+                "--nonlinearity out)"
+            )
         vocab = None if saved is None else saved_vocab(saved)
         return CharRNNTask(read_corpus(args.text), settings, vocab)
 

@@ -14,16 +14,19 @@ command, not a test; parity_tests/models/test_charrnn_cells.py runs it once at t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
+from twinlm.data.files import writable_folder
 from twinlm.shared.naming import CELLS, charrnn_param_shapes
 from twinlm.shared.validate import require_choice, require_int
 from twinlm.training.charrnn import LN2, CharRNNSettings, CharRNNTask, read_corpus
 from twinlm.training.loop import Run, train
+from twinlm.training.outdir import claim
 from twinlm.training.settings import settings_from_args
 
 DEFAULT_CELLS = ("rnn_tanh", "gru", "lstm")
@@ -140,9 +143,24 @@ def write_table(rows: list[dict], path: Path, s: CharRNNSettings, budget: int, b
 
 
 def main_compare(args) -> int:
+    """`twinlm charrnn compare`: --out and each cell's run folder in it claimed before any work
+    (outdir.py: checked, locked, an earlier run's checkpoint kept unless --force)."""
+    if len(set(args.cells)) < len(args.cells):
+        raise ValueError(f"--cells names a cell twice: {' '.join(args.cells)}")
+    writable_folder(args.out, "--out")  # for compare.md and compare.png, and the cells' runs
     text = read_corpus(args.text)
     base = settings_from_args(CharRNNSettings, args)
-    rows = compare(text, base, args.out, args.cells, args.backend or "numpy", args.budget)
+    with contextlib.ExitStack() as claimed:
+        for cell in args.cells:
+            claimed.enter_context(
+                claim(
+                    Path(args.out) / cell,
+                    CharRNNTask.checkpoint_name,
+                    force=args.force,
+                    writes=CharRNNTask.report_files,
+                )
+            )
+        rows = compare(text, base, args.out, args.cells, args.backend or "numpy", args.budget)
     print((Path(args.out) / "compare.md").read_text(encoding="utf-8"))
     print(f"plot: {Path(args.out) / 'compare.png'}")
     return 0 if rows else 1

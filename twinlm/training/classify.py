@@ -114,6 +114,7 @@ class ClassifyTask:
 
     kind = "classifier"
     checkpoint_name = "classifier.safetensors"
+    report_files = ("loss.png", "accuracy.png", "confusion.png")  # what report() writes in out_dir
     evaluate_first = False
 
     def __init__(self, settings: ClassifySettings, encode=None, data=None):
@@ -121,6 +122,8 @@ class ClassifyTask:
         SpamDatasets to use instead of loading settings.data."""
         s = self.settings = settings
         self.backbone, self.tokenizer = None, None  # tokenizer: a Qwen3 folder's, else GPT-2's
+        if s.weights is None and s.n_heads is not None:
+            raise ValueError(f"n_heads is for weights (GPT-2's), got n_heads={s.n_heads} without")
         if s.weights is not None:
             from twinlm.weights import is_qwen3_weights, load_pretrained, qwen3_folder
 
@@ -395,6 +398,11 @@ def main_train(args) -> int:
         )
 
     def make(settings: ClassifySettings, saved) -> ClassifyTask:
+        given = getattr(args, "given", ())
+        if "synthetic_size" in given and settings.data != "synthetic":
+            raise ValueError("--synthetic-size is for --data synthetic")
+        if "preset" in given and settings.weights is not None:
+            raise ValueError("--preset is for a fresh model; --weights brings its own size")
         return ClassifyTask(settings)
 
     return run_command(args, ClassifySettings, ClassifyTask, make, header)

@@ -16,13 +16,16 @@ checkpoint's history.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
+import numpy as np
+
 from twinlm.training.checkpoint import SavedRun, load_run, saved_settings
-from twinlm.training.distributed import is_main
+from twinlm.training.distributed import active, is_main, require_same
 from twinlm.training.loop import Run, resumed_run, train
 from twinlm.training.outdir import claim
-from twinlm.training.settings import resume_with, settings_from_args
+from twinlm.training.settings import declared, resume_with, settings_from_args
 
 
 def resume_settings(saved: SavedRun, fresh, given):
@@ -56,14 +59,52 @@ def run_command(
 ) -> int:
     """A training command from start to end: its settings from the flags, claim --out before any
     work (outdir.py), build the run (run_from_args: make_task(settings, saved) -> a task of
-    task_class), train it."""
+    task_class), train it. Data parallel: rank 0 alone claims, writes and reports
+    (distributed.py), and every rank checks that all of them run the same command (same_run)."""
     fresh = settings_from_args(settings_class, args)
     minutes = args.checkpoint_minutes
-    if not is_main():  # data parallel: rank 0 alone claims, writes and reports (distributed.py)
+    if not is_main():
         run = run_from_args(args, task_class.kind, fresh, make_task)
+        same_run(args, run)
         train(run, args.out, checkpoint_minutes=minutes)
         return 0
-    with claim(args.out, task_class.checkpoint_name, resume=args.resume, force=args.force):
+    name, writes = task_class.checkpoint_name, task_class.report_files
+    with claim(args.out, name, resume=args.resume, force=args.force, writes=writes):
         run = run_from_args(args, task_class.kind, fresh, make_task)
+        same_run(args, run)
         train(run, args.out, header=header(run) if header else None, checkpoint_minutes=minutes)
     return 0
+
+
+# What only rank 0 uses (--out, --force, --checkpoint-minutes), what is compared by its content
+# (--text, --resume), and the parser's own.
+NOT_COMPARED = {"out", "force", "checkpoint_minutes", "text", "resume", "func", "given"}
+
+
+def same_run(args, run: Run) -> None:
+    """Data parallel: refuse (ValueError naming the flag, on every rank) ranks started with
+    different flags, data or starting parameters — rank 0 would save a model that no single
+    command describes. The settings are compared as resolved (a resumed run's included), every
+    other flag as given (NOT_COMPARED aside); nothing happens in one process."""
+    if active() is None:
+        return
+    settings = run.task.settings
+    flags = {
+        s.flag or name: getattr(settings, name)
+        for name, s in declared(type(settings)).items()
+        if not s.follows  # set by another setting's flag, compared there
+    }
+    for name, value in vars(args).items():
+        if name not in NOT_COMPARED and not hasattr(settings, name):
+            flags["--" + name.replace("_", "-")] = value
+    flags["--backend"] = run.engine.backend
+    require_same(flags)
+    digest = hashlib.sha256()  # the same flags, yet other data or parameters: other files
+    for key, value in sorted(run.engine.params().items()):
+        digest.update(key.encode() + np.ascontiguousarray(value).tobytes())
+    require_same(
+        {
+            "the training data (--text)": getattr(run.task, "fingerprint", None),
+            "the starting parameters (--resume)": (run.step, digest.hexdigest()[:16]),
+        }
+    )

@@ -29,16 +29,25 @@ Rank 0 alone evaluates (the others wait in the next step's all-reduce), prints, 
 checkpoints and plots (twinlm/training/loop.py asks `is_main`). Collectives time out after
 TWINLM_DIST_TIMEOUT seconds (default 600), so a rank that hangs cannot hang the job forever; a rank
 that raises prints one line naming itself and exits non-zero, and torchrun stops the others.
+
+What keeps the ranks one run: the same all-reduce that sums the loss counts the ranks that have
+received SIGINT or SIGTERM (watch_signals), so a signal to any one rank stops all of them after
+the same step, and rank 0's checkpoint is the run's; and before the first step the ranks compare
+their flags, data and starting parameters (exchange, require_same: JSON over all_gather, nothing
+unpickled) and refuse to train on when they differ.
 Process groups: gloo on the CPU; with a CUDA device per process, nccl for CUDA tensors and gloo
 for the NumPy backend's buckets (the training commands build their models on the CPU today).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,6 +59,7 @@ from twinlm.training.engines import Batch, NumpyEngine, NumpyState, TorchEngine,
 IGNORE_INDEX = -100  # the targets cross entropy leaves out (numpy_impl/loss.py, torch_impl/loss.py)
 TIMEOUT_ENV, DEFAULT_TIMEOUT_S = "TWINLM_DIST_TIMEOUT", 600.0
 GRACE_S = 10.0  # how long a rank that lost a peer waits for torchrun to stop it
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a training run saves, then stops (loop.py)
 
 
 @dataclass(frozen=True)
@@ -103,9 +113,16 @@ def init_from_env() -> Group:
 
 
 @contextmanager
-def launched(prog: str):
+def launched(prog: str, anticipated: Callable[[Exception], tuple[int, str] | None] | None = None):
     """A command's whole run: under torchrun, inside the process group, and a failure of any kind
-    becomes one line naming this rank (TWINLM_DEBUG=1: the traceback); otherwise nothing."""
+    becomes one line naming this rank (TWINLM_DEBUG=1: the traceback); otherwise nothing.
+
+    The exit status: a stop on a signal (an exception with exit_code, such as the training loop's
+    Interrupted) exits with its code, 130 or 143, the signals that follow ignored while the process
+    ends (torchrun sends SIGTERM to the ranks still running once one has exited); a failure that
+    `anticipated` recognises exits with the (code, message) it gives (the command line's: 2 for
+    bad input, 1 for a runtime failure); anything else, a collective that broke included, exits
+    1, "rank r of N failed: ..."."""
     if active() is not None:  # inside another command's process group: that one handles it
         yield active()
         return
@@ -120,11 +137,25 @@ def launched(prog: str):
     except (Exception, KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code in (None, 0):
             raise
+        if isinstance(e, KeyboardInterrupt):
+            for sig in STOP_SIGNALS:  # the stop is decided and saved: nothing may cut it short
+                signal.signal(sig, signal.SIG_IGN)
         if os.environ.get("TWINLM_DEBUG"):
             raise
+        where = f"{prog}: rank {group.rank} of {group.world}"
         if is_collective_error(e) and "TORCHELASTIC_RUN_ID" in os.environ:
             time.sleep(GRACE_S)  # torchrun stops us first if a peer failed: it names that rank
-        raise SystemExit(f"{prog}: rank {group.rank} of {group.world} failed: {why(e)}") from e
+        if isinstance(e, KeyboardInterrupt):  # a stop, with its words (the loop's Interrupted)
+            print(f"{where}: {str(e) or 'interrupted'}", file=sys.stderr)
+            raise SystemExit(getattr(e, "exit_code", 128 + signal.SIGINT)) from e
+        known = None
+        if isinstance(e, Exception) and anticipated and not is_collective_error(e):
+            known = anticipated(e)
+        if known is None:
+            raise SystemExit(f"{where} failed: {why(e)}") from e
+        code, message = known
+        print(f"{where}: error: {message}", file=sys.stderr)
+        raise SystemExit(code) from e
     finally:
         dist.destroy_process_group()
 
@@ -147,6 +178,47 @@ def is_collective_error(e: BaseException) -> bool:
     import torch.distributed as dist
 
     return isinstance(e, getattr(dist, "DistError", ())) or "gloo" in str(e).lower()
+
+
+# ---- what the ranks must agree on ---------------------------------------------------------------
+
+
+def exchange(value) -> list:
+    """Every rank's `value` (anything JSON can write), in rank order: [value] outside a process
+    group. Sent as JSON bytes over the group's all_gather, so nothing is unpickled."""
+    group = active()
+    if group is None:
+        return [value]
+    import torch
+    import torch.distributed as dist
+
+    data = json.dumps(value).encode()
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(group.world)]
+    dist.all_gather(sizes, torch.tensor([len(data)], dtype=torch.int64))
+    longest = max(int(n) for n in sizes)
+    mine = torch.zeros(longest, dtype=torch.uint8)
+    mine[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    everyone = [torch.empty(longest, dtype=torch.uint8) for _ in range(group.world)]
+    dist.all_gather(everyone, mine)
+    return [json.loads(bytes(b[: int(n)].numpy())) for b, n in zip(everyone, sizes)]
+
+
+def require_same(values: dict[str, object]) -> None:
+    """Refuse, on every rank alike, to go on when the ranks hold different `values` ({name: value},
+    the names saying where each comes from: "--seed", "--text"): data parallelism needs every
+    rank to run the same command on the same data, or the model rank 0 saves is one no command
+    describes. ValueError naming what differs (nothing happens outside a process group)."""
+    ranks = exchange({k: repr(v) for k, v in values.items()})
+    differ = [k for k in values if len({r.get(k) for r in ranks}) > 1]
+    if differ:
+        shown = "; ".join(
+            f"{k}: " + ", ".join(f"rank {i} {r.get(k)}" for i, r in enumerate(ranks))
+            for k in differ
+        )
+        raise ValueError(
+            f"the ranks differ in {', '.join(differ)} ({shown}): every rank must run the same "
+            "command on the same data"
+        )
 
 
 # ---- this rank's share of a global batch ---------------------------------------------------------
@@ -191,6 +263,8 @@ class DataParallelEngine:
     def __init__(self, backend: str, model, trainable, group: Group, **optimizer):
         """optimizer: lr, weight_decay, clip (engines.make_engine's)."""
         self.group, self.share = group, 1.0 / group.world
+        self.local_signal: Callable[[], int | None] = lambda: None  # set by watch_signals
+        self.agreed_signal: int | None = None  # set by each step's all-reduce
         if backend == "numpy":
             self.bucket: np.ndarray | None = None
             self.engine = NumpyEngine(
@@ -236,11 +310,15 @@ class DataParallelEngine:
 
     def all_reduce_rows(self, loss: float, carry: NumpyState, local: NumpyState):
         """(Σ_r share_r · loss_r, the global carry with every rank's rows) in one all-reduce: each
-        rank sends zeros outside its rows, and x + 0 = x exactly."""
+        rank sends zeros outside its rows, and x + 0 = x exactly. The same all-reduce counts the
+        ranks that have received each stop signal, so all of them learn of a signal any one got
+        at the same step (agreed_signal: SIGTERM before SIGINT, None for none)."""
         import torch
         import torch.distributed as dist
 
-        parts = [np.array([loss], np.float64)]
+        received = self.local_signal()
+        votes = [float(received == sig) for sig in STOP_SIGNALS]
+        parts = [np.array([loss, *votes], np.float64)]
         if carry is not None:
             r = rows(carry[0].shape[1], self.group.rank, self.group.world)
             for full, mine in zip(carry, local, strict=True):
@@ -249,9 +327,11 @@ class DataParallelEngine:
                 parts.append(buf.ravel())
         flat = np.concatenate(parts)
         dist.all_reduce(torch.from_numpy(flat))
+        got = [sig for sig, n in zip(STOP_SIGNALS, flat[1 : 1 + len(votes)]) if n > 0]
+        self.agreed_signal = max(got, default=None)  # SIGTERM (15) before SIGINT (2)
         if carry is None:
             return float(flat[0]), None
-        state, offset = [], 1
+        state, offset = [], 1 + len(votes)
         for full in carry:
             state.append(flat[offset : offset + full.size].reshape(full.shape).astype(full.dtype))
             offset += full.size
@@ -267,6 +347,16 @@ def _scaled_all_reduce(engine: DataParallelEngine, bucket):
     grads.mul_(engine.share)
     work = dist.all_reduce(grads, async_op=True)
     return work.get_future().then(lambda fut: fut.value()[0])
+
+
+def watch_signals(engine, received: Callable[[], int | None]) -> Callable[[], int | None]:
+    """The stop signal the training loop acts on after each step (`received`: this process's).
+    Data parallel: the one any rank received, which the ranks agree on in each step's all-reduce,
+    so all of them stop after the same step; one process: its own."""
+    if isinstance(engine, DataParallelEngine):
+        engine.local_signal = received
+        return lambda: engine.agreed_signal
+    return received
 
 
 def make_data_parallel_engine(backend: str, model, trainable: list[str] | None = None, **optimizer):

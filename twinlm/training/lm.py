@@ -21,6 +21,7 @@ import numpy as np
 
 from twinlm import models
 from twinlm.data import windows
+from twinlm.data.files import read_input, utf8
 from twinlm.shared.config import QWEN3_PRESETS, get_config, is_qwen3_config
 from twinlm.shared.init import draw_dropout_masks
 from twinlm.shared.naming import gpt_dropout_mask_shapes
@@ -37,6 +38,7 @@ class LMTask:
 
     kind = "gpt"
     checkpoint_name = "checkpoint.safetensors"
+    report_files = ("loss.png",)  # what report() writes in out_dir
     trainable_keys = None
     evaluate_first = True
 
@@ -163,17 +165,7 @@ def read_text(path: str | None) -> str:
     """The --text file, or the embedded default corpus (twinlm.data.windows.default_corpus)."""
     if path is None:
         return windows.default_corpus()
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise type(e)(e.errno, f"--text {path}: {e.strerror}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(
-            f"--text {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "convert it, e.g. with iconv -t utf-8"
-        ) from None
+    return utf8(read_input(path, "--text"), path, "--text")
 
 
 def main_train(args) -> int:

@@ -18,7 +18,11 @@ A run is never lost (a command also claims its --out first: command.py, outdir.p
 - checkpoints every checkpoint_every steps and every checkpoint_minutes of wall time, and at the
   end; a non-finite model is never saved;
 - SIGINT (Ctrl-C) or SIGTERM: the step under way finishes, a checkpoint is written, and train
-  raises Interrupted (the command line exits 130 / 143); a second Ctrl-C stops at once, unsaved;
+  raises Interrupted (the command line exits 130 / 143); a second Ctrl-C stops at once, unsaved.
+  Data parallel: a signal to any rank is voted on in each step's all-reduce, so every rank stops
+  after the same step; rank 0 saves, and every rank raises rank 0's words (distributed.py);
+- the last checkpoint is written before the report (plots): a plot that cannot be written is a
+  warning, and the run is kept;
 - a non-finite loss or gradient norm stops training before the optimizer applies it
   (DivergenceError, from engines.py; exit 1), and the last checkpoint written stays as it was;
 - a resumed run may have new settings (more steps, another learning rate: those settings.py
@@ -42,7 +46,12 @@ import numpy as np
 from twinlm.shared.naming import BACKENDS
 from twinlm.shared.validate import require_choice
 from twinlm.training.checkpoint import SavedRun, read_meta, save_run
-from twinlm.training.distributed import is_main, make_data_parallel_engine
+from twinlm.training.distributed import (
+    exchange,
+    is_main,
+    make_data_parallel_engine,
+    watch_signals,
+)
 from twinlm.training.engines import Batch, DivergenceError, NumpyEngine, NumpyState, TorchEngine
 from twinlm.training.settings import RunOptions
 
@@ -52,6 +61,7 @@ HISTORY_KEYS = ("steps", "seen", "train_loss", "val_loss", "step_loss")
 class Task(Protocol):
     kind: str  # the checkpoint's kind: "gpt", "charrnn" or "classifier"
     checkpoint_name: str  # the file train() writes in its out_dir
+    report_files: tuple[str, ...]  # the files report() writes there
     cfg: dict
     settings: (
         object  # a dataclass: lr, weight_decay, clip, eval_every, checkpoint_every (settings.py)
@@ -201,6 +211,13 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + int(signum)
 
 
+class SaveError(RuntimeError):
+    """Data parallel: rank 0 could not write the checkpoint of a stop on a signal (the other ranks
+    exit 1 with its reason, as rank 0 does)."""
+
+    exit_code = 1
+
+
 class _StopOnSignal:
     """SIGINT and SIGTERM while training: remember the signal and let the step under way finish
     (the loop then saves and stops). A second SIGINT raises KeyboardInterrupt at once. Only the
@@ -293,6 +310,7 @@ def train(
     start = epoch_start = last_save = time.monotonic()
     first = run.step
     with _StopOnSignal(announce=main) as stop:
+        stop_signal = watch_signals(run.engine, lambda: stop.signum)
         try:
             while run.step < task.total_steps:
                 try:
@@ -305,30 +323,23 @@ def train(
                     ) from None
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}")
-                if not main:  # a data-parallel rank other than 0: train, stop when told to
-                    if stop.signum is not None:
-                        raise Interrupted(stop.signum, f"stopped at step {run.step}")
+                if main:  # data parallel: the other ranks wait for rank 0 in the next all-reduce
+                    if run.step % s.eval_every == 0 or run.step == task.total_steps:
+                        bar.write(task.eval_line(run.step, run.evaluate()))
+                    if run.step % task.per_epoch == 0:
+                        run.record(epoch_seconds=time.monotonic() - epoch_start)
+                        line = task.epoch_end(run)
+                        if line:
+                            bar.write(line)
+                        epoch_start = time.monotonic()
+                if (signum := stop_signal()) is not None:
+                    _stop(signum, run, ckpt, save if main else None)
+                if not main:
                     continue
-                if run.step % s.eval_every == 0 or run.step == task.total_steps:
-                    bar.write(task.eval_line(run.step, run.evaluate()))
-                if run.step % task.per_epoch == 0:
-                    run.record(epoch_seconds=time.monotonic() - epoch_start)
-                    line = task.epoch_end(run)
-                    if line:
-                        bar.write(line)
-                    epoch_start = time.monotonic()
                 by_steps = s.checkpoint_every and run.step % s.checkpoint_every == 0
                 by_time = (
                     checkpoint_minutes and time.monotonic() - last_save >= 60 * checkpoint_minutes
                 )
-                if stop.signum is not None:
-                    save()
-                    name = signal.Signals(stop.signum).name
-                    raise Interrupted(
-                        stop.signum,
-                        f"stopped by {name} at step {run.step}; checkpoint saved: {ckpt} (continue "
-                        f"with --resume {ckpt})",
-                    )
                 if (by_steps or by_time) and run.step < task.total_steps:
                     save()
         except KeyboardInterrupt as e:
@@ -342,10 +353,46 @@ def train(
     seconds = time.monotonic() - start
     if not main:
         return ckpt
-    lines = task.report(run, out_dir)  # before the last save: it may add to the history
-    save()
+    save()  # before the report: a plot that cannot be written must not cost the run
+    recorded = {k: len(v) for k, v in run.history.items()}
+    try:
+        lines = task.report(run, out_dir)
+    except OSError as e:
+        lines = []
+        print(
+            f"warning: the plots were not written ({_said(e)}); the run is saved", file=sys.stderr
+        )
+    if {k: len(v) for k, v in run.history.items()} != recorded:
+        save()  # the report added to the history (the classifier's test confusion matrix)
     for line in lines:
         print(line)
     per_step = seconds / max(run.step - first, 1)
     print(f"checkpoint: {ckpt}\ntime: {seconds:.1f} s ({1000 * per_step:.1f} ms per step)")
     return ckpt
+
+
+def _said(e: OSError) -> str:
+    return f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+
+
+def _stop(signum: int, run: Run, ckpt: Path, save) -> None:
+    """Stop training on signal `signum`: save (`save`: rank 0's, or the one process's; None on the
+    other ranks), then raise Interrupted saying where the checkpoint is. Data parallel: every rank
+    comes here after the same step (distributed.watch_signals) and raises rank 0's words, so every
+    rank exits 128 + signum with the --resume hint — or, if the save failed, 1 with its reason."""
+    name = signal.Signals(signum).name
+    failure, outcome = None, None
+    if save is not None:
+        try:
+            save()
+            said = f"checkpoint saved: {ckpt} (continue with --resume {ckpt})"
+            outcome = {"saved": True, "said": f"stopped by {name} at step {run.step}; {said}"}
+        except (OSError, DivergenceError) as e:
+            failure = e
+            outcome = {"saved": False, "said": f"stopped by {name} at step {run.step}: {e}"}
+    outcome = exchange(outcome)[0]  # rank 0's, for every rank
+    if failure is not None:
+        raise failure
+    if not outcome["saved"]:
+        raise SaveError(outcome["said"])
+    raise Interrupted(signum, outcome["said"])

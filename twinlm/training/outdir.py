@@ -5,8 +5,10 @@ folder it could not write, and never overwrites what it should not):
 - one run at a time: a lock held for the whole run (twinlm/data/files.py), so a second run into
   the same folder is refused while the first is alive (exit 1), and a killed run leaves no lock;
 - the temporary files of checkpoint writes that a killed process left behind are removed;
-- a fresh run does not replace the checkpoint already there: that takes --resume (continue or
-  extend it) or --force (start over), exit 2 otherwise.
+- a fresh run does not replace the checkpoint already there: that takes --resume of that very
+  checkpoint (continue or extend it) or --force (start over), exit 2 otherwise — a run resumed
+  from elsewhere (`--resume A --out B`) would replace B's too;
+- the files the run writes (its checkpoint, its plots) are not folders, and --resume names a file.
 """
 
 from __future__ import annotations
@@ -35,16 +37,38 @@ def claim(
     *,
     resume: str | None = None,
     force: bool = False,
+    writes: tuple[str, ...] = (),
 ) -> Iterator[Path]:
-    """Check, lock and clean --out for the length of the block (see the module docstring)."""
+    """Check, lock and clean --out for the length of the block (see the module docstring).
+    writes: the other files the run writes in it (its plots)."""
+    if resume is not None and not Path(resume).is_file():
+        what = "a folder" if Path(resume).is_dir() else "not found"
+        raise FileNotFoundError(f"--resume {resume}: {what}; give the checkpoint file to continue")
     out = writable_folder(out_dir, "--out")
     with exclusive(out / LOCK_NAME, f"--out {out}"):
         remove_stale(out, temporaries(checkpoint_name))
+        for name in (checkpoint_name, *writes):
+            if (out / name).is_dir():
+                raise IsADirectoryError(
+                    f"--out {out} holds a folder named {name}, where the run writes its {name}; "
+                    "move it, or choose another --out"
+                )
         ckpt = out / checkpoint_name
-        if ckpt.exists() and resume is None and not force:
+        if ckpt.exists() and not force and not (resume and _same_file(resume, ckpt)):
+            how = (
+                f"continue it with --resume {ckpt} (with a larger --steps to extend it)"
+                if resume is None
+                else f"the run resumed from {resume} would replace it: choose another --out"
+            )
             raise FileExistsError(
-                f"--out {out} already holds a checkpoint ({describe(ckpt)}): continue it with "
-                f"--resume {ckpt} (with a larger --steps to extend it), or pass --force to "
-                "replace it"
+                f"--out {out} already holds a checkpoint ({describe(ckpt)}): {how}, or pass "
+                "--force to replace it"
             )
         yield out
+
+
+def _same_file(a: str | os.PathLike, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
