@@ -51,9 +51,8 @@ from numpy_impl.silu import silu_backward, silu_forward
 from numpy_impl.softmax import softmax_backward, softmax_forward
 from numpy_impl.swiglu import swiglu_backward, swiglu_forward
 from numpy_impl.transformer import transformer_block_backward, transformer_block_forward
+from twinlm.shared.naming import KERNELS
 from twinlm.shared.validate import require_choice
-
-KERNELS = ("reference", "fast")
 
 
 def kernel_ops(kernels: str) -> ModuleType:

@@ -248,13 +248,15 @@ def load_model(
     dtype: str = "float32",
     device: str | None = None,
     n_heads: int | None = None,
+    kernels: str = "fast",
 ):
     """A GPTModel or Qwen3Model of `backend` ("numpy" or "torch") in evaluation mode, from exactly
     one of: checkpoint: a `twinlm train` checkpoint (tensors `model.<key>`, its config in
     meta["cfg"]); weights: GPT-2 weights (Hugging Face safetensors/.bin or the book's .pth;
     twinlm.weights.load_gpt2, which also takes n_heads) or a Qwen3 folder or hub id
-    (twinlm.weights.load_qwen3). dtype: "float32" or "float64"; device: torch only. The model is
-    built, checked and placed by twinlm.models.build_language_model."""
+    (twinlm.weights.load_qwen3). dtype: "float32" or "float64"; device: torch only; kernels: the
+    NumPy model's op set (numpy_impl.kernel_ops), the fast path unless told otherwise, as the
+    commands run it. The model is built, checked and placed by twinlm.models.build_language_model."""
     dtype = check_target(backend, dtype, device)  # refused before a file is read
     if (checkpoint is None) == (weights is None):
         raise ValueError(
@@ -270,7 +272,7 @@ def load_model(
         from twinlm.weights import load_pretrained
 
         cfg, params = load_pretrained(weights, n_heads, dtype=dtype)
-    return build_language_model(backend, cfg, params, dtype, device)
+    return build_language_model(backend, cfg, params, dtype, device, kernels)
 
 
 def text_codec(weights: str | os.PathLike | None = None):

@@ -307,3 +307,36 @@ def test_an_engine_that_only_evaluates_has_no_optimizer():
     )
     assert make_engine("numpy", model).opt is None
     assert make_engine("numpy", model, lr=0.5).opt.lr == 0.5
+
+
+# ---- --kernels: NumPy's op set, fast unless told otherwise -----------------------------------------
+
+
+def test_kernels_reaches_the_engine(tmp_path, monkeypatch):
+    """`--kernels` (RunOptions) picks the NumPy engine's op set for the model and AdamW; without
+    the flag the commands run the fast path."""
+    seen = []
+    real = loop.Run.__init__
+
+    def spy(self, task, backend, kernels=None):
+        real(self, task, backend, kernels)
+        seen.append((self.engine.model.kernels, self.engine.opt.kernels))
+
+    monkeypatch.setattr(loop.Run, "__init__", spy)
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    base = ["charrnn", "train", "--text", text, "--hidden-size", "8", "--steps", "1"]
+    base += ["--batch-size", "2", "--seq-length", "8", "--eval-every", "1", "--eval-batches", "1"]
+    for flags, expected in (([], "fast"), (["--kernels", "reference"], "reference")):
+        assert main([str(a) for a in [*base, "--out", tmp_path / expected, *flags]]) == 0
+        assert seen.pop() == (expected, expected)
+
+
+def test_kernels_is_refused_with_the_torch_backend(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    argv = ["charrnn", "train", "--text", text, "--backend", "torch", "--kernels", "reference"]
+    argv += ["--batch-size", "2", "--seq-length", "8"]
+    assert main([str(a) for a in [*argv, "--out", tmp_path / "o"]]) == 2
+    err = capsys.readouterr().err
+    assert "--kernels" in err and "Traceback" not in err

@@ -42,18 +42,20 @@ def build_model(
     params: dict[str, np.ndarray] | None = None,
     device: str | None = None,
     evaluation: bool = False,
+    kernels: str = "reference",
     **options,
 ):
     """numpy_impl.<name> or torch_impl.<name> (one of MODELS) built from cfg in dtype ("float32"
     or "float64", handed to the class as its backend's dtype) with `options` (seed=, and a
     classifier's num_classes, trainable, …, backbone); then `params` loaded when given (NumPy
-    arrays under its state_dict keys). torch: moved to `device` (default cpu), and put in
-    evaluation mode when `evaluation`."""
+    arrays under its state_dict keys). NumPy: run on the op set `kernels` (numpy_impl.kernel_ops;
+    torch has one). torch: moved to `device` (default cpu), and put in evaluation mode when
+    `evaluation`."""
     dtype = check_target(backend, dtype, device)
     require_choice("model", name, MODELS)
     require_memory(name, cfg, dtype)
     if backend == "numpy":
-        model = getattr(numpy_impl, name)(cfg, dtype=dtype, **options)
+        model = getattr(numpy_impl, name)(cfg, dtype=dtype, kernels=kernels, **options)
     else:
         import torch
 
@@ -143,10 +145,11 @@ def build_language_model(
     params: dict[str, np.ndarray],
     dtype="float32",
     device: str | None = None,
+    kernels: str = "reference",
 ):
     """A GPTModel or Qwen3Model (as cfg says) of `backend` holding `params`, in evaluation mode:
     the config validated, the arrays cast to dtype and checked against the config's keys and
-    shapes (each one named when it does not fit), torch's on `device`."""
+    shapes (each one named when it does not fit), torch's on `device`, NumPy's on `kernels`."""
     dtype = check_target(backend, dtype, device)
     cfg = validate_lm_config(dict(cfg))
     qwen3 = is_qwen3_config(cfg)
@@ -159,5 +162,13 @@ def build_language_model(
     # Qwen3's seed None: zeros, no random draw of 0.6B weights about to be replaced
     name, options = ("Qwen3Model", {"seed": None}) if qwen3 else ("GPTModel", {})
     return build_model(
-        backend, name, cfg, dtype, params=params, device=device, evaluation=True, **options
+        backend,
+        name,
+        cfg,
+        dtype,
+        params=params,
+        device=device,
+        evaluation=True,
+        kernels=kernels,
+        **options,
     )

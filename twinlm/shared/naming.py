@@ -20,6 +20,7 @@ from twinlm.shared.config import is_qwen3_config
 
 BACKENDS = ("numpy", "torch")
 DTYPES = ("float32", "float64")
+KERNELS = ("reference", "fast")  # numpy_impl's op sets: the plain math, or numpy_impl/fast
 
 QKV_PROJECTIONS = ("W_query", "W_key", "W_value")  # MultiHeadAttention's input projections
 BLOCK_DROPOUT_NAMES = ("att.dropout", "drop_shortcut.att", "drop_shortcut.ff")

@@ -42,12 +42,12 @@ def run_from_args(args, kind: str, fresh, make_task: Callable) -> Run:
     checkpoint's, with the flags that may change applied (resume_settings). make_task(settings,
     saved) builds the task; saved is the SavedRun being resumed, or None."""
     if not args.resume:
-        return Run(make_task(fresh, None), args.backend or "numpy")
+        return Run(make_task(fresh, None), args.backend or "numpy", args.kernels)
     saved = load_run(args.resume, kind)
     settings, changes = resume_settings(saved, fresh, getattr(args, "given", ()))
     task = make_task(settings, saved)
     backend = args.backend or saved.meta.get("backend", "numpy")
-    return resumed_run(task, backend, saved, changes)
+    return resumed_run(task, backend, saved, changes, args.kernels)
 
 
 def run_command(

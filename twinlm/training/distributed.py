@@ -54,7 +54,14 @@ from datetime import timedelta
 
 import numpy as np
 
-from twinlm.training.engines import Batch, NumpyEngine, NumpyState, TorchEngine, make_engine
+from twinlm.training.engines import (
+    Batch,
+    NumpyEngine,
+    NumpyState,
+    TorchEngine,
+    engine_kernels,
+    make_engine,
+)
 
 IGNORE_INDEX = -100  # the targets cross entropy leaves out (numpy_impl/loss.py, torch_impl/loss.py)
 TIMEOUT_ENV, DEFAULT_TIMEOUT_S = "TWINLM_DIST_TIMEOUT", 600.0
@@ -261,14 +268,15 @@ class DataParallelEngine:
     engine's: those are the same on every rank."""
 
     def __init__(self, backend: str, model, trainable, group: Group, **optimizer):
-        """optimizer: lr, weight_decay, clip (engines.make_engine's)."""
+        """optimizer: lr, weight_decay, clip, kernels (engines.make_engine's)."""
+        kernels = engine_kernels(backend, optimizer.pop("kernels", None))  # NumPy's op set
         self.group, self.share = group, 1.0 / group.world
         self.local_signal: Callable[[], int | None] = lambda: None  # set by watch_signals
         self.agreed_signal: int | None = None  # set by each step's all-reduce
         if backend == "numpy":
             self.bucket: np.ndarray | None = None
             self.engine = NumpyEngine(
-                model, trainable, **optimizer, reduce_grads=self.all_reduce_grads
+                model, trainable, **optimizer, reduce_grads=self.all_reduce_grads, kernels=kernels
             )
         else:
             from torch.nn.parallel import DistributedDataParallel
@@ -360,7 +368,7 @@ def watch_signals(engine, received: Callable[[], int | None]) -> Callable[[], in
 
 
 def make_data_parallel_engine(backend: str, model, trainable: list[str] | None = None, **optimizer):
-    """engines.make_engine's engine (optimizer: its lr, weight_decay, clip) in one process; inside
+    """engines.make_engine's engine (optimizer: its lr, weight_decay, clip, kernels) in one process; inside
     a process group, its data-parallel version."""
     group = active()
     if group is None:

@@ -247,8 +247,27 @@ def make_engine(
     lr: float | None = None,
     weight_decay: float = 0.0,
     clip: float = 0.0,
+    kernels: str | None = None,
 ) -> NumpyEngine | TorchEngine:
     """The engine for a model of `backend` ("numpy" or "torch"): AdamW with learning rate `lr`
-    over the trainable parameters (lr None: an engine that only evaluates); clip 0: no clipping."""
-    engine = NumpyEngine if backend == "numpy" else TorchEngine
-    return engine(model, trainable, lr=lr, weight_decay=weight_decay, clip=clip)
+    over the trainable parameters (lr None: an engine that only evaluates); clip 0: no clipping;
+    `kernels`: NumPy's op set (engine_kernels)."""
+    kernels = engine_kernels(backend, kernels)
+    if backend == "numpy":
+        return NumpyEngine(
+            model, trainable, lr=lr, weight_decay=weight_decay, clip=clip, kernels=kernels
+        )
+    return TorchEngine(model, trainable, lr=lr, weight_decay=weight_decay, clip=clip)
+
+
+def engine_kernels(backend: str, kernels: str | None) -> str | None:
+    """The NumPy engine's op set: `kernels`, or the fast path when None; torch has one set, so
+    naming one for it is refused (ValueError naming kernels)."""
+    if backend == "numpy":
+        return kernels or "fast"
+    if kernels is not None:
+        raise ValueError(
+            f"kernels (--kernels) chooses the NumPy backend's ops; backend {backend!r} has one "
+            f"set, got kernels {kernels!r}"
+        )
+    return None

@@ -87,13 +87,20 @@ class Run:
     """One training run: a task, the engine of one backend, the step count, the carried state and
     the history of evaluations."""
 
-    def __init__(self, task: Task, backend: str):
+    def __init__(self, task: Task, backend: str, kernels: str | None = None):
+        """kernels: the NumPy backend's op set (engines.engine_kernels: fast unless named)."""
         require_choice("backend", backend, BACKENDS)
         s = task.settings
         self.task = task
         model = task.build_model(backend)
         self.engine = make_data_parallel_engine(  # one process: engines.make_engine's
-            backend, model, task.trainable_keys, lr=s.lr, weight_decay=s.weight_decay, clip=s.clip
+            backend,
+            model,
+            task.trainable_keys,
+            lr=s.lr,
+            weight_decay=s.weight_decay,
+            clip=s.clip,
+            kernels=kernels,
         )
         self.step = 0
         self.carry = task.initial_carry()
@@ -188,7 +195,13 @@ class Run:
         return self
 
 
-def resumed_run(task: Task, backend: str, saved: SavedRun, changes: dict | None = None) -> Run:
+def resumed_run(
+    task: Task,
+    backend: str,
+    saved: SavedRun,
+    changes: dict | None = None,
+    kernels: str | None = None,
+) -> Run:
     """Run(task, backend) restored from `saved` (Run.restore), once the task's model is the
     checkpoint's: settings that describe another model than its cfg (a tampered preset or layer
     count) are refused before that model is built. (The cfg, which checkpoint.load_run held to
@@ -199,7 +212,7 @@ def resumed_run(task: Task, backend: str, saved: SavedRun, changes: dict | None 
             f"{saved.path or 'the checkpoint'}: its settings describe another model than its cfg "
             f"(they differ in {', '.join(sorted(differ))})"
         )
-    return Run(task, backend).restore(saved, task.fingerprint, changes)
+    return Run(task, backend, kernels).restore(saved, task.fingerprint, changes)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -32,7 +32,7 @@ import numbers
 from dataclasses import MISSING, dataclass, field, fields, replace
 
 from twinlm.shared.classifier import POSITION_OPTIONS, TRAINABLE_OPTIONS
-from twinlm.shared.naming import BACKENDS, DTYPES
+from twinlm.shared.naming import BACKENDS, DTYPES, KERNELS
 from twinlm.shared.validate import require_choice, require_int
 
 ARCHS = ("gpt", "qwen3")
@@ -286,6 +286,13 @@ class RunOptions(Settings):
     )
     checkpoint_minutes: float = setting(
         10.0, "also save a checkpoint every this many minutes (0: by steps only)", NON_NEGATIVE
+    )
+    kernels: str | None = setting(
+        None,
+        "the NumPy backend's ops (default: fast): fast (numpy_impl/fast: row blocks, threads, in "
+        "place) or reference (numpy_impl: the plain math); equal to rounding, so a run may "
+        "resume with either",
+        choices=KERNELS,
     )
 
 
