@@ -416,6 +416,8 @@ def test_load_model_from_checkpoint_and_weights(tmp_path, dtype):
             assert a.dtype == np.dtype(dtype)
             np.testing.assert_array_equal(a, v.astype(dtype))
     assert not models[1].training
+    assert models[0].kernels == "fast"  # the commands' op set, unless told otherwise
+    assert load_model("numpy", checkpoint=ckpt, kernels="reference").kernels == "reference"
     outs = {
         generate_text(
             m, "abc", _encode, _decode, 10, temperature=0.8, top_k=5, rng=np.random.default_rng(1)
