@@ -198,7 +198,7 @@ class CharRNN:
     ):
         """Logits (B, T, V) for byte ids x (B, T), and the final state, each array (L, B, H).
         state: the cell's, zeros if None; dropout_masks: named keep-masks (B, T, H), None: none."""
-        require_token_batch("x", x, self.cfg["vocab_size"])
+        require_token_batch("x", x, self.cfg["vocab_size"], backend="numpy")
         require_cell_state("state", state, charrnn_cell(self.cfg))
         B, T = x.shape
         if dropout_masks is not None:

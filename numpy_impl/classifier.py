@@ -146,7 +146,7 @@ class _Decapitated:
     def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
         """Class logits (B, K) for token ids idx (B, T). Dropout as in the backbone's model."""
         cfg, P, head = self.cfg, self.params, self.names.head
-        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend="numpy")
         B, T = idx.shape
         positions = token_positions(idx, self.position, self.pad_id)  # (B,)
         masks = self._masks(B, T, dropout_rng, dropout_masks)

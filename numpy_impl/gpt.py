@@ -159,7 +159,7 @@ class GPTModel:
     def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
         """Logits (B, T, V) for token ids idx (B, T). Stores what backward needs."""
         cfg, P, ops = self.cfg, self.params, numpy_impl.kernel_ops(self.kernels)
-        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend="numpy")
         B, T = idx.shape
         masks = select_dropout_masks(cfg, B, T, self.dtype, dropout_rng, dropout_masks)
         self.last_dropout_masks = masks

@@ -116,7 +116,7 @@ class Qwen3Model:
         arguments exist for the training loop's sake and must be empty."""
         cfg, P = self.cfg, self.params
         require_no_dropout(dropout_rng, dropout_masks)
-        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend="numpy")
         x, body_cache = qwen3_body_forward(idx, P, cfg)  # (B, T, C)
         x, norm_cache = rmsnorm_forward(x, P["model.norm.weight"], cfg["rms_norm_eps"])
         logits, head_cache = linear_forward(x, P[self.head_key])  # (B, T, V)

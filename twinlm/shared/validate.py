@@ -7,6 +7,7 @@ Nothing here imports numpy or torch.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable, Sequence
 
@@ -32,6 +33,44 @@ def require_float(name: str, a) -> None:
         raise TypeError(
             f"{name} must be a floating-point array, got {getattr(a, 'dtype', type(a))}"
         )
+
+
+def require_float_inputs(names: Sequence[str], arrays: Sequence) -> None:
+    """Each array floating point (int, bool and complex refused), all of one dtype (no silent
+    upcast); a None entry (an absent bias) is skipped. O(1): reads .dtype, never the data."""
+    present = [(n, a) for n, a in zip(names, arrays) if a is not None]
+    for n, a in present:
+        require_float(n, a)
+    require_same_dtype([n for n, _ in present], [a for _, a in present])
+
+
+ARRAY_TYPES = {"numpy": "a NumPy array", "torch": "a torch.Tensor"}  # by the type's top module
+
+
+def require_backend(name: str, a, backend: str) -> None:
+    """`a` is an array of `backend` ("numpy": an ndarray, "torch": a Tensor), read off its type's
+    module so that neither library is imported here."""
+    got = type(a).__module__.split(".")[0]
+    if got != backend:
+        raise TypeError(
+            f"{name} must be {ARRAY_TYPES[backend]} (a {backend} model), "
+            f"got {type(a).__name__} from {got}"
+        )
+
+
+def require_real(name: str, value, min_value: float | None = None) -> None:
+    """A finite real number (Python, NumPy; bool refused), optionally at least `min_value`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{name} must be >= {min_value}, got {value}")
+
+
+def require_eps(name: str, eps) -> None:
+    """A norm's ε: finite and ≥ 0 (0 is torch's F.layer_norm's and nn.RMSNorm's to accept too)."""
+    require_real(name, eps, 0.0)
 
 
 def require_ndim(name: str, a, min_ndim: int, max_ndim: int | None = None) -> None:
@@ -179,12 +218,23 @@ def require_same_dtype(names: Iterable[str], arrays: Iterable) -> None:
         raise TypeError(f"{' and '.join(names)} must have the same dtype, got {listed}")
 
 
-def require_token_batch(name: str, idx, vocab_size: int, context_length: int | None = None) -> None:
-    """Token ids (batch, seq): integers in [0, vocab_size), 1 ≤ seq ≤ context_length."""
+def require_token_batch(
+    name: str,
+    idx,
+    vocab_size: int,
+    context_length: int | None = None,
+    backend: str | None = None,
+) -> None:
+    """Token ids (batch, seq): integers in [0, vocab_size), batch ≥ 1, 1 ≤ seq ≤ context_length;
+    an array of `backend` when given (a model's forward names its own)."""
+    if backend is not None and hasattr(idx, "dtype"):
+        require_backend(name, idx, backend)
     require_ids(name, idx, vocab_size)
     got = _shape(idx)
     if len(got) != 2:
         raise ValueError(f"{name} must have 2 dimensions (batch, seq), got shape {got}")
+    if got[0] == 0:
+        raise ValueError(f"{name} must hold at least one sequence, got shape {got}")
     if got[1] == 0:
         raise ValueError(f"{name} must hold at least one position, got shape {got}")
     if context_length is not None and got[1] > context_length:
@@ -241,18 +291,19 @@ def require_dropout_masks(name: str, masks, shapes: dict[str, tuple[int, ...]]) 
 
 
 def require_adamw_options(params, lr: float, betas, eps: float, weight_decay: float) -> None:
-    """AdamW's constructor: a non-empty dict of parameters, lr, eps, weight_decay ≥ 0, betas in
-    [0, 1)."""
+    """AdamW's constructor: a non-empty dict of parameters; lr, eps, weight_decay finite and ≥ 0;
+    betas a pair in [0, 1) (torch.optim.AdamW's ranges; it lets lr = inf through, we do not)."""
     if not isinstance(params, dict) or not params:
         raise TypeError("params must be a non-empty dict of name -> array")
-    if lr < 0.0:
-        raise ValueError(f"lr must be >= 0, got {lr}")
-    if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-        raise ValueError(f"betas must both lie in [0, 1), got {betas}")
-    if eps < 0.0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    if weight_decay < 0.0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    require_real("lr", lr, 0.0)
+    if not isinstance(betas, tuple | list) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for b in betas:
+        require_real("betas", b)
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"betas must both lie in [0, 1), got {tuple(betas)}")
+    require_real("eps", eps, 0.0)
+    require_real("weight_decay", weight_decay, 0.0)
 
 
 def require_grads(grads, params) -> None:
@@ -287,12 +338,47 @@ def require_adamw_state(state, params) -> None:
 # ---- the ops' input checks: one copy, called by numpy_impl and torch_impl alike -------------------
 
 
+def require_linear_inputs(x, weight, bias) -> None:
+    """linear: x (..., in), weight (out, in), bias (out,) or None, floating point of one dtype."""
+    require_float_inputs(("x", "weight", "bias"), (x, weight, bias))
+    require_ndim("weight", weight, 2, 2)
+    require_last_dim("x", x, _shape(weight)[1], "weight.shape[1], the layer's in_features")
+    if bias is not None:
+        require_shape("bias", bias, (_shape(weight)[0],))
+
+
+def require_softmax_input(x) -> None:
+    """softmax over the last axis: x floating point with at least one dimension."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+
+
+def require_layernorm_inputs(x, scale, shift, eps) -> None:
+    """layernorm: x (..., D), scale and shift (D,), one floating dtype; eps finite and ≥ 0."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+    require_shape("scale", scale, (_shape(x)[-1],))
+    require_shape("shift", shift, (_shape(x)[-1],))
+    require_float_inputs(("x", "scale", "shift"), (x, scale, shift))
+    require_eps("eps", eps)
+
+
+def require_rmsnorm_inputs(x, weight, eps) -> None:
+    """rmsnorm: x (..., D), weight (D,), one floating dtype; eps finite and ≥ 0."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+    require_shape("weight", weight, (_shape(x)[-1],))
+    require_float_inputs(("x", "weight"), (x, weight))
+    require_eps("eps", eps)
+
+
 def require_attention_inputs(q, k, v, causal: bool, dropout_mask, p: float) -> None:
     """attention(q, k, v): q (..., Tq, d), k and v (..., Tk, d), floating point; causal needs
     Tq ≤ Tk (the queries are the last positions); dropout_mask (..., Tq, Tk), required if p > 0."""
     for name, a in (("q", q), ("k", k), ("v", v)):
         require_float(name, a)
         require_ndim(name, a, 2)
+    require_same_dtype(("q", "k", "v"), (q, k, v))
     require_same_shape(("k", "v"), (k, v))
     # q: same leading dims and head size as k, any number of query rows.
     k_shape = _shape(k)
@@ -507,6 +593,7 @@ def require_rope_inputs(x, cos, sin) -> None:
         raise ValueError(f"x must have an even last dimension (RoPE rotates pairs), got {d}")
     require_shape("cos", cos, (T, d // 2))
     require_shape("sin", sin, (T, d // 2))
+    require_float_inputs(("x", "cos", "sin"), (x, cos, sin))
 
 
 def require_gqa_inputs(q, k, v, causal: bool) -> int:
@@ -515,6 +602,7 @@ def require_gqa_inputs(q, k, v, causal: bool) -> int:
     for name, a in (("q", q), ("k", k), ("v", v)):
         require_float(name, a)
         require_ndim(name, a, 4, 4)
+    require_same_dtype(("q", "k", "v"), (q, k, v))
     require_same_shape(("k", "v"), (k, v))
     B, Hkv, Tk, d = _shape(k)
     require_shape("q", q, (B, None, None, d))
@@ -541,6 +629,7 @@ def require_swiglu_inputs(x, params) -> None:
     require_last_dim("x", x, d, "gate_proj.weight is (hidden, d)")
     require_shape("up_proj.weight", params["up_proj.weight"], (hidden, d))
     require_shape("down_proj.weight", params["down_proj.weight"], (d, hidden))
+    require_float_inputs(("x", *SWIGLU_KEYS), (x, *(params[k] for k in SWIGLU_KEYS)))
 
 
 QWEN3_ATTENTION_KEYS = (
