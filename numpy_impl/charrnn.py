@@ -59,6 +59,7 @@ from twinlm.shared.naming import (
     with_prefix,
 )
 from twinlm.shared.validate import (
+    require_backend,
     require_cell_state,
     require_charrnn_config,
     require_dropout_masks,
@@ -230,6 +231,7 @@ class CharRNN:
     ):
         """Mean cross entropy (nats) of next-byte targets (B, T), every parameter's gradient, and
         the final state to carry into the next batch. Returns (loss float, grads, final state)."""
+        require_backend("targets", targets, "numpy")
         logits, state_n = self.forward(x, state, dropout_masks)  # (B, T, V)
         require_shape("targets", targets, x.shape)
         ops = self._cache[2]

@@ -42,7 +42,12 @@ from numpy_impl.transformer import transformer_block_backward, transformer_block
 from twinlm.shared.config import validate_config
 from twinlm.shared.init import draw_dropout_masks, init_gpt_params, numpy_state_dict
 from twinlm.shared.naming import gpt_dropout_mask_shapes, gpt_param_shapes, sub_dict, with_prefix
-from twinlm.shared.validate import require_dropout_masks, require_shape, require_token_batch
+from twinlm.shared.validate import (
+    require_backend,
+    require_dropout_masks,
+    require_shape,
+    require_token_batch,
+)
 
 # The book's MultiHeadAttention registers its causal mask as a buffer, so its state_dicts hold it.
 _BOOK_MASK_BUFFER = re.compile(r"trf_blocks\.\d+\.att\.mask")
@@ -193,6 +198,7 @@ class GPTModel:
     def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):
         """Mean cross-entropy of the next-token targets (B, T) (ignore_index -100), and every
         parameter's gradient. Returns (loss as a Python float, grads)."""
+        require_backend("targets", targets, "numpy")
         if self.kernels == "fast":  # the same, freeing each activation once it is used
             from numpy_impl.fast.gpt import gpt_loss_and_grads
 

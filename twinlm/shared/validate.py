@@ -15,17 +15,40 @@ from twinlm.shared.naming import CELL_STATE, CELLS, QKV_PROJECTIONS
 
 
 def _shape(a) -> tuple[int, ...]:
-    return tuple(int(s) for s in a.shape)
+    return tuple(a.shape)  # NumPy's shape and torch.Size both hold Python ints
+
+
+def _named_shape(name: str, a) -> tuple[int, ...]:
+    """a's shape, or a TypeError naming `name` when a is no array (a list, a number, None)."""
+    if not hasattr(a, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    return _shape(a)
+
+
+# NumPy's dtype.kind for the common dtypes: str(np.dtype) costs microseconds, kind nanoseconds,
+# and these checks run on every op call. Other dtypes (torch's, ml_dtypes' bfloat16) go by name.
+_NUMPY_KINDS = {"f": "float", "i": "int", "u": "int", "b": "bool", "c": "complex"}
+
+
+def _dtype_family(a) -> str:
+    kind = getattr(a.dtype, "kind", None)
+    if kind in _NUMPY_KINDS:
+        return _NUMPY_KINDS[kind]
+    name = str(a.dtype)
+    if "complex" in name:
+        return "complex"
+    if "float" in name or "double" in name or "half" in name:
+        return "float"
+    return "int" if "int" in name else "other"
 
 
 def is_integer_dtype(a) -> bool:
     """True for NumPy or torch integer arrays (signed or unsigned), False for bool and floats."""
-    name = str(a.dtype)
-    return "int" in name
+    return _dtype_family(a) == "int"
 
 
 def is_float_dtype(a) -> bool:
-    return "float" in str(a.dtype) or "double" in str(a.dtype) or "half" in str(a.dtype)
+    return _dtype_family(a) == "float"
 
 
 def require_float(name: str, a) -> None:
@@ -38,10 +61,17 @@ def require_float(name: str, a) -> None:
 def require_float_inputs(names: Sequence[str], arrays: Sequence) -> None:
     """Each array floating point (int, bool and complex refused), all of one dtype (no silent
     upcast); a None entry (an absent bias) is skipped. O(1): reads .dtype, never the data."""
-    present = [(n, a) for n, a in zip(names, arrays) if a is not None]
-    for n, a in present:
+    first = None
+    for n, a in zip(names, arrays):
+        if a is None:
+            continue
         require_float(n, a)
-    require_same_dtype([n for n, _ in present], [a for _, a in present])
+        if first is None:
+            first = a.dtype
+        elif a.dtype is not first:  # built-in dtypes are singletons; else compare by name
+            present = [(n, a) for n, a in zip(names, arrays) if a is not None]
+            require_same_dtype([n for n, _ in present], [a for _, a in present])
+            return
 
 
 ARRAY_TYPES = {"numpy": "a NumPy array", "torch": "a torch.Tensor"}  # by the type's top module
@@ -74,7 +104,7 @@ def require_eps(name: str, eps) -> None:
 
 
 def require_ndim(name: str, a, min_ndim: int, max_ndim: int | None = None) -> None:
-    nd = len(_shape(a))
+    nd = len(_named_shape(name, a))
     if nd < min_ndim or (max_ndim is not None and nd > max_ndim):
         want = f"{min_ndim}" if max_ndim == min_ndim else f"at least {min_ndim}"
         if max_ndim is not None and max_ndim != min_ndim:
@@ -84,14 +114,16 @@ def require_ndim(name: str, a, min_ndim: int, max_ndim: int | None = None) -> No
 
 def require_shape(name: str, a, expected: Sequence[int | None]) -> None:
     """`expected` may hold None for 'any size' in that position."""
-    got = _shape(a)
+    got = _named_shape(name, a)
+    if got == expected:  # the common case, without the per-dimension loop
+        return
     if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected)):
         want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"{name} must have shape {want}, got {got}")
 
 
 def require_last_dim(name: str, a, size: int, because: str = "") -> None:
-    got = _shape(a)
+    got = _named_shape(name, a)
     if not got or got[-1] != size:
         why = f" ({because})" if because else ""
         raise ValueError(f"{name} must have last dimension {size}{why}, got shape {got}")
@@ -212,6 +244,10 @@ def require_lstm_weights(
 
 
 def require_same_dtype(names: Iterable[str], arrays: Iterable) -> None:
+    arrays = list(arrays)
+    first = arrays[0].dtype if arrays else None
+    if all(a.dtype is first for a in arrays):  # built-in dtypes are singletons: the fast path
+        return
     names, dtypes = list(names), [str(a.dtype) for a in arrays]
     if len(set(dtypes)) > 1:
         listed = ", ".join(f"{n} {d}" for n, d in zip(names, dtypes))
@@ -569,6 +605,14 @@ def require_lstm_inputs(
         dtype=dtype,
         batch_first=batch_first,
     )
+
+
+def require_cached_ids(idx, cfg: dict, cache, backend: str) -> None:
+    """forward_cached: idx (B, T) token ids of `backend`, in [0, vocab_size), that fit the cache's
+    batch and free positions and the model's context (positions cache.length .. + T)."""
+    require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend=backend)
+    max_len = min(cache.max_len, cfg["context_length"])
+    require_cache_room(idx, batch=cache.tokens.shape[0], length=cache.length, max_len=max_len)
 
 
 def require_cache_room(idx, batch: int, length: int, max_len: int) -> None:
