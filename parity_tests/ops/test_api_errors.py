@@ -245,6 +245,13 @@ def adamw_cases() -> list[Bad]:
                         arg,
                     )
                 )
+
+                # the same setting in a state_dict being loaded (a checkpoint's)
+                def load(cls=cls, make=make, arg=arg, v=v):
+                    opt = cls(make())
+                    opt.load_state_dict({**opt.state_dict(), arg: v})
+
+                cases.append(Bad(f"{kind}-AdamW.load_state_dict-{arg}={v!r}", load, exc, arg))
     return cases
 
 

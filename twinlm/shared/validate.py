@@ -331,15 +331,21 @@ def require_adamw_options(params, lr: float, betas, eps: float, weight_decay: fl
     betas a pair in [0, 1) (torch.optim.AdamW's ranges; it lets lr = inf through, we do not)."""
     if not isinstance(params, dict) or not params:
         raise TypeError("params must be a non-empty dict of name -> array")
-    require_real("lr", lr, 0.0)
+    _require_adamw_settings(lr, betas, eps, weight_decay, "{}")
+
+
+def _require_adamw_settings(lr, betas, eps, weight_decay, name: str) -> None:
+    """lr, eps, weight_decay finite and ≥ 0, betas a pair in [0, 1); `name` formats each
+    setting's name ("{}" for the constructor's arguments, "state[{!r}]" for a state_dict's)."""
+    require_real(name.format("lr"), lr, 0.0)
     if not isinstance(betas, tuple | list) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        raise TypeError(f"{name.format('betas')} must be a pair (beta1, beta2), got {betas!r}")
     for b in betas:
-        require_real("betas", b)
+        require_real(name.format("betas"), b)
         if not 0.0 <= b < 1.0:
-            raise ValueError(f"betas must both lie in [0, 1), got {tuple(betas)}")
-    require_real("eps", eps, 0.0)
-    require_real("weight_decay", weight_decay, 0.0)
+            raise ValueError(f"{name.format('betas')} must both lie in [0, 1), got {tuple(betas)}")
+    require_real(name.format("eps"), eps, 0.0)
+    require_real(name.format("weight_decay"), weight_decay, 0.0)
 
 
 def require_grads(grads, params) -> None:
@@ -359,6 +365,8 @@ def require_adamw_state(state, params) -> None:
     for key in ("lr", "betas", "eps", "weight_decay", "steps", "exp_avg", "exp_avg_sq"):
         if key not in state:
             raise ValueError(f"state is missing {key!r}")
+    settings = (state["lr"], state["betas"], state["eps"], state["weight_decay"])
+    _require_adamw_settings(*settings, "state[{!r}]")
     for name in state["steps"]:
         if name not in params:
             raise ValueError(f"state has an entry for unknown parameter {name!r}")
