@@ -59,6 +59,7 @@ from twinlm.shared.naming import (
     with_prefix,
 )
 from twinlm.shared.validate import (
+    require_backend,
     require_cell_state,
     require_charrnn_config,
     require_dropout_masks,
@@ -198,7 +199,7 @@ class CharRNN:
     ):
         """Logits (B, T, V) for byte ids x (B, T), and the final state, each array (L, B, H).
         state: the cell's, zeros if None; dropout_masks: named keep-masks (B, T, H), None: none."""
-        require_token_batch("x", x, self.cfg["vocab_size"])
+        require_token_batch("x", x, self.cfg["vocab_size"], backend="numpy")
         require_cell_state("state", state, charrnn_cell(self.cfg))
         B, T = x.shape
         if dropout_masks is not None:
@@ -230,6 +231,7 @@ class CharRNN:
     ):
         """Mean cross entropy (nats) of next-byte targets (B, T), every parameter's gradient, and
         the final state to carry into the next batch. Returns (loss float, grads, final state)."""
+        require_backend("targets", targets, "numpy")
         logits, state_n = self.forward(x, state, dropout_masks)  # (B, T, V)
         require_shape("targets", targets, x.shape)
         ops = self._cache[2]

@@ -50,6 +50,7 @@ from twinlm.shared.config import validate_config, validate_qwen3_config
 from twinlm.shared.init import init_gpt_params, init_qwen3_params
 from twinlm.shared.naming import LMNames
 from twinlm.shared.validate import (
+    require_backend,
     require_exact_keys,
     require_ids,
     require_no_dropout,
@@ -146,7 +147,7 @@ class _Decapitated:
     def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
         """Class logits (B, K) for token ids idx (B, T). Dropout as in the backbone's model."""
         cfg, P, head = self.cfg, self.params, self.names.head
-        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend="numpy")
         B, T = idx.shape
         positions = token_positions(idx, self.position, self.pad_id)  # (B,)
         masks = self._masks(B, T, dropout_rng, dropout_masks)
@@ -181,9 +182,10 @@ class _Decapitated:
     def loss_and_grads(self, idx, labels, dropout_rng=None, dropout_masks=None):
         """Mean cross entropy of the class logits against labels (B,) and the trainable
         parameters' gradients. Returns (loss as a Python float, grads)."""
+        require_backend("labels", labels, "numpy")
+        logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, K) idx checked here
         require_ids("labels", labels, self.num_classes)
         require_shape("labels", labels, (idx.shape[0],))
-        logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, K)
         loss, loss_cache = self._ops.cross_entropy_forward(logits, labels)
         dlogits = self._ops.cross_entropy_backward(np.ones((), logits.dtype), loss_cache)  # (B, K)
         return float(loss), self.backward(dlogits)

@@ -39,6 +39,7 @@ from numpy_impl.swiglu import swiglu_forward
 from twinlm.shared.config import Qwen3AttentionArgs
 from twinlm.shared.kv_cache import KVCache
 from twinlm.shared.naming import QKV_PROJECTIONS, sub_dict
+from twinlm.shared.validate import require_cached_ids
 
 
 def _attention_cached(
@@ -67,6 +68,7 @@ def forward_cached(
     """model.forward without dropout for idx (B, T), the tokens at positions [cache.length,
     cache.length + T); attention also sees every cached key and value. Returns the logits (B, 1, V)
     of the last position (last_only) or (B, T, V)."""
+    require_cached_ids(idx, model.cfg, cache, backend="numpy")
     if isinstance(model, Qwen3Model):
         return _qwen3_forward_cached(model, idx, cache, last_only)
     cfg, P, ops = model.cfg, model.params, numpy_impl.kernel_ops(model.kernels)

@@ -42,7 +42,12 @@ from numpy_impl.transformer import transformer_block_backward, transformer_block
 from twinlm.shared.config import validate_config
 from twinlm.shared.init import draw_dropout_masks, init_gpt_params, numpy_state_dict
 from twinlm.shared.naming import gpt_dropout_mask_shapes, gpt_param_shapes, sub_dict, with_prefix
-from twinlm.shared.validate import require_dropout_masks, require_shape, require_token_batch
+from twinlm.shared.validate import (
+    require_backend,
+    require_dropout_masks,
+    require_shape,
+    require_token_batch,
+)
 
 # The book's MultiHeadAttention registers its causal mask as a buffer, so its state_dicts hold it.
 _BOOK_MASK_BUFFER = re.compile(r"trf_blocks\.\d+\.att\.mask")
@@ -159,7 +164,7 @@ class GPTModel:
     def forward(self, idx: np.ndarray, dropout_rng=None, dropout_masks=None) -> np.ndarray:
         """Logits (B, T, V) for token ids idx (B, T). Stores what backward needs."""
         cfg, P, ops = self.cfg, self.params, numpy_impl.kernel_ops(self.kernels)
-        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend="numpy")
         B, T = idx.shape
         masks = select_dropout_masks(cfg, B, T, self.dtype, dropout_rng, dropout_masks)
         self.last_dropout_masks = masks
@@ -193,6 +198,7 @@ class GPTModel:
     def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):
         """Mean cross-entropy of the next-token targets (B, T) (ignore_index -100), and every
         parameter's gradient. Returns (loss as a Python float, grads)."""
+        require_backend("targets", targets, "numpy")
         if self.kernels == "fast":  # the same, freeing each activation once it is used
             from numpy_impl.fast.gpt import gpt_loss_and_grads
 

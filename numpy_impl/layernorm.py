@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.shared.validate import require_float, require_ndim, require_shape
+from twinlm.shared.validate import require_layernorm_inputs
 
 
 def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: float = 1e-5):
     """y = (x - mean) / sqrt(var + eps) * scale + shift over the last axis. Returns (y, cache)."""
-    require_float("x", x)
-    require_ndim("x", x, 1)
-    require_shape("scale", scale, (x.shape[-1],))
-    require_shape("shift", shift, (x.shape[-1],))
+    require_layernorm_inputs(x, scale, shift, eps)
     d = x - x.mean(axis=-1, keepdims=True)  # (..., D) x - μ̂
     centred = d - d.mean(axis=-1, keepdims=True)  # (..., D) x - μ, μ̂'s rounding removed
     var = (centred * centred).mean(axis=-1, keepdims=True)  # (..., 1) biased: divides by D

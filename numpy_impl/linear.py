@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.shared.validate import require_last_dim, require_ndim, require_shape
+from twinlm.shared.validate import require_linear_inputs
 
 
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None):
     """y = x @ weight.T + bias. Returns (y, cache)."""
-    require_ndim("weight", weight, 2, 2)
-    require_last_dim("x", x, weight.shape[1], "weight.shape[1], the layer's in_features")
-    if bias is not None:
-        require_shape("bias", bias, (weight.shape[0],))
+    require_linear_inputs(x, weight, bias)
     y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(
         *x.shape[:-1], weight.shape[0]
     )  # (..., out)

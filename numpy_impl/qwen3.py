@@ -37,7 +37,12 @@ from numpy_impl.rope import rope_angles
 from twinlm.shared.config import Qwen3AttentionArgs, validate_qwen3_config
 from twinlm.shared.init import init_qwen3_params, numpy_state_dict
 from twinlm.shared.naming import qwen3_param_shapes, sub_dict, with_prefix
-from twinlm.shared.validate import require_no_dropout, require_shape, require_token_batch
+from twinlm.shared.validate import (
+    require_backend,
+    require_no_dropout,
+    require_shape,
+    require_token_batch,
+)
 
 EMBEDDING = "model.embed_tokens.weight"
 
@@ -116,7 +121,7 @@ class Qwen3Model:
         arguments exist for the training loop's sake and must be empty."""
         cfg, P = self.cfg, self.params
         require_no_dropout(dropout_rng, dropout_masks)
-        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend="numpy")
         x, body_cache = qwen3_body_forward(idx, P, cfg)  # (B, T, C)
         x, norm_cache = rmsnorm_forward(x, P["model.norm.weight"], cfg["rms_norm_eps"])
         logits, head_cache = linear_forward(x, P[self.head_key])  # (B, T, V)
@@ -142,6 +147,7 @@ class Qwen3Model:
     def loss_and_grads(self, idx, targets, dropout_rng=None, dropout_masks=None):
         """Mean cross-entropy of the next-token targets (B, T) (ignore_index -100), and every
         parameter's gradient. Returns (loss as a Python float, grads)."""
+        require_backend("targets", targets, "numpy")
         logits = self.forward(idx, dropout_rng, dropout_masks)  # (B, T, V)
         require_shape("targets", targets, idx.shape)
         ops = numpy_impl.kernel_ops(self.kernels)

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinlm.shared.validate import require_float, require_ndim, require_shape
+from twinlm.shared.validate import require_rmsnorm_inputs
 
 
 def rmsnorm_forward(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6):
     """y = x / sqrt(mean(x²) + eps) * weight over the last axis. Returns (y, cache)."""
-    require_float("x", x)
-    require_ndim("x", x, 1)
-    require_shape("weight", weight, (x.shape[-1],))
+    require_rmsnorm_inputs(x, weight, eps)
     ms = np.einsum("...d,...d->...", x, x)[..., None] / x.shape[-1]  # (..., 1) mean(x²)
     r = 1.0 / np.sqrt(ms + float(eps))  # (..., 1)
     xhat = x * r  # (..., D)

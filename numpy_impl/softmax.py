@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from twinlm.shared.validate import require_softmax_input
+
 
 def softmax_forward(x: np.ndarray):
     """Returns (s, cache) with s = softmax(x) along the last axis."""
+    require_softmax_input(x)
     e = np.exp(x - x.max(axis=-1, keepdims=True))  # (..., n), largest entry is exp(0) = 1
     s = e / e.sum(axis=-1, keepdims=True)  # (..., n)
     return s, s

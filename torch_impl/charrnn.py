@@ -112,7 +112,7 @@ class CharRNN(nn.Module):
         """Logits (B, T, V) for byte ids x (B, T), and the final state, each array (L, B, H).
         dropout_masks: replay these (either mode); None: drawn in training mode, none in eval."""
         cfg = self.cfg
-        require_token_batch("x", x, cfg["vocab_size"])
+        require_token_batch("x", x, cfg["vocab_size"], backend="torch")
         require_cell_state("state", state, charrnn_cell(cfg))
         shapes = charrnn_dropout_mask_shapes(cfg, *x.shape)
         w, p = self.decoder.weight, cfg["drop_rate"]

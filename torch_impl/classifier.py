@@ -120,7 +120,9 @@ class _Decapitated(nn.Module):
         numpy_impl/gpt.py): replay these in either mode; None: drawn in training mode, none in
         eval mode."""
         cfg, head = self.cfg, self.names.head
-        require_token_batch("idx", in_idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch(
+            "idx", in_idx, cfg["vocab_size"], cfg["context_length"], backend="torch"
+        )
         B, T = in_idx.shape
         positions = token_positions(in_idx, self.position, self.pad_id)  # (B,)
         params = dict(self.named_parameters())

@@ -20,6 +20,7 @@ from torch_impl.swiglu import swiglu
 from twinlm.shared.config import Qwen3AttentionArgs
 from twinlm.shared.kv_cache import KVCache
 from twinlm.shared.naming import sub_dict
+from twinlm.shared.validate import require_cached_ids
 
 
 def _attention_cached(x: torch.Tensor, att, cache: KVCache, layer: int) -> torch.Tensor:
@@ -47,6 +48,7 @@ def forward_cached(
     """model.forward without dropout for idx (B, T), the tokens at positions [cache.length,
     cache.length + T); attention also sees every cached key and value. Returns the logits (B, 1, V)
     of the last position (last_only) or (B, T, V)."""
+    require_cached_ids(idx, model.cfg, cache, backend="torch")
     if isinstance(model, Qwen3Model):
         return _qwen3_forward_cached(model, idx, cache, last_only)
     start, T = cache.length, idx.shape[1]

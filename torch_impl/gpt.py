@@ -93,7 +93,9 @@ class GPTModel(nn.Module):
         replay these in either mode; None: drawn in training mode as the book's nn.Dropout
         modules would draw them, none in eval mode."""
         cfg = self.cfg
-        require_token_batch("idx", in_idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch(
+            "idx", in_idx, cfg["vocab_size"], cfg["context_length"], backend="torch"
+        )
         shapes = gpt_dropout_mask_shapes(cfg, *in_idx.shape)
         w = self.out_head.weight
         masks = resolve_dropout_masks(dropout_masks, shapes, cfg["drop_rate"], self.training, w)

@@ -8,16 +8,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from twinlm.shared.validate import require_float, require_ndim, require_shape
+from twinlm.shared.validate import require_eps, require_layernorm_inputs
 
 
 def layernorm(
     x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-5
 ) -> torch.Tensor:
-    require_float("x", x)
-    require_ndim("x", x, 1)
-    require_shape("scale", scale, (x.shape[-1],))
-    require_shape("shift", shift, (x.shape[-1],))
+    require_layernorm_inputs(x, scale, shift, eps)
     # x - μ as d - mean(d), d = x - μ̂ (μ̂ the rounded mean): exactly 0 on a constant row, rounding
     # relative to |x - μ| (see numpy_impl/layernorm.py)
     d = x - x.mean(dim=-1, keepdim=True)  # (..., D)
@@ -32,6 +29,7 @@ class LayerNorm(nn.Module):
 
     def __init__(self, emb_dim: int, eps: float = 1e-5):
         super().__init__()
+        require_eps("eps", eps)
         self.eps = eps
         self.scale = nn.Parameter(torch.ones(emb_dim))
         self.shift = nn.Parameter(torch.zeros(emb_dim))

@@ -99,7 +99,7 @@ class Qwen3Model(nn.Module):
         loop's sake and must be empty: Qwen3 is dropout-free."""
         cfg = self.cfg
         require_no_dropout(None, dropout_masks)
-        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
+        require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend="torch")
         x = qwen3_body(idx, dict(self.named_parameters()), cfg)  # (B, T, C)
         x = rmsnorm(x, self.model.norm.weight, cfg["rms_norm_eps"])
         return linear(x, self.head_weight)  # (B, T, V)

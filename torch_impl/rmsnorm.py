@@ -8,13 +8,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from twinlm.shared.validate import require_float, require_ndim, require_shape
+from twinlm.shared.validate import require_eps, require_rmsnorm_inputs
 
 
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    require_float("x", x)
-    require_ndim("x", x, 1)
-    require_shape("weight", weight, (x.shape[-1],))
+    require_rmsnorm_inputs(x, weight, eps)
     r = 1.0 / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + float(eps))  # (..., 1)
     return x * r * weight  # (..., D)
 
@@ -24,6 +22,7 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
+        require_eps("eps", eps)
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 

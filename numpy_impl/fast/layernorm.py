@@ -9,15 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from numpy_impl.fast.blocks import as_rows, for_blocks, rows_per_block
-from twinlm.shared.validate import require_float, require_ndim, require_shape
+from twinlm.shared.validate import require_layernorm_inputs
 
 
 def layernorm_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, eps: float = 1e-5):
     """y = (x - mean) / sqrt(var + eps) * scale + shift over the last axis. Returns (y, cache)."""
-    require_float("x", x)
-    require_ndim("x", x, 1)
-    require_shape("scale", scale, (x.shape[-1],))
-    require_shape("shift", shift, (x.shape[-1],))
+    require_layernorm_inputs(x, scale, shift, eps)
     eps = float(eps)  # a Python float: float32 stays float32
     x2 = as_rows(x)  # (rows, D)
     y, xhat = np.empty_like(x2), np.empty_like(x2)  # (rows, D)

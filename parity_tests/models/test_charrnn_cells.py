@@ -285,12 +285,16 @@ def test_bad_cell_and_state_are_named():
         CharRNNTask(TEXT, settings(model="rnn", nonlinearity="sigmoid"))
     ids = np.array([[1, 2]])
     zeros = np.zeros((2, 1, 5), np.float32)
-    for model, state in (
-        (numpy_impl.CharRNN({**cfg, "cell": "gru"}), (zeros, zeros)),
-        (torch_impl.CharRNN({**cfg, "cell": "rnn_tanh"}), (torch.zeros(2, 1, 5),) * 2),
+    for model, x, state in (
+        (numpy_impl.CharRNN({**cfg, "cell": "gru"}), ids, (zeros, zeros)),
+        (
+            torch_impl.CharRNN({**cfg, "cell": "rnn_tanh"}),
+            torch.from_numpy(ids),  # a torch model takes torch ids (a NumPy array is refused)
+            (torch.zeros(2, 1, 5),) * 2,
+        ),
     ):
         with pytest.raises(ValueError, match=r"state must be a tuple \(h\) for a"):
-            model.forward(ids, state)
+            model.forward(x, state)
     with pytest.raises(ValueError, match=r"state must be a tuple \(h, c\) for a lstm cell, got 1"):
         numpy_impl.CharRNN(cfg).forward(ids, (zeros,))
 

@@ -7,6 +7,7 @@ Nothing here imports numpy or torch.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable, Sequence
 
@@ -14,17 +15,40 @@ from twinlm.shared.naming import CELL_STATE, CELLS, QKV_PROJECTIONS
 
 
 def _shape(a) -> tuple[int, ...]:
-    return tuple(int(s) for s in a.shape)
+    return tuple(a.shape)  # NumPy's shape and torch.Size both hold Python ints
+
+
+def _named_shape(name: str, a) -> tuple[int, ...]:
+    """a's shape, or a TypeError naming `name` when a is no array (a list, a number, None)."""
+    if not hasattr(a, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(a).__name__}")
+    return _shape(a)
+
+
+# NumPy's dtype.kind for the common dtypes: str(np.dtype) costs microseconds, kind nanoseconds,
+# and these checks run on every op call. Other dtypes (torch's, ml_dtypes' bfloat16) go by name.
+_NUMPY_KINDS = {"f": "float", "i": "int", "u": "int", "b": "bool", "c": "complex"}
+
+
+def _dtype_family(a) -> str:
+    kind = getattr(a.dtype, "kind", None)
+    if kind in _NUMPY_KINDS:
+        return _NUMPY_KINDS[kind]
+    name = str(a.dtype)
+    if "complex" in name:
+        return "complex"
+    if "float" in name or "double" in name or "half" in name:
+        return "float"
+    return "int" if "int" in name else "other"
 
 
 def is_integer_dtype(a) -> bool:
     """True for NumPy or torch integer arrays (signed or unsigned), False for bool and floats."""
-    name = str(a.dtype)
-    return "int" in name
+    return _dtype_family(a) == "int"
 
 
 def is_float_dtype(a) -> bool:
-    return "float" in str(a.dtype) or "double" in str(a.dtype) or "half" in str(a.dtype)
+    return _dtype_family(a) == "float"
 
 
 def require_float(name: str, a) -> None:
@@ -34,8 +58,53 @@ def require_float(name: str, a) -> None:
         )
 
 
+def require_float_inputs(names: Sequence[str], arrays: Sequence) -> None:
+    """Each array floating point (int, bool and complex refused), all of one dtype (no silent
+    upcast); a None entry (an absent bias) is skipped. O(1): reads .dtype, never the data."""
+    first = None
+    for n, a in zip(names, arrays):
+        if a is None:
+            continue
+        require_float(n, a)
+        if first is None:
+            first = a.dtype
+        elif a.dtype is not first:  # built-in dtypes are singletons; else compare by name
+            present = [(n, a) for n, a in zip(names, arrays) if a is not None]
+            require_same_dtype([n for n, _ in present], [a for _, a in present])
+            return
+
+
+ARRAY_TYPES = {"numpy": "a NumPy array", "torch": "a torch.Tensor"}  # by the type's top module
+
+
+def require_backend(name: str, a, backend: str) -> None:
+    """`a` is an array of `backend` ("numpy": an ndarray, "torch": a Tensor), read off its type's
+    module so that neither library is imported here."""
+    got = type(a).__module__.split(".")[0]
+    if got != backend:
+        raise TypeError(
+            f"{name} must be {ARRAY_TYPES[backend]} (a {backend} model), "
+            f"got {type(a).__name__} from {got}"
+        )
+
+
+def require_real(name: str, value, min_value: float | None = None) -> None:
+    """A finite real number (Python, NumPy; bool refused), optionally at least `min_value`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{name} must be >= {min_value}, got {value}")
+
+
+def require_eps(name: str, eps) -> None:
+    """A norm's ε: finite and ≥ 0 (0 is torch's F.layer_norm's and nn.RMSNorm's to accept too)."""
+    require_real(name, eps, 0.0)
+
+
 def require_ndim(name: str, a, min_ndim: int, max_ndim: int | None = None) -> None:
-    nd = len(_shape(a))
+    nd = len(_named_shape(name, a))
     if nd < min_ndim or (max_ndim is not None and nd > max_ndim):
         want = f"{min_ndim}" if max_ndim == min_ndim else f"at least {min_ndim}"
         if max_ndim is not None and max_ndim != min_ndim:
@@ -45,14 +114,16 @@ def require_ndim(name: str, a, min_ndim: int, max_ndim: int | None = None) -> No
 
 def require_shape(name: str, a, expected: Sequence[int | None]) -> None:
     """`expected` may hold None for 'any size' in that position."""
-    got = _shape(a)
+    got = _named_shape(name, a)
+    if got == expected:  # the common case, without the per-dimension loop
+        return
     if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected)):
         want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"{name} must have shape {want}, got {got}")
 
 
 def require_last_dim(name: str, a, size: int, because: str = "") -> None:
-    got = _shape(a)
+    got = _named_shape(name, a)
     if not got or got[-1] != size:
         why = f" ({because})" if because else ""
         raise ValueError(f"{name} must have last dimension {size}{why}, got shape {got}")
@@ -173,18 +244,33 @@ def require_lstm_weights(
 
 
 def require_same_dtype(names: Iterable[str], arrays: Iterable) -> None:
+    arrays = list(arrays)
+    first = arrays[0].dtype if arrays else None
+    if all(a.dtype is first for a in arrays):  # built-in dtypes are singletons: the fast path
+        return
     names, dtypes = list(names), [str(a.dtype) for a in arrays]
     if len(set(dtypes)) > 1:
         listed = ", ".join(f"{n} {d}" for n, d in zip(names, dtypes))
         raise TypeError(f"{' and '.join(names)} must have the same dtype, got {listed}")
 
 
-def require_token_batch(name: str, idx, vocab_size: int, context_length: int | None = None) -> None:
-    """Token ids (batch, seq): integers in [0, vocab_size), 1 ≤ seq ≤ context_length."""
+def require_token_batch(
+    name: str,
+    idx,
+    vocab_size: int,
+    context_length: int | None = None,
+    backend: str | None = None,
+) -> None:
+    """Token ids (batch, seq): integers in [0, vocab_size), batch ≥ 1, 1 ≤ seq ≤ context_length;
+    an array of `backend` when given (a model's forward names its own)."""
+    if backend is not None and hasattr(idx, "dtype"):
+        require_backend(name, idx, backend)
     require_ids(name, idx, vocab_size)
     got = _shape(idx)
     if len(got) != 2:
         raise ValueError(f"{name} must have 2 dimensions (batch, seq), got shape {got}")
+    if got[0] == 0:
+        raise ValueError(f"{name} must hold at least one sequence, got shape {got}")
     if got[1] == 0:
         raise ValueError(f"{name} must hold at least one position, got shape {got}")
     if context_length is not None and got[1] > context_length:
@@ -241,18 +327,25 @@ def require_dropout_masks(name: str, masks, shapes: dict[str, tuple[int, ...]]) 
 
 
 def require_adamw_options(params, lr: float, betas, eps: float, weight_decay: float) -> None:
-    """AdamW's constructor: a non-empty dict of parameters, lr, eps, weight_decay ≥ 0, betas in
-    [0, 1)."""
+    """AdamW's constructor: a non-empty dict of parameters; lr, eps, weight_decay finite and ≥ 0;
+    betas a pair in [0, 1) (torch.optim.AdamW's ranges; it lets lr = inf through, we do not)."""
     if not isinstance(params, dict) or not params:
         raise TypeError("params must be a non-empty dict of name -> array")
-    if lr < 0.0:
-        raise ValueError(f"lr must be >= 0, got {lr}")
-    if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-        raise ValueError(f"betas must both lie in [0, 1), got {betas}")
-    if eps < 0.0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    if weight_decay < 0.0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    _require_adamw_settings(lr, betas, eps, weight_decay, "{}")
+
+
+def _require_adamw_settings(lr, betas, eps, weight_decay, name: str) -> None:
+    """lr, eps, weight_decay finite and ≥ 0, betas a pair in [0, 1); `name` formats each
+    setting's name ("{}" for the constructor's arguments, "state[{!r}]" for a state_dict's)."""
+    require_real(name.format("lr"), lr, 0.0)
+    if not isinstance(betas, tuple | list) or len(betas) != 2:
+        raise TypeError(f"{name.format('betas')} must be a pair (beta1, beta2), got {betas!r}")
+    for b in betas:
+        require_real(name.format("betas"), b)
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"{name.format('betas')} must both lie in [0, 1), got {tuple(betas)}")
+    require_real(name.format("eps"), eps, 0.0)
+    require_real(name.format("weight_decay"), weight_decay, 0.0)
 
 
 def require_grads(grads, params) -> None:
@@ -272,6 +365,8 @@ def require_adamw_state(state, params) -> None:
     for key in ("lr", "betas", "eps", "weight_decay", "steps", "exp_avg", "exp_avg_sq"):
         if key not in state:
             raise ValueError(f"state is missing {key!r}")
+    settings = (state["lr"], state["betas"], state["eps"], state["weight_decay"])
+    _require_adamw_settings(*settings, "state[{!r}]")
     for name in state["steps"]:
         if name not in params:
             raise ValueError(f"state has an entry for unknown parameter {name!r}")
@@ -287,12 +382,47 @@ def require_adamw_state(state, params) -> None:
 # ---- the ops' input checks: one copy, called by numpy_impl and torch_impl alike -------------------
 
 
+def require_linear_inputs(x, weight, bias) -> None:
+    """linear: x (..., in), weight (out, in), bias (out,) or None, floating point of one dtype."""
+    require_float_inputs(("x", "weight", "bias"), (x, weight, bias))
+    require_ndim("weight", weight, 2, 2)
+    require_last_dim("x", x, _shape(weight)[1], "weight.shape[1], the layer's in_features")
+    if bias is not None:
+        require_shape("bias", bias, (_shape(weight)[0],))
+
+
+def require_softmax_input(x) -> None:
+    """softmax over the last axis: x floating point with at least one dimension."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+
+
+def require_layernorm_inputs(x, scale, shift, eps) -> None:
+    """layernorm: x (..., D), scale and shift (D,), one floating dtype; eps finite and ≥ 0."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+    require_shape("scale", scale, (_shape(x)[-1],))
+    require_shape("shift", shift, (_shape(x)[-1],))
+    require_float_inputs(("x", "scale", "shift"), (x, scale, shift))
+    require_eps("eps", eps)
+
+
+def require_rmsnorm_inputs(x, weight, eps) -> None:
+    """rmsnorm: x (..., D), weight (D,), one floating dtype; eps finite and ≥ 0."""
+    require_float("x", x)
+    require_ndim("x", x, 1)
+    require_shape("weight", weight, (_shape(x)[-1],))
+    require_float_inputs(("x", "weight"), (x, weight))
+    require_eps("eps", eps)
+
+
 def require_attention_inputs(q, k, v, causal: bool, dropout_mask, p: float) -> None:
     """attention(q, k, v): q (..., Tq, d), k and v (..., Tk, d), floating point; causal needs
     Tq ≤ Tk (the queries are the last positions); dropout_mask (..., Tq, Tk), required if p > 0."""
     for name, a in (("q", q), ("k", k), ("v", v)):
         require_float(name, a)
         require_ndim(name, a, 2)
+    require_same_dtype(("q", "k", "v"), (q, k, v))
     require_same_shape(("k", "v"), (k, v))
     # q: same leading dims and head size as k, any number of query rows.
     k_shape = _shape(k)
@@ -485,6 +615,14 @@ def require_lstm_inputs(
     )
 
 
+def require_cached_ids(idx, cfg: dict, cache, backend: str) -> None:
+    """forward_cached: idx (B, T) token ids of `backend`, in [0, vocab_size), that fit the cache's
+    batch and free positions and the model's context (positions cache.length .. + T)."""
+    require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"], backend=backend)
+    max_len = min(cache.max_len, cfg["context_length"])
+    require_cache_room(idx, batch=cache.tokens.shape[0], length=cache.length, max_len=max_len)
+
+
 def require_cache_room(idx, batch: int, length: int, max_len: int) -> None:
     """KV-cached forward: idx (B, T) must match the cache's batch and fit its free positions."""
     got = _shape(idx)
@@ -507,6 +645,7 @@ def require_rope_inputs(x, cos, sin) -> None:
         raise ValueError(f"x must have an even last dimension (RoPE rotates pairs), got {d}")
     require_shape("cos", cos, (T, d // 2))
     require_shape("sin", sin, (T, d // 2))
+    require_float_inputs(("x", "cos", "sin"), (x, cos, sin))
 
 
 def require_gqa_inputs(q, k, v, causal: bool) -> int:
@@ -515,6 +654,7 @@ def require_gqa_inputs(q, k, v, causal: bool) -> int:
     for name, a in (("q", q), ("k", k), ("v", v)):
         require_float(name, a)
         require_ndim(name, a, 4, 4)
+    require_same_dtype(("q", "k", "v"), (q, k, v))
     require_same_shape(("k", "v"), (k, v))
     B, Hkv, Tk, d = _shape(k)
     require_shape("q", q, (B, None, None, d))
@@ -541,6 +681,7 @@ def require_swiglu_inputs(x, params) -> None:
     require_last_dim("x", x, d, "gate_proj.weight is (hidden, d)")
     require_shape("up_proj.weight", params["up_proj.weight"], (hidden, d))
     require_shape("down_proj.weight", params["down_proj.weight"], (d, hidden))
+    require_float_inputs(("x", *SWIGLU_KEYS), (x, *(params[k] for k in SWIGLU_KEYS)))
 
 
 QWEN3_ATTENTION_KEYS = (
