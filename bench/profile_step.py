@@ -28,7 +28,7 @@ PIECES = {
                                                 ("linear.py", "linear_backward")],
     "attention core (its products, softmax, mask)": [("fast/attention.py", "attention_forward"),
                                                      ("fast/attention.py", "attention_backward")],
-    "GELU (fwd + bwd)": [("fast/gelu.py", "_gelu"), ("fast/gelu.py", "gelu_backward_inplace")],
+    "GELU (fwd + bwd)": [("fast/gelu.py", "gelu_into"), ("fast/gelu.py", "gelu_backward_inplace")],
     "LayerNorm (fwd + bwd)": [("fast/layernorm.py", "layernorm_forward"),
                               ("fast/layernorm.py", "layernorm_backward")],
     "cross entropy (fwd + bwd)": [("fast/loss.py", "_cross_entropy"), ("fast/loss.py", "_dlogits")],

@@ -1,19 +1,40 @@
 """GPT-2, the fast path: numpy_impl/gpt.py's body with the fast transformer blocks, and
-GPTModel.loss_and_grads for kernels="fast", which frees memory as torch frees its graph: the
-logits become the softmax and then d loss / d logits in place (numpy_impl/fast/loss.py), freed
-after the output head's backward; each block's activations are freed once its gradients are
-computed. Its forward's cache is used up (`backward` needs a new forward).
+GPTModel.loss_and_grads for kernels="fast", the training step, written out whole over a
+Workspace (workspace.py) that the model keeps from step to step:
+
+- every activation, gradient and scratch array of the step is the workspace's, allocated at the
+  first step of a (B, T) shape and reused after (products with np.matmul(..., out=...), the ops'
+  `_into` forms), so a step costs no fresh pages from the kernel;
+- the logits become the softmax and then d loss / d logits in place (numpy_impl/fast/loss.py);
+  the FFN's hidden layer becomes GELU(h + b₀) (the bias add fused into GELU's pass) and then its
+  gradient; the context of the attention becomes d context; the backward's (N, C) scratch is
+  shared by all blocks;
+- the arithmetic is the reference's (numpy_impl/gpt.py, transformer.py, attention.py,
+  feedforward.py, linear.py, embedding.py, dropout.py) product for product, so the results agree
+  to rounding (parity_tests/ops/test_fast_path.py).
+
+Lifetime: the gradients returned are the workspace's arrays, valid until the model's next
+loss_and_grads (which overwrites them); a caller that keeps gradients across steps copies them.
+The NumPy engine, data-parallel all-reduce (which replaces them with views of its own bucket),
+clip_coef and AdamW all use them before the next step. `forward`/`backward` allocate as before;
+loss_and_grads leaves no forward cache (`backward` needs a new forward).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from numpy_impl.fast.attention import attention_backward_into, attention_into, dropout_keep
+from numpy_impl.fast.gelu import gelu_into
+from numpy_impl.fast.layernorm import layernorm_backward_into, layernorm_into
 from numpy_impl.fast.loss import cross_entropy_backward_inplace, cross_entropy_inplace
 from numpy_impl.fast.transformer import transformer_block_backward, transformer_block_forward
-from numpy_impl.gpt import gpt_body_backward_with, gpt_body_with
-from numpy_impl.linear import linear_backward
-from twinlm.shared.validate import require_shape
+from numpy_impl.fast.workspace import Workspace
+from numpy_impl.gpt import gpt_body_backward_with, gpt_body_with, select_dropout_masks
+from twinlm.shared.naming import QKV_PROJECTIONS
+from twinlm.shared.validate import require_shape, require_token_batch
 
 
 def gpt_body_forward(
@@ -35,21 +56,208 @@ def gpt_body_backward(dx: np.ndarray, cache) -> dict[str, np.ndarray]:
     return gpt_body_backward_with(transformer_block_backward, dx, (embed_cache, dict(block_caches)))
 
 
-def _body_backward_freeing(dx: np.ndarray, cache) -> dict[str, np.ndarray]:
-    """gpt_body_backward emptying the cache's dict of blocks as it goes."""
-    return gpt_body_backward_with(transformer_block_backward, dx, cache)
+def workspace_of(model) -> Workspace:
+    """The model's training-step workspace, made at its first fast step (an attribute of the model
+    instance, so it lives and goes with the model)."""
+    ws = getattr(model, "_fast_workspace", None)
+    if ws is None:
+        ws = model._fast_workspace = Workspace()
+    return ws
 
 
 def gpt_loss_and_grads(model, idx, targets, dropout_rng=None, dropout_masks=None):
-    """GPTModel.loss_and_grads for kernels="fast" (module docstring). Returns (loss, grads)."""
-    logits = model.forward(idx, dropout_rng, dropout_masks)  # (B, T, V)
+    """GPTModel.loss_and_grads for kernels="fast" (module docstring). Returns (loss, grads); the
+    grads are valid until the model's next loss_and_grads."""
+    cfg, P = model.cfg, model.params
+    require_token_batch("idx", idx, cfg["vocab_size"], cfg["context_length"])
     require_shape("targets", targets, idx.shape)
-    loss, loss_cache = cross_entropy_inplace(logits, targets)  # logits now hold the softmax
-    dlogits = cross_entropy_backward_inplace(np.ones((), dtype=model.dtype), loss_cache)
-    del logits, loss_cache  # dlogits is the one name left for the (B, T, V) buffer
-    _, body_cache, norm_cache, head_cache, ops = model._cache
-    model._cache = None  # used up: the blocks' caches are ours alone, so popping frees
-    dx, dhead, _ = linear_backward(dlogits, head_cache)  # (B, T, C)
-    del dlogits  # freed here, before the blocks' backward
-    grads = model._grads_below_head(ops, dx, dhead, norm_cache, _body_backward_freeing, body_cache)
-    return float(loss), grads
+    B, T = idx.shape
+    masks = select_dropout_masks(cfg, B, T, model.dtype, dropout_rng, dropout_masks)
+    model.last_dropout_masks = masks
+    model._cache = None  # an earlier forward's cache is not this step's
+    step = _Step(workspace_of(model), P, cfg, masks, B, T, model.dtype)
+    x = step.embed(idx)
+    caches = []
+    for i in range(cfg["n_layers"]):
+        x, cache = step.block(i, x)
+        caches.append(cache)
+    loss, dx = step.head_loss_and_backward(x, targets)
+    for i in reversed(range(cfg["n_layers"])):
+        step.block_backward(i, dx, caches.pop())  # dx: d loss / d x_i, in place
+    step.embed_backward(idx, dx)
+    return float(loss), {k: step.grads[k] for k in P}
+
+
+class _Step:
+    """One fast training step's pieces over the workspace `ws`; arrays named by block and role."""
+
+    def __init__(self, ws: Workspace, P: dict, cfg: dict, masks: dict, B: int, T: int, dtype):
+        self.ws, self.P, self.cfg, self.masks = ws, P, cfg, masks
+        self.B, self.T, self.N, self.C = B, T, B * T, cfg["emb_dim"]
+        self.H, self.p, self.dtype = cfg["n_heads"], cfg["drop_rate"], dtype
+        self.grads = {k: ws.array("grad " + k, a.shape, a.dtype) for k, a in P.items()}
+
+    def a(self, key: str, cols: int | tuple = None) -> np.ndarray:
+        """The workspace's (N, cols) array `key` (cols: the width; a tuple: the whole shape)."""
+        shape = cols if isinstance(cols, tuple) else (self.N, self.C if cols is None else cols)
+        return self.ws.array(key, shape, self.dtype)
+
+    def heads(self, a: np.ndarray) -> np.ndarray:
+        """(N, C) as the (B, H, T, C/H) view of the heads."""
+        return a.reshape(self.B, self.T, self.H, -1).transpose(0, 2, 1, 3)
+
+    def drop_(self, x: np.ndarray, name: str) -> np.ndarray:
+        """x ⊙ mask / (1 - p) in place where the step has mask `name` (numpy_impl/dropout.py's
+        products; its backward is the same), x where not."""
+        mask = self.masks.get(name)
+        if mask is not None:
+            xv = x.reshape(mask.shape)
+            xv *= mask.astype(x.dtype, copy=False)
+            xv *= 1.0 / (1.0 - float(self.p))
+        return x
+
+    def drop_grad(self, dy: np.ndarray, name: str) -> np.ndarray:
+        """The backward of drop_ into a scratch array, dy itself without a mask (dy is kept)."""
+        if self.masks.get(name) is None:
+            return dy
+        out = self.a("d dropped")
+        np.copyto(out, dy)
+        return self.drop_(out, name)
+
+    # ---- forward --------------------------------------------------------------------------------
+
+    def embed(self, idx: np.ndarray) -> np.ndarray:
+        """x₀ = drop(tok_emb[idx] + pos_emb[0..T-1]) (N, C)."""
+        x = self.a("x 0")
+        np.take(self.P["tok_emb.weight"], idx.reshape(-1), axis=0, out=x)
+        x.reshape(self.B, self.T, self.C)[...] += self.P["pos_emb.weight"][: self.T]
+        return self.drop_(x, "drop_emb")
+
+    def block(self, i: int, x: np.ndarray):
+        """x_{i+1} = block_i(x_i) (numpy_impl/transformer.py). Returns (x_{i+1}, cache)."""
+        P, pre, a = self.P, f"trf_blocks.{i}.", self.a
+        ln1 = (a(f"{i} xhat1"), a(f"{i} std1", 1), P[pre + "norm1.scale"])
+        n1 = a(f"{i} n1")
+        layernorm_into(x, P[pre + "norm1.scale"], P[pre + "norm1.shift"], n1, *ln1[:2])
+        qkv = [a(f"{i} {name}") for name in QKV_PROJECTIONS]  # q, k, v (N, C)
+        for name, out in zip(QKV_PROJECTIONS, qkv):
+            _linear_into(n1, P[pre + f"att.{name}.weight"], P.get(pre + f"att.{name}.bias"), out)
+        scale = 1.0 / math.sqrt(self.C // self.H)  # a Python float: float32 stays float32
+        qkv[0] *= scale  # q/√d, as the fast attention scales (W_query's gradient needs n1, not q)
+        att_mask = self.masks.get(pre + "att.dropout")
+        keep = dropout_keep(att_mask, self.dtype, self.p)
+        ctx = a(f"{i} ctx")  # (N, C): the heads' outputs, merged by the layout itself
+
+        def alloc(key, shape, dtype):
+            return self.ws.array(f"{i} att {key}", shape, dtype)
+
+        att = attention_into(*map(self.heads, qkv), True, keep, self.heads(ctx), scale, alloc)
+        h = a(f"{i} h")
+        _linear_into(ctx, P[pre + "att.out_proj.weight"], P[pre + "att.out_proj.bias"], h)
+        self.drop_(h, pre + "drop_shortcut.att")
+        h += x  # h = x + a
+        ln2 = (a(f"{i} xhat2"), a(f"{i} std2", 1), P[pre + "norm2.scale"])
+        n2 = a(f"{i} n2")
+        layernorm_into(h, P[pre + "norm2.scale"], P[pre + "norm2.shift"], n2, *ln2[:2])
+        w0 = P[pre + "ff.layers.0.weight"]  # (Dh, C)
+        g, dgdh = a(f"{i} ff g", w0.shape[0]), a(f"{i} ff dg/dh", w0.shape[0])
+        np.matmul(n2, w0.T, out=g)  # h₀ = n2 W₀ᵀ, then g = GELU(h₀ + b₀) over it
+        gelu_into(g, g, dgdh, "tanh", bias=P[pre + "ff.layers.0.bias"])
+        y = a(f"x {i + 1}")
+        _linear_into(g, P[pre + "ff.layers.2.weight"], P[pre + "ff.layers.2.bias"], y)
+        self.drop_(y, pre + "drop_shortcut.ff")
+        y += h  # y = h + f
+        return y, (ln1, n1, qkv, att, ctx, ln2, n2, g, dgdh)
+
+    def head_loss_and_backward(self, x: np.ndarray, targets: np.ndarray):
+        """The final norm, the head, the loss, and back: (loss, d loss / d x_L (N, C))."""
+        P, G, a, V = self.P, self.grads, self.a, self.cfg["vocab_size"]
+        lnf = (a("xhatf"), a("stdf", 1), P["final_norm.scale"])
+        nf = a("nf")
+        layernorm_into(x, P["final_norm.scale"], P["final_norm.shift"], nf, *lnf[:2])
+        logits = a("logits", V)  # (N, V): the logits, then the softmax, then d loss / d logits
+        np.matmul(nf, P["out_head.weight"].T, out=logits)
+        loss, loss_cache = cross_entropy_inplace(logits.reshape(self.B, self.T, V), targets)
+        dlogits = cross_entropy_backward_inplace(np.ones((), dtype=self.dtype), loss_cache)
+        dlogits = dlogits.reshape(self.N, V)
+        np.matmul(dlogits.T, nf, out=G["out_head.weight"])
+        dnf = np.matmul(dlogits, P["out_head.weight"], out=a("d n"))
+        dx = a("d x")  # d loss / d x_i, for every block in turn
+        layernorm_backward_into(dnf, lnf, dx, G["final_norm.scale"], G["final_norm.shift"])
+        return loss, dx
+
+    # ---- backward -------------------------------------------------------------------------------
+
+    def block_backward(self, i: int, dx: np.ndarray, cache) -> None:
+        """dx ← d loss / d x_i from d loss / d x_{i+1}, in place; block i's gradients into grads."""
+        ln1, n1, qkv, att, ctx, ln2, n2, g, dgdh = cache
+        P, pre, a = self.P, f"trf_blocks.{i}.", self.a
+
+        def grad(key):
+            return self.grads[pre + key]
+
+        branch = a("d branch")  # (N, C) scratch, shared by the blocks
+        # y = h + f: f's branch, drop → ff → norm2
+        df = self.drop_grad(dx, pre + "drop_shortcut.ff")
+        _linear_grads(df, g, grad("ff.layers.2.weight"), grad("ff.layers.2.bias"))
+        np.matmul(df, P[pre + "ff.layers.2.weight"], out=g)  # dg, over g
+        g *= dgdh  # dh₀ = dg ⊙ GELU'(h₀)
+        _linear_grads(g, n2, grad("ff.layers.0.weight"), grad("ff.layers.0.bias"))
+        dn = np.matmul(g, P[pre + "ff.layers.0.weight"], out=a("d n"))
+        layernorm_backward_into(dn, ln2, branch, grad("norm2.scale"), grad("norm2.shift"))
+        dx += branch  # dh = dy + ∂norm2(…)
+        # h = x + a: the attention's branch, drop → out_proj → attention → q, k, v → norm1
+        da = self.drop_grad(dx, pre + "drop_shortcut.att")
+        _linear_grads(da, ctx, grad("att.out_proj.weight"), grad("att.out_proj.bias"))
+        np.matmul(da, P[pre + "att.out_proj.weight"], out=ctx)  # d ctx, over ctx
+        dqkv = [a(f"d {name}") for name in QKV_PROJECTIONS]
+
+        def alloc(key, shape, dtype):
+            return self.ws.array(f"d att {key}", shape, dtype)
+
+        attention_backward_into(self.heads(ctx), att, *map(self.heads, dqkv), alloc)
+        for name, d in zip(QKV_PROJECTIONS, dqkv):
+            bias = pre + f"att.{name}.bias"
+            _linear_grads(d, n1, grad(f"att.{name}.weight"), self.grads.get(bias))
+        for j, (name, d) in enumerate(zip(QKV_PROJECTIONS, dqkv)):  # x feeds all three: dx adds
+            np.matmul(d, P[pre + f"att.{name}.weight"], out=dn if j == 0 else branch)
+            if j:
+                dn += branch
+        layernorm_backward_into(dn, ln1, branch, grad("norm1.scale"), grad("norm1.shift"))
+        dx += branch  # dx = dh + ∂norm1(…)
+
+    def embed_backward(self, idx: np.ndarray, dx: np.ndarray) -> None:
+        """The embeddings' gradients (numpy_impl/embedding.py's sums) from d loss / d x₀."""
+        dx = self.drop_(dx, "drop_emb")  # dropout's backward is its forward; dx is ours
+        _embedding_backward_into(self.grads["tok_emb.weight"], idx.reshape(-1), dx)
+        dpos = self.grads["pos_emb.weight"]  # (context, C): position t read once per sequence
+        dpos[self.T :] = 0
+        np.sum(dx.reshape(self.B, self.T, self.C), axis=0, out=dpos[: self.T])
+
+
+def _linear_into(x: np.ndarray, weight: np.ndarray, bias, y: np.ndarray) -> None:
+    """y ← x Wᵀ + b (numpy_impl/linear.py's products), x (N, in), y (N, out)."""
+    np.matmul(x, weight.T, out=y)
+    if bias is not None:
+        y += bias
+
+
+def _linear_grads(dy: np.ndarray, x: np.ndarray, dweight: np.ndarray, dbias) -> None:
+    """dW ← dyᵀ x, db ← Σ_rows dy (numpy_impl/linear.py's backward, into the caller's arrays)."""
+    np.matmul(dy.T, x, out=dweight)
+    if dbias is not None:
+        np.sum(dy, axis=0, out=dbias)
+
+
+def _embedding_backward_into(dweight: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> None:
+    """dweight ← numpy_impl.embedding_backward's result for ids (N,) and rows (N, D): zeroed, each
+    id's row, or the sum of its rows in their order for an id read more than once."""
+    dweight.fill(0)
+    order = np.argsort(ids, kind="stable")  # (N,) equal ids side by side, in their order
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # (U,) each id's run
+    counts = np.diff(np.r_[starts, ids.size])
+    once = counts == 1
+    dweight[sorted_ids[starts[once]]] = rows[order[starts[once]]]
+    for start, count in zip(starts[~once].tolist(), counts[~once].tolist()):
+        dweight[sorted_ids[start]] = rows[order[start : start + count]].sum(axis=0)
