@@ -26,7 +26,12 @@ import math
 
 import numpy as np
 
-from numpy_impl.fast.attention import attention_backward_into, attention_into, dropout_keep
+from numpy_impl.fast.attention import (
+    _row_blocks,
+    attention_backward_into,
+    attention_into,
+    dropout_keep,
+)
 from numpy_impl.fast.gelu import gelu_into
 from numpy_impl.fast.layernorm import layernorm_backward_into, layernorm_into
 from numpy_impl.fast.loss import cross_entropy_backward_inplace, cross_entropy_inplace
@@ -88,19 +93,52 @@ def gpt_loss_and_grads(model, idx, targets, dropout_rng=None, dropout_masks=None
     return float(loss), {k: step.grads[k] for k in P}
 
 
+class _Carver:
+    """Consecutive arrays cut from one flat array: take(shape) is the next prod(shape) elements."""
+
+    def __init__(self, flat: np.ndarray) -> None:
+        self.flat, self.used = flat, 0
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        n = math.prod(shape)
+        a = self.flat[self.used : self.used + n].reshape(shape)
+        self.used += n
+        return a
+
+
 class _Step:
-    """One fast training step's pieces over the workspace `ws`; arrays named by block and role."""
+    """One fast training step's pieces over the workspace `ws`.
+
+    Memory plan: block i's activations (what its backward reads) are cut from one array, the
+    block's arena; block i's gradients, computed when block i + 1's backward is done, are cut from
+    block i + 1's arena when they fit (they do whenever B·T is not tiny): the activations and
+    the gradients then share memory as torch's graph and its .grad do over a step, and the
+    step's memory is about the reference's. Everything else (the x/h stream between blocks, the
+    backward's (N, C) scratch, the logits) is one array for all blocks."""
 
     def __init__(self, ws: Workspace, P: dict, cfg: dict, masks: dict, B: int, T: int, dtype):
+        ws.reset_unless((B, T, np.dtype(dtype).str, tuple(sorted(masks))))
         self.ws, self.P, self.cfg, self.masks = ws, P, cfg, masks
         self.B, self.T, self.N, self.C = B, T, B * T, cfg["emb_dim"]
         self.H, self.p, self.dtype = cfg["n_heads"], cfg["drop_rate"], dtype
-        self.grads = {k: ws.array("grad " + k, a.shape, a.dtype) for k, a in P.items()}
+        self.L = cfg["n_layers"]
+        self.Dh = P["trf_blocks.0.ff.layers.0.weight"].shape[0] if self.L else 4 * self.C
+        att = sum(B * self.H * (r1 - r0) * e for r0, r1, e in _row_blocks(T, T, True))
+        self.arena_size = 6 * self.N * self.C + 2 * self.N + 2 * self.N * self.Dh + att
+        block_grads = [k for k in P if k.startswith("trf_blocks.0.")]
+        self.alias = self.arena_size >= sum(P[k].size for k in block_grads)
+        self.grads = {  # the blocks' gradients: cut at their backward (block_backward)
+            k: ws.array("grad " + k, a.shape, a.dtype)
+            for k, a in P.items()
+            if not k.startswith("trf_blocks.")
+        }
 
-    def a(self, key: str, cols: int | tuple = None) -> np.ndarray:
-        """The workspace's (N, cols) array `key` (cols: the width; a tuple: the whole shape)."""
-        shape = cols if isinstance(cols, tuple) else (self.N, self.C if cols is None else cols)
-        return self.ws.array(key, shape, self.dtype)
+    def a(self, key: str, cols: int | None = None) -> np.ndarray:
+        """The workspace's (N, cols) array `key` (cols None: C)."""
+        return self.ws.array(key, (self.N, self.C if cols is None else cols), self.dtype)
+
+    def arena(self, i: int) -> _Carver:
+        return _Carver(self.ws.array(f"block {i}", (self.arena_size,), self.dtype))
 
     def heads(self, a: np.ndarray) -> np.ndarray:
         """(N, C) as the (B, H, T, C/H) view of the heads."""
@@ -135,45 +173,44 @@ class _Step:
 
     def block(self, i: int, x: np.ndarray):
         """x_{i+1} = block_i(x_i) (numpy_impl/transformer.py). Returns (x_{i+1}, cache)."""
-        P, pre, a = self.P, f"trf_blocks.{i}.", self.a
-        ln1 = (a(f"{i} xhat1"), a(f"{i} std1", 1), P[pre + "norm1.scale"])
-        n1 = a(f"{i} n1")
-        layernorm_into(x, P[pre + "norm1.scale"], P[pre + "norm1.shift"], n1, *ln1[:2])
-        qkv = [a(f"{i} {name}") for name in QKV_PROJECTIONS]  # q, k, v (N, C)
+        P, pre, a, cut = self.P, f"trf_blocks.{i}.", self.a, self.arena(i)
+        N, C, Dh = self.N, self.C, self.Dh
+        ln1 = (cut.take((N, C)), cut.take((N, 1)), P[pre + "norm1.scale"])  # x̂, σ, scale
+        n = a("n")  # norm1(x), then norm2(h): recomputed from x̂ in the backward
+        layernorm_into(x, P[pre + "norm1.scale"], P[pre + "norm1.shift"], n, *ln1[:2])
+        qkv = [cut.take((N, C)) for _ in QKV_PROJECTIONS]  # q, k, v
         for name, out in zip(QKV_PROJECTIONS, qkv):
-            _linear_into(n1, P[pre + f"att.{name}.weight"], P.get(pre + f"att.{name}.bias"), out)
-        scale = 1.0 / math.sqrt(self.C // self.H)  # a Python float: float32 stays float32
+            _linear_into(n, P[pre + f"att.{name}.weight"], P.get(pre + f"att.{name}.bias"), out)
+        scale = 1.0 / math.sqrt(C // self.H)  # a Python float: float32 stays float32
         qkv[0] *= scale  # q/√d, as the fast attention scales (W_query's gradient needs n1, not q)
-        att_mask = self.masks.get(pre + "att.dropout")
-        keep = dropout_keep(att_mask, self.dtype, self.p)
-        ctx = a(f"{i} ctx")  # (N, C): the heads' outputs, merged by the layout itself
+        keep = dropout_keep(self.masks.get(pre + "att.dropout"), self.dtype, self.p)
+        ctx = cut.take((N, C))  # the heads' outputs, merged by the layout itself
 
-        def alloc(key, shape, dtype):
-            return self.ws.array(f"{i} att {key}", shape, dtype)
+        def alloc(key, shape, dtype):  # the scores: the arena's; Ã (dropout): the workspace's
+            return cut.take(shape) if key[0] == "w" else self.ws.array(f"{i} {key}", shape, dtype)
 
         att = attention_into(*map(self.heads, qkv), True, keep, self.heads(ctx), scale, alloc)
-        h = a(f"{i} h")
+        h = a("h")
         _linear_into(ctx, P[pre + "att.out_proj.weight"], P[pre + "att.out_proj.bias"], h)
         self.drop_(h, pre + "drop_shortcut.att")
         h += x  # h = x + a
-        ln2 = (a(f"{i} xhat2"), a(f"{i} std2", 1), P[pre + "norm2.scale"])
-        n2 = a(f"{i} n2")
-        layernorm_into(h, P[pre + "norm2.scale"], P[pre + "norm2.shift"], n2, *ln2[:2])
-        w0 = P[pre + "ff.layers.0.weight"]  # (Dh, C)
-        g, dgdh = a(f"{i} ff g", w0.shape[0]), a(f"{i} ff dg/dh", w0.shape[0])
-        np.matmul(n2, w0.T, out=g)  # h₀ = n2 W₀ᵀ, then g = GELU(h₀ + b₀) over it
+        ln2 = (cut.take((N, C)), cut.take((N, 1)), P[pre + "norm2.scale"])
+        layernorm_into(h, P[pre + "norm2.scale"], P[pre + "norm2.shift"], n, *ln2[:2])
+        g, dgdh = cut.take((N, Dh)), cut.take((N, Dh))
+        np.matmul(n, P[pre + "ff.layers.0.weight"].T, out=g)  # h₀ = n2 W₀ᵀ; g = GELU(h₀ + b₀)
         gelu_into(g, g, dgdh, "tanh", bias=P[pre + "ff.layers.0.bias"])
-        y = a(f"x {i + 1}")
+        y = a(f"x {(i + 1) % 2}")  # x_{i+1}: x_i is not needed after the block
         _linear_into(g, P[pre + "ff.layers.2.weight"], P[pre + "ff.layers.2.bias"], y)
         self.drop_(y, pre + "drop_shortcut.ff")
         y += h  # y = h + f
-        return y, (ln1, n1, qkv, att, ctx, ln2, n2, g, dgdh)
+        assert cut.used == self.arena_size, "the arena's size is the block's activations"
+        return y, (ln1, qkv, att, ctx, ln2, g, dgdh)
 
     def head_loss_and_backward(self, x: np.ndarray, targets: np.ndarray):
         """The final norm, the head, the loss, and back: (loss, d loss / d x_L (N, C))."""
         P, G, a, V = self.P, self.grads, self.a, self.cfg["vocab_size"]
         lnf = (a("xhatf"), a("stdf", 1), P["final_norm.scale"])
-        nf = a("nf")
+        nf = a("n")
         layernorm_into(x, P["final_norm.scale"], P["final_norm.shift"], nf, *lnf[:2])
         logits = a("logits", V)  # (N, V): the logits, then the softmax, then d loss / d logits
         np.matmul(nf, P["out_head.weight"].T, out=logits)
@@ -189,21 +226,29 @@ class _Step:
     # ---- backward -------------------------------------------------------------------------------
 
     def block_backward(self, i: int, dx: np.ndarray, cache) -> None:
-        """dx ← d loss / d x_i from d loss / d x_{i+1}, in place; block i's gradients into grads."""
-        ln1, n1, qkv, att, ctx, ln2, n2, g, dgdh = cache
+        """dx ← d loss / d x_i from d loss / d x_{i+1}, in place; block i's gradients into grads
+        (cut from block i + 1's arena, whose activations are used up; the top block's: their own)."""
+        ln1, qkv, att, ctx, ln2, g, dgdh = cache
         P, pre, a = self.P, f"trf_blocks.{i}.", self.a
+        cut = self.arena(i + 1) if self.alias and i + 1 < self.L else None
+        for k, p in P.items():
+            if k.startswith(pre):
+                self.grads[k] = (
+                    cut.take(p.shape) if cut else self.ws.array("grad " + k, p.shape, p.dtype)
+                )
 
         def grad(key):
             return self.grads[pre + key]
 
-        branch = a("d branch")  # (N, C) scratch, shared by the blocks
+        n, dn, branch = a("n"), a("d n"), a("d branch")  # (N, C) scratch, shared by the blocks
         # y = h + f: f's branch, drop → ff → norm2
         df = self.drop_grad(dx, pre + "drop_shortcut.ff")
         _linear_grads(df, g, grad("ff.layers.2.weight"), grad("ff.layers.2.bias"))
         np.matmul(df, P[pre + "ff.layers.2.weight"], out=g)  # dg, over g
         g *= dgdh  # dh₀ = dg ⊙ GELU'(h₀)
-        _linear_grads(g, n2, grad("ff.layers.0.weight"), grad("ff.layers.0.bias"))
-        dn = np.matmul(g, P[pre + "ff.layers.0.weight"], out=a("d n"))
+        _normed(ln2, P[pre + "norm2.shift"], n)  # n2, as the forward computed it
+        _linear_grads(g, n, grad("ff.layers.0.weight"), grad("ff.layers.0.bias"))
+        np.matmul(g, P[pre + "ff.layers.0.weight"], out=dn)
         layernorm_backward_into(dn, ln2, branch, grad("norm2.scale"), grad("norm2.shift"))
         dx += branch  # dh = dy + ∂norm2(…)
         # h = x + a: the attention's branch, drop → out_proj → attention → q, k, v → norm1
@@ -216,9 +261,10 @@ class _Step:
             return self.ws.array(f"d att {key}", shape, dtype)
 
         attention_backward_into(self.heads(ctx), att, *map(self.heads, dqkv), alloc)
+        _normed(ln1, P[pre + "norm1.shift"], n)  # n1
         for name, d in zip(QKV_PROJECTIONS, dqkv):
             bias = pre + f"att.{name}.bias"
-            _linear_grads(d, n1, grad(f"att.{name}.weight"), self.grads.get(bias))
+            _linear_grads(d, n, grad(f"att.{name}.weight"), self.grads.get(bias))
         for j, (name, d) in enumerate(zip(QKV_PROJECTIONS, dqkv)):  # x feeds all three: dx adds
             np.matmul(d, P[pre + f"att.{name}.weight"], out=dn if j == 0 else branch)
             if j:
@@ -233,6 +279,14 @@ class _Step:
         dpos = self.grads["pos_emb.weight"]  # (context, C): position t read once per sequence
         dpos[self.T :] = 0
         np.sum(dx.reshape(self.B, self.T, self.C), axis=0, out=dpos[: self.T])
+
+
+def _normed(ln_cache, shift: np.ndarray, out: np.ndarray) -> None:
+    """out ← x̂ ⊙ scale + shift: a LayerNorm's output again from its cache (layernorm_into's
+    last two passes, so the same numbers)."""
+    xhat, _, scale = ln_cache
+    np.multiply(xhat, scale, out=out)
+    out += shift
 
 
 def _linear_into(x: np.ndarray, weight: np.ndarray, bias, y: np.ndarray) -> None:

@@ -22,6 +22,15 @@ class Workspace:
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
+        self._layout = None
+
+    def reset_unless(self, layout) -> None:
+        """Let every array go when `layout` (what decides the arrays' shapes: the batch and
+        sequence length, the dtype, …) differs from the last call's, so that arrays of an earlier
+        shape are not kept beside the new ones."""
+        if layout != self._layout:
+            self.clear()
+            self._layout = layout
 
     def array(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """The array for `key`, of `shape` and `dtype`; its contents are whatever the last user left."""
