@@ -197,7 +197,7 @@ class _Step:
         ln2 = (cut.take((N, C)), cut.take((N, 1)), P[pre + "norm2.scale"])
         layernorm_into(h, P[pre + "norm2.scale"], P[pre + "norm2.shift"], n, *ln2[:2])
         g, dgdh = cut.take((N, Dh)), cut.take((N, Dh))
-        np.matmul(n, P[pre + "ff.layers.0.weight"].T, out=g)  # h₀ = n2 W₀ᵀ; g = GELU(h₀ + b₀)
+        _linear_into(n, P[pre + "ff.layers.0.weight"], None, g)  # h₀ = n2 W₀ᵀ; g = GELU(h₀ + b₀)
         gelu_into(g, g, dgdh, "tanh", bias=P[pre + "ff.layers.0.bias"])
         y = a(f"x {(i + 1) % 2}")  # x_{i+1}: x_i is not needed after the block
         _linear_into(g, P[pre + "ff.layers.2.weight"], P[pre + "ff.layers.2.bias"], y)
@@ -213,12 +213,12 @@ class _Step:
         nf = a("n")
         layernorm_into(x, P["final_norm.scale"], P["final_norm.shift"], nf, *lnf[:2])
         logits = a("logits", V)  # (N, V): the logits, then the softmax, then d loss / d logits
-        np.matmul(nf, P["out_head.weight"].T, out=logits)
+        _linear_into(nf, P["out_head.weight"], None, logits)
         loss, loss_cache = cross_entropy_inplace(logits.reshape(self.B, self.T, V), targets)
         dlogits = cross_entropy_backward_inplace(np.ones((), dtype=self.dtype), loss_cache)
         dlogits = dlogits.reshape(self.N, V)
-        np.matmul(dlogits.T, nf, out=G["out_head.weight"])
-        dnf = np.matmul(dlogits, P["out_head.weight"], out=a("d n"))
+        _linear_grads(dlogits, nf, G["out_head.weight"], None)
+        dnf = _input_grad(dlogits, P["out_head.weight"], a("d n"))
         dx = a("d x")  # d loss / d x_i, for every block in turn
         layernorm_backward_into(dnf, lnf, dx, G["final_norm.scale"], G["final_norm.shift"])
         return loss, dx
@@ -244,17 +244,17 @@ class _Step:
         # y = h + f: f's branch, drop → ff → norm2
         df = self.drop_grad(dx, pre + "drop_shortcut.ff")
         _linear_grads(df, g, grad("ff.layers.2.weight"), grad("ff.layers.2.bias"))
-        np.matmul(df, P[pre + "ff.layers.2.weight"], out=g)  # dg, over g
+        _input_grad(df, P[pre + "ff.layers.2.weight"], g)  # dg, over g
         g *= dgdh  # dh₀ = dg ⊙ GELU'(h₀)
         _normed(ln2, P[pre + "norm2.shift"], n)  # n2, as the forward computed it
         _linear_grads(g, n, grad("ff.layers.0.weight"), grad("ff.layers.0.bias"))
-        np.matmul(g, P[pre + "ff.layers.0.weight"], out=dn)
+        _input_grad(g, P[pre + "ff.layers.0.weight"], dn)
         layernorm_backward_into(dn, ln2, branch, grad("norm2.scale"), grad("norm2.shift"))
         dx += branch  # dh = dy + ∂norm2(…)
         # h = x + a: the attention's branch, drop → out_proj → attention → q, k, v → norm1
         da = self.drop_grad(dx, pre + "drop_shortcut.att")
         _linear_grads(da, ctx, grad("att.out_proj.weight"), grad("att.out_proj.bias"))
-        np.matmul(da, P[pre + "att.out_proj.weight"], out=ctx)  # d ctx, over ctx
+        _input_grad(da, P[pre + "att.out_proj.weight"], ctx)  # d ctx, over ctx
         dqkv = [a(f"d {name}") for name in QKV_PROJECTIONS]
 
         def alloc(key, shape, dtype):
@@ -266,7 +266,7 @@ class _Step:
             bias = pre + f"att.{name}.bias"
             _linear_grads(d, n, grad(f"att.{name}.weight"), self.grads.get(bias))
         for j, (name, d) in enumerate(zip(QKV_PROJECTIONS, dqkv)):  # x feeds all three: dx adds
-            np.matmul(d, P[pre + f"att.{name}.weight"], out=dn if j == 0 else branch)
+            _input_grad(d, P[pre + f"att.{name}.weight"], dn if j == 0 else branch)
             if j:
                 dn += branch
         layernorm_backward_into(dn, ln1, branch, grad("norm1.scale"), grad("norm1.shift"))
@@ -294,6 +294,11 @@ def _linear_into(x: np.ndarray, weight: np.ndarray, bias, y: np.ndarray) -> None
     np.matmul(x, weight.T, out=y)
     if bias is not None:
         y += bias
+
+
+def _input_grad(dy: np.ndarray, weight: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """dx ← dy W (numpy_impl/linear.py's backward for the input). Returns dx."""
+    return np.matmul(dy, weight, out=dx)
 
 
 def _linear_grads(dy: np.ndarray, x: np.ndarray, dweight: np.ndarray, dbias) -> None:
