@@ -110,11 +110,12 @@ class _Step:
     """One fast training step's pieces over the workspace `ws`.
 
     Memory plan: block i's activations (what its backward reads) are cut from one array, the
-    block's arena; block i's gradients, computed when block i + 1's backward is done, are cut from
-    block i + 1's arena when they fit (they do whenever B·T is not tiny): the activations and
-    the gradients then share memory as torch's graph and its .grad do over a step, and the
-    step's memory is about the reference's. Everything else (the x/h stream between blocks, the
-    backward's (N, C) scratch, the logits) is one array for all blocks."""
+    block's arena, made large enough for a block's gradients too; block i's gradients, computed
+    when block i + 1's backward is done, are cut from block i + 1's arena, and the top block's,
+    then tok_emb's when they fit, from the logits' array (used up after the head's backward):
+    activations and gradients share memory as torch's graph and its .grad do over a step.
+    Everything else (the x/h stream between blocks, the backward's (N, C) scratch) is one array
+    for all blocks."""
 
     def __init__(self, ws: Workspace, P: dict, cfg: dict, masks: dict, B: int, T: int, dtype):
         ws.reset_unless((B, T, np.dtype(dtype).str, tuple(sorted(masks))))
@@ -124,13 +125,14 @@ class _Step:
         self.L = cfg["n_layers"]
         self.Dh = P["trf_blocks.0.ff.layers.0.weight"].shape[0] if self.L else 4 * self.C
         att = sum(B * self.H * (r1 - r0) * e for r0, r1, e in _row_blocks(T, T, True))
-        self.arena_size = 6 * self.N * self.C + 2 * self.N + 2 * self.N * self.Dh + att
-        block_grads = [k for k in P if k.startswith("trf_blocks.0.")]
-        self.alias = self.arena_size >= sum(P[k].size for k in block_grads)
-        self.grads = {  # the blocks' gradients: cut at their backward (block_backward)
+        self.activations = 6 * self.N * self.C + 2 * self.N + 2 * self.N * self.Dh + att
+        self.block_grads = sum(a.size for k, a in P.items() if k.startswith("trf_blocks.0."))
+        self.arena_size = max(self.activations, self.block_grads)
+        self.spare: _Carver | None = None  # the logits' array once used up (head_loss_and_backward)
+        self.grads = {  # the blocks' and tok_emb's: cut at their backward
             k: ws.array("grad " + k, a.shape, a.dtype)
             for k, a in P.items()
-            if not k.startswith("trf_blocks.")
+            if not k.startswith("trf_blocks.") and k != "tok_emb.weight"
         }
 
     def a(self, key: str, cols: int | None = None) -> np.ndarray:
@@ -203,7 +205,7 @@ class _Step:
         _linear_into(g, P[pre + "ff.layers.2.weight"], P[pre + "ff.layers.2.bias"], y)
         self.drop_(y, pre + "drop_shortcut.ff")
         y += h  # y = h + f
-        assert cut.used == self.arena_size, "the arena's size is the block's activations"
+        assert cut.used == self.activations, "the arena holds the block's activations"
         return y, (ln1, qkv, att, ctx, ln2, g, dgdh)
 
     def head_loss_and_backward(self, x: np.ndarray, targets: np.ndarray):
@@ -221,7 +223,15 @@ class _Step:
         dnf = _input_grad(dlogits, P["out_head.weight"], a("d n"))
         dx = a("d x")  # d loss / d x_i, for every block in turn
         layernorm_backward_into(dnf, lnf, dx, G["final_norm.scale"], G["final_norm.shift"])
+        self.spare = _Carver(logits.reshape(-1))  # free from here to the step's end
         return loss, dx
+
+    def grad_array(self, key: str, cut: _Carver | None) -> np.ndarray:
+        """Parameter `key`'s gradient array: cut from `cut` when it has room, else its own."""
+        shape = self.P[key].shape
+        if cut is not None and cut.flat.size - cut.used >= math.prod(shape):
+            return cut.take(shape)
+        return self.ws.array("grad " + key, shape, self.dtype)
 
     # ---- backward -------------------------------------------------------------------------------
 
@@ -230,12 +240,10 @@ class _Step:
         (cut from block i + 1's arena, whose activations are used up; the top block's: their own)."""
         ln1, qkv, att, ctx, ln2, g, dgdh = cache
         P, pre, a = self.P, f"trf_blocks.{i}.", self.a
-        cut = self.arena(i + 1) if self.alias and i + 1 < self.L else None
-        for k, p in P.items():
+        cut = self.arena(i + 1) if i + 1 < self.L else self.spare
+        for k in P:
             if k.startswith(pre):
-                self.grads[k] = (
-                    cut.take(p.shape) if cut else self.ws.array("grad " + k, p.shape, p.dtype)
-                )
+                self.grads[k] = self.grad_array(k, cut)
 
         def grad(key):
             return self.grads[pre + key]
@@ -275,6 +283,7 @@ class _Step:
     def embed_backward(self, idx: np.ndarray, dx: np.ndarray) -> None:
         """The embeddings' gradients (numpy_impl/embedding.py's sums) from d loss / d x₀."""
         dx = self.drop_(dx, "drop_emb")  # dropout's backward is its forward; dx is ours
+        self.grads["tok_emb.weight"] = self.grad_array("tok_emb.weight", self.spare)
         _embedding_backward_into(self.grads["tok_emb.weight"], idx.reshape(-1), dx)
         dpos = self.grads["pos_emb.weight"]  # (context, C): position t read once per sequence
         dpos[self.T :] = 0
