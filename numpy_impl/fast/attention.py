@@ -10,6 +10,8 @@ time on threads (numpy_impl/fast/blocks.py). 1/√d is folded into q (exact for 
 two). Each block costs one BLAS call per (batch, head) and product, so blocks are not made smaller.
 
 Multi-head attention is numpy_impl/attention.py's, with this attention at its core.
+`attention_into` / `attention_backward_into` write into the caller's arrays and take their scores
+and scratch from an allocator: the fast GPT step's workspace (gpt.py), or fresh arrays.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from twinlm.shared.validate import require_attention_inputs
 ROW_BLOCK = 128  # query rows per block: masked keys are skipped block by block
 
 
-def _row_blocks(t_q: int, t_k: int, causal: bool):
+def row_blocks(t_q: int, t_k: int, causal: bool):
     """(r0, r1, e) per block: query rows r0 .. r1-1 look at keys 0 .. e-1 (all Tk unless causal)."""
     for r0 in range(0, t_q, ROW_BLOCK):
         r1 = min(r0 + ROW_BLOCK, t_q)
@@ -113,7 +115,7 @@ def attention_into(qs, k, v, causal: bool, keep, y, scale: float, alloc):
     t_q, t_k = qs.shape[-2], k.shape[-2]
     kt = np.swapaxes(k, -1, -2)  # (..., d, Tk) a view: matmul reads transposed operands as fast
     blocks = []
-    for r0, r1, e in _row_blocks(t_q, t_k, causal):
+    for r0, r1, e in row_blocks(t_q, t_k, causal):
         shape = (*qs.shape[:-2], r1 - r0, e)
         w = np.matmul(qs[..., r0:r1, :], kt[..., :e], out=alloc(f"w{r0}", shape, qs.dtype))
         _for_matrices(w, functools.partial(_masked_softmax_, causal=causal))  # (..., rows, e) A
@@ -144,7 +146,7 @@ def attention_backward_into(dy, cache, dq, dk, dv, alloc) -> None:
     t_q, t_k = qs.shape[-2], k.shape[-2]
     dk[...] = 0  # summed over the query blocks
     dv[...] = 0
-    for (r0, r1, e), (a, dropped) in zip(_row_blocks(t_q, t_k, causal), blocks):
+    for (r0, r1, e), (a, dropped) in zip(row_blocks(t_q, t_k, causal), blocks):
         dy_b = dy[..., r0:r1, :]  # (..., rows, d)
         part = alloc(f"part{r0}", (*k.shape[:-2], e, k.shape[-1]), k.dtype)  # (..., e, d)
         dv[..., :e, :] += np.matmul(np.swapaxes(dropped, -1, -2), dy_b, out=part)  # dv = Ãᵀ dy

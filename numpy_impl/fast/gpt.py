@@ -27,10 +27,10 @@ import math
 import numpy as np
 
 from numpy_impl.fast.attention import (
-    _row_blocks,
     attention_backward_into,
     attention_into,
     dropout_keep,
+    row_blocks,
 )
 from numpy_impl.fast.gelu import gelu_into
 from numpy_impl.fast.layernorm import layernorm_backward_into, layernorm_into
@@ -124,7 +124,7 @@ class _Step:
         self.H, self.p, self.dtype = cfg["n_heads"], cfg["drop_rate"], dtype
         self.L = cfg["n_layers"]
         self.Dh = P["trf_blocks.0.ff.layers.0.weight"].shape[0] if self.L else 4 * self.C
-        att = sum(B * self.H * (r1 - r0) * e for r0, r1, e in _row_blocks(T, T, True))
+        att = sum(B * self.H * (r1 - r0) * e for r0, r1, e in row_blocks(T, T, True))
         self.activations = 6 * self.N * self.C + 2 * self.N + 2 * self.N * self.Dh + att
         self.block_grads = sum(a.size for k, a in P.items() if k.startswith("trf_blocks.0."))
         self.arena_size = max(self.activations, self.block_grads)
