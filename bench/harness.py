@@ -106,7 +106,34 @@ def describe(benchmark, *, component: str, mode: str, dtype: str, backend: str, 
     )  # fmt: skip
 
 
-# ---- memory: the peak resident set size of one benchmark ------------------------------------------
+# ---- memory: the peak resident set size and the page faults of one benchmark ----------------------
+
+
+def minor_faults() -> int:
+    """The process's minor page faults so far (a fresh page handed over by the kernel, which
+    zeroes it: what a step that allocates its large arrays afresh pays every step)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def counting_faults(fn: Callable[[], object]) -> tuple[Callable[[], None], list[int]]:
+    """(fn wrapped, the minor page faults of each of its calls, appended as they run)."""
+    counts: list[int] = []
+
+    def wrapped() -> None:
+        start = minor_faults()
+        fn()
+        counts.append(minor_faults() - start)
+
+    return wrapped, counts
+
+
+def faults_per_call(counts: list[int]) -> float | None:
+    """The median page faults of a call after the first (the warm-up allocates what later calls
+    may reuse); None without such calls."""
+    later = sorted(counts[1:])
+    return None if not later else float(later[len(later) // 2])
 
 
 def _status_mib(field: str) -> float | None:

@@ -4,7 +4,8 @@ Not a benchmark: it runs the fast path's step of bench/test_bench_train_step.py 
 backward, clip, AdamW; GPT-2 124M, float32; kernels="fast", as the NumPy engine) under cProfile
 after one warm-up step, and prints the wall time per step spent in each piece, from the cumulative
 time of the functions that do it (a NumPy call shows up inside the function that makes it). The
-pieces overlap nowhere; "other" is the rest.
+pieces overlap nowhere; "other" is the rest. It also prints the minor page faults per step
+(pages the kernel zeroed because the step allocated them afresh) and the peak RSS.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ from bench.workloads import TRAIN_STEP_SHAPES, train_step_config
 
 # piece -> the (file, function) pairs whose cumulative time it is
 PIECES = {
-    "matmuls of the linear layers (fwd + bwd)": [("linear.py", "linear_forward"),
-                                                ("linear.py", "linear_backward")],
-    "attention core (its products, softmax, mask)": [("fast/attention.py", "attention_forward"),
-                                                     ("fast/attention.py", "attention_backward")],
-    "GELU (fwd + bwd)": [("fast/gelu.py", "_gelu"), ("fast/gelu.py", "gelu_backward_inplace")],
-    "LayerNorm (fwd + bwd)": [("fast/layernorm.py", "layernorm_forward"),
-                              ("fast/layernorm.py", "layernorm_backward")],
+    "matmuls of the linear layers and the head (fwd + bwd)": [
+        ("fast/gpt.py", "_linear_into"), ("fast/gpt.py", "_linear_grads"),
+        ("fast/gpt.py", "_input_grad")],
+    "attention core (its products, softmax, mask)": [("fast/attention.py", "attention_into"),
+                                                     ("fast/attention.py", "attention_backward_into")],
+    "GELU forward (the backward: one multiply, in other)": [("fast/gelu.py", "gelu_into")],
+    "LayerNorm (fwd + bwd)": [("fast/layernorm.py", "layernorm_into"),
+                              ("fast/layernorm.py", "layernorm_backward_into"),
+                              ("fast/gpt.py", "_normed")],
     "cross entropy (fwd + bwd)": [("fast/loss.py", "_cross_entropy"), ("fast/loss.py", "_dlogits")],
-    "embedding backward": [("embedding.py", "embedding_backward")],
+    "embedding backward": [("fast/gpt.py", "_embedding_backward_into")],
     "AdamW (clip fused in)": [("optim.py", "step")],
     "gradient norm (clip_coef)": [("optim.py", "clip_coef")],
 }  # fmt: skip
@@ -55,14 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         _, coef = numpy_impl.clip_coef(grads, 1.0)
         opt.step(grads, grad_scale=coef)
 
-    step()  # warm-up: AdamW's state, allocator
+    step()  # warm-up: AdamW's state, the step's workspace
     profiler = cProfile.Profile()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     profiler.enable()
     for _ in range(args.steps):
         step()
     profiler.disable()
     per_step = (time.perf_counter() - start) / args.steps
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / args.steps
     stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, …)
     print(f"NumPy training step, GPT-2 124M, {args.shape} (B={B}, T={T}), float32, "
           f"{args.steps} steps; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
@@ -81,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"| **step** | **{per_step:.3f}** | 100 % |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of this process: {peak / 1024:.2f} GiB")
+    print(f"\nminor page faults per step: {faults:,.0f}; peak RSS of this process: "
+          f"{peak / 1024:.2f} GiB")  # fmt: skip
     return 0
 
 

@@ -15,7 +15,9 @@
 All start from the same initial weights (twinlm.shared.init). Besides the time, each benchmark
 records the peak resident set size during its steps (`peak_rss_mib`, reset once the model is
 built) and the process's RSS before the model existed (`rss_start_mib`): their difference is
-what the step costs in memory (model, gradients, AdamW's state, activations).
+what the step costs in memory (model, gradients, AdamW's state, activations); and the minor page
+faults of a step (`faults_per_step`, the median over the steps after the warm-up): pages the kernel
+zeroed because the step allocated them afresh.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ import torch_impl
 from bench.gpt_builtin import BuiltinGPT
 from bench.harness import (
     BACKENDS,
+    counting_faults,
     describe,
     device_or_skip,
+    faults_per_call,
     peak_rss_mib,
     reset_peak_rss,
     synchronizer,
@@ -136,5 +140,7 @@ def test_train_step(benchmark, bench_time, threads, shape, backend):
              threads=threads,
              shape=f"GPT-2 124M ({n_params / 1e6:.0f}M parameters with the untied head), "
                    f"idx ({B}, {T}), context {cfg['context_length']}, clip 1.0, AdamW")  # fmt: skip
+    fn, faults = counting_faults(fn)
     time_call(benchmark, fn, bench_time)
-    benchmark.extra_info.update(tokens=B * T, rss_start_mib=rss_start, peak_rss_mib=peak_rss_mib())
+    benchmark.extra_info.update(tokens=B * T, rss_start_mib=rss_start, peak_rss_mib=peak_rss_mib(),
+                                faults_per_step=faults_per_call(faults))  # fmt: skip

@@ -16,8 +16,9 @@ What it does differently, file by file:
                     its backward in place, on threads; 1/√d folded into q
     feedforward.py  the in-place GELU over the hidden layer
     transformer.py  a block from the fast LayerNorm, attention and feed-forward
-    gpt.py          the body from fast blocks; GPTModel.loss_and_grads freeing each activation
-                    once used
+    gpt.py          the body from fast blocks; GPTModel.loss_and_grads: the whole training step
+                    over a workspace kept across steps (its gradients valid until the next call)
+    workspace.py    the arrays that step reuses, allocated once per (B, T) layout
     lstm.py, gru.py, rnn.py   one matmul for every step's input part, every factor of the BPTT
                     that does not depend on the incoming gradient computed before the loop, and
                     the weight gradients as three products over all steps (recurrent.py)

@@ -10,6 +10,8 @@ time on threads (numpy_impl/fast/blocks.py). 1/√d is folded into q (exact for 
 two). Each block costs one BLAS call per (batch, head) and product, so blocks are not made smaller.
 
 Multi-head attention is numpy_impl/attention.py's, with this attention at its core.
+`attention_into` / `attention_backward_into` write into the caller's arrays and take their scores
+and scratch from an allocator: the fast GPT step's workspace (gpt.py), or fresh arrays.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from twinlm.shared.validate import require_attention_inputs
 ROW_BLOCK = 128  # query rows per block: masked keys are skipped block by block
 
 
-def _row_blocks(t_q: int, t_k: int, causal: bool):
+def row_blocks(t_q: int, t_k: int, causal: bool):
     """(r0, r1, e) per block: query rows r0 .. r1-1 look at keys 0 .. e-1 (all Tk unless causal)."""
     for r0 in range(0, t_q, ROW_BLOCK):
         r1 = min(r0 + ROW_BLOCK, t_q)
@@ -88,46 +90,78 @@ def attention_forward(
     """numpy_impl.attention_forward in blocks of query rows (module docstring). Returns (y,
     cache)."""
     require_attention_inputs(q, k, v, causal, dropout_mask, p)
-    t_q, t_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1])  # a Python float: float32 stays float32
     qs = q * scale  # (..., Tq, d) q/√d
-    kt = np.swapaxes(k, -1, -2)  # (..., d, Tk) a view: matmul reads transposed operands as fast
-    keep = None
-    if dropout_mask is not None:  # 0/1 in q's dtype, and 1/(1-p), as numpy_impl/dropout.py
-        keep = (dropout_mask.astype(q.dtype, copy=False), 1.0 / (1.0 - float(p)))
+    keep = dropout_keep(dropout_mask, q.dtype, p)
     y = np.empty(q.shape, q.dtype)  # (..., Tq, d)
+    return y, attention_into(qs, k, v, causal, keep, y, scale, _fresh)
+
+
+def _fresh(key, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """The allocator of the functions below when no workspace is given: a new array each call."""
+    return np.empty(shape, dtype)
+
+
+def dropout_keep(dropout_mask: np.ndarray | None, dtype, p: float):
+    """None, or (the mask as 0/1 in `dtype`, 1/(1-p)), as numpy_impl/dropout.py applies them."""
+    if dropout_mask is None:
+        return None
+    return dropout_mask.astype(dtype, copy=False), 1.0 / (1.0 - float(p))
+
+
+def attention_into(qs, k, v, causal: bool, keep, y, scale: float, alloc):
+    """The forward on q/√d `qs`, k, v (..., T, d) into the caller's y (..., Tq, d), any strides;
+    alloc(key, shape, dtype) gives the scores' arrays (a workspace's, or fresh). Returns the cache."""
+    t_q, t_k = qs.shape[-2], k.shape[-2]
+    kt = np.swapaxes(k, -1, -2)  # (..., d, Tk) a view: matmul reads transposed operands as fast
     blocks = []
-    for r0, r1, e in _row_blocks(t_q, t_k, causal):
-        w = qs[..., r0:r1, :] @ kt[..., :e]  # (..., rows, e) scores of the keys these rows can see
+    for r0, r1, e in row_blocks(t_q, t_k, causal):
+        shape = (*qs.shape[:-2], r1 - r0, e)
+        w = np.matmul(qs[..., r0:r1, :], kt[..., :e], out=alloc(f"w{r0}", shape, qs.dtype))
         _for_matrices(w, functools.partial(_masked_softmax_, causal=causal))  # (..., rows, e) A
         dropped = w
-        if keep is not None:
-            dropped = w * keep[0][..., r0:r1, :e]  # (..., rows, e) Ã = A ⊙ M / (1 - p)
+        if keep is not None:  # Ã = A ⊙ M / (1 - p)
+            dropped = alloc(f"dropped{r0}", shape, qs.dtype)
+            np.multiply(w, keep[0][..., r0:r1, :e], out=dropped)
             dropped *= keep[1]
         np.matmul(dropped, v[..., :e, :], out=y[..., r0:r1, :])  # (..., rows, d)
         blocks.append((w, dropped))
-    return y, (qs, k, v, keep, blocks, causal, scale)
+    return qs, k, v, keep, blocks, causal, scale
 
 
 def attention_backward(dy: np.ndarray, cache):
     """Returns (dq, dk, dv)."""
+    qs, k, v = cache[:3]
+    dq = np.empty(qs.shape, qs.dtype)  # (..., Tq, d)
+    dk = np.empty(k.shape, k.dtype)  # (..., Tk, d)
+    dv = np.empty(v.shape, v.dtype)  # (..., Tk, d)
+    attention_backward_into(dy, cache, dq, dk, dv, _fresh)
+    return dq, dk, dv
+
+
+def attention_backward_into(dy, cache, dq, dk, dv, alloc) -> None:
+    """attention_backward into the caller's dq, dk, dv (any strides); alloc(key, shape, dtype)
+    gives the scratch arrays (a workspace's, or fresh)."""
     qs, k, v, keep, blocks, causal, scale = cache
     t_q, t_k = qs.shape[-2], k.shape[-2]
-    dq = np.empty(qs.shape, qs.dtype)  # (..., Tq, d)
-    dk = np.zeros(k.shape, k.dtype)  # (..., Tk, d) summed over the query blocks
-    dv = np.zeros(v.shape, v.dtype)  # (..., Tk, d)
-    for (r0, r1, e), (a, dropped) in zip(_row_blocks(t_q, t_k, causal), blocks):
+    dk[...] = 0  # summed over the query blocks
+    dv[...] = 0
+    for (r0, r1, e), (a, dropped) in zip(row_blocks(t_q, t_k, causal), blocks):
         dy_b = dy[..., r0:r1, :]  # (..., rows, d)
-        dv[..., :e, :] += np.swapaxes(dropped, -1, -2) @ dy_b  # dv = Ãᵀ dy
-        ds = dy_b @ np.swapaxes(v[..., :e, :], -1, -2)  # (..., rows, e) dÃ = dy vᵀ
-        if keep is not None:
+        part = alloc(f"part{r0}", (*k.shape[:-2], e, k.shape[-1]), k.dtype)  # (..., e, d)
+        dv[..., :e, :] += np.matmul(np.swapaxes(dropped, -1, -2), dy_b, out=part)  # dv = Ãᵀ dy
+        ds = np.matmul(
+            dy_b, np.swapaxes(v[..., :e, :], -1, -2), out=alloc(f"ds{r0}", a.shape, a.dtype)
+        )
+        if keep is not None:  # (..., rows, e) dÃ = dy vᵀ
             ds *= keep[0][..., r0:r1, :e]  # dA = dÃ ⊙ M / (1 - p)
             ds *= keep[1]
         _for_matrices(ds, _softmax_backward_, a)  # (..., rows, e) dS, in place
         np.matmul(ds, k[..., :e, :], out=dq[..., r0:r1, :])  # dq = dS k  (· 1/√d below)
-        dk[..., :e, :] += np.swapaxes(ds, -1, -2) @ qs[..., r0:r1, :]  # dk = dSᵀ q/√d
+        dk[..., :e, :] += np.matmul(
+            np.swapaxes(ds, -1, -2), qs[..., r0:r1, :], out=part
+        )  # dSᵀ q/√d
     dq *= scale
-    return dq, dk, dv
 
 
 def multihead_attention_forward(

@@ -22,7 +22,7 @@ def gelu_forward(x: np.ndarray, approximate: str = "tanh"):
     """y = GELU(x), elementwise. Returns (y, cache)."""
     require_float("x", x)
     require_choice("approximate", approximate, APPROXIMATIONS)
-    return _gelu(x, np.empty_like(x), approximate)
+    return gelu_into(x, np.empty_like(x), np.empty_like(x), approximate)
 
 
 def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
@@ -33,7 +33,7 @@ def gelu_backward(dy: np.ndarray, cache) -> np.ndarray:
 def gelu_inplace(x: np.ndarray, approximate: str = "tanh"):
     """gelu_forward writing y over x (for a caller that owns x and needs it no more: the FFN's
     hidden layer). Returns (y, cache) with y the same array as x."""
-    return _gelu(x, x, approximate)
+    return gelu_into(x, x, np.empty_like(x), approximate)
 
 
 def gelu_backward_inplace(dy: np.ndarray, cache) -> np.ndarray:
@@ -43,13 +43,16 @@ def gelu_backward_inplace(dy: np.ndarray, cache) -> np.ndarray:
     return dy
 
 
-def _gelu(x: np.ndarray, y: np.ndarray, approximate: str):
-    """y ← GELU(x) (y may be x) and the cache (dy/dx,), block by block."""
-    dydx = np.empty_like(x)
+def gelu_into(x: np.ndarray, y: np.ndarray, dydx: np.ndarray, approximate: str, bias=None):
+    """y ← GELU(x) (y may be x) and dydx ← dy/dx, block by block; returns (y, (dydx,)), the cache.
+    bias (D,): x ← x + bias first, in the same pass (the linear layer's bias add, fused: the fast
+    GPT step calls it so, with its workspace's arrays)."""
     xs, ys, ds = (as_rows(a) for a in (x, y, dydx))  # (rows, D)
     block = _gelu_tanh_rows if approximate == "tanh" else _gelu_erf_rows
 
     def rows(lo: int, hi: int) -> None:
+        if bias is not None:
+            xs[lo:hi] += bias
         block(xs[lo:hi], ys[lo:hi], ds[lo:hi])
 
     for_blocks(rows, xs.shape[0], rows_per_block(xs.shape[-1]))

@@ -232,10 +232,12 @@ def test_best_peak_keeps_the_better_measurement():
     assert merged["torch-cpu"] == {"float32": 80.0} and merged["n"] == 64
 
 
-def _train_step(backend, seconds, peak_rss_mib):
+def _train_step(backend, seconds, peak_rss_mib, faults=None):
     """A training-step benchmark (bench/test_bench_train_step.py) at the 124M shape, 8e11 FLOP."""
     entry = _bench("train_step 124M", "step", "float32", 256, 768, backend, seconds, 8 * 10**11)
     entry["extra_info"].update(tokens=1024, peak_rss_mib=peak_rss_mib, rss_start_mib=512.0)
+    if faults is not None:  # absent from runs before the column existed
+        entry["extra_info"]["faults_per_step"] = faults
     return entry
 
 
@@ -244,12 +246,12 @@ def test_train_step_section_from_one_process_per_library(tmp_path):
     numpy_run = {
         **_synthetic(),
         "benchmarks": [
-            _train_step("numpy", 4.0, 3072.0),
-            _train_step("numpy-reference", 6.0, 4096.0),
+            _train_step("numpy", 4.0, 3072.0, 12.0),
+            _train_step("numpy-reference", 6.0, 4096.0, 45678.0),
         ],
         "twinlm": {"matmul_peak": {"numpy": {"float32": 200.0}}, "libraries": ["numpy"]},
     }
-    torch_run = {**_synthetic(), "benchmarks": [_train_step("torch-builtin", 5.0, 3584.0)],
+    torch_run = {**_synthetic(), "benchmarks": [_train_step("torch-builtin", 5.0, 3584.0, 1500.0)],
                  "twinlm": {"matmul_peak": {"torch-cpu": {"float32": 190.0}},
                             "libraries": ["torch"]}}  # fmt: skip
     merged = R.merge_runs([numpy_run, torch_run])
@@ -263,9 +265,9 @@ def test_train_step_section_from_one_process_per_library(tmp_path):
     text = R.build_report(path, tmp_path / "out").read_text()
     # 8e11 FLOP in 4 s: 200 GFLOP/s, all of np.matmul's 200; 1024 tokens / 5 s = 205 tokens/s
     for line in (
-        "| 124M (B=4, T=256) | NumPy (numpy_impl) | 4.00 | 256 | 200 (100%) | 3.00 GiB | 2.50 GiB | 1.00× |",
-        "| 124M (B=4, T=256) | NumPy (reference ops) | 6.00 | 171 | 133 (67%) | 4.00 GiB | 3.50 GiB | 1.50× |",
-        "| 124M (B=4, T=256) | torch built-ins | 5.00 | 205 | 160 (80%) | 3.50 GiB | 3.00 GiB | 1.25× |",
+        "| 124M (B=4, T=256) | NumPy (numpy_impl) | 4.00 | 256 | 200 (100%) | 3.00 GiB | 2.50 GiB | 0.86 | 12 | 1.00× |",
+        "| 124M (B=4, T=256) | NumPy (reference ops) | 6.00 | 171 | 133 (67%) | 4.00 GiB | 3.50 GiB | 1.14 | 45,678 | 1.50× |",
+        "| 124M (B=4, T=256) | torch built-ins | 5.00 | 205 | 160 (80%) | 3.50 GiB | 3.00 GiB | 1.00 | 1,500 | 1.25× |",
         "each in their own processes",
     ):
         assert line in text, line

@@ -242,6 +242,64 @@ def test_gpt_model_and_adamw_steps(config, monkeypatch, record_error):
     _close("gpt params after 4 AdamW steps", quick.params, ref.params, record_error)
 
 
+def test_gpt_step_workspace_across_shapes_and_masks(monkeypatch, record_error):
+    """The fast step's workspace (numpy_impl/fast/gpt.py) over calls that change its layout (B, T,
+    dropout or not) and come back: every call's loss and gradients are the reference's, so no
+    array of an earlier layout or step leaks into a later one. At B = 8 the top block's and
+    tok_emb's gradients fit in the logits' array (used up by then) and are cut from it; a layout
+    seen before reuses its arrays (a gradient is valid until the next call: its lifetime)."""
+    _use(monkeypatch, "2 threads, tiny blocks")
+    cfg = get_config("test", drop_rate=0.2, qkv_bias=True)
+    ref = numpy_impl.GPTModel(cfg, seed=5, dtype=np.float64)
+    quick = numpy_impl.GPTModel(cfg, seed=5, dtype=np.float64, kernels="fast")
+    rng = np.random.default_rng(6)
+    last = None
+    layouts = [(2, 11, True), (3, 5, False), (8, 12, False), (8, 12, False), (8, 12, True),
+               (2, 11, True), (1, 12, False)]  # fmt: skip
+    for B, T, dropout in layouts:
+        idx, targets = rng.integers(0, cfg["vocab_size"], (2, B, T))
+        seed = int(rng.integers(1 << 30))
+        drop = [np.random.default_rng(seed) if dropout else None for _ in range(2)]
+        (loss_r, grads_r), (loss_f, grads_f) = (
+            m.loss_and_grads(idx, targets, d) for m, d in zip((ref, quick), drop)
+        )
+        label = f"gpt workspace B={B} T={T} dropout={dropout}"
+        record_error(label, "loss float64 vs reference", rel_error(loss_f, loss_r), TOL_FAST)
+        _close(label, grads_f, grads_r, record_error)
+        logits = quick._fast_workspace._arrays["logits"]
+        in_logits = {k for k, g in grads_f.items() if np.shares_memory(g, logits)}
+        top = f"trf_blocks.{cfg['n_layers'] - 1}."
+        if B == 8:
+            assert in_logits == {k for k in grads_f if k.startswith(top)} | {"tok_emb.weight"}
+        if last is not None and last[0] == (B, T, dropout):  # the same arrays again
+            assert all(np.shares_memory(grads_f[k], last[1][k]) for k in grads_f)
+        last = ((B, T, dropout), grads_f)
+    assert quick._fast_workspace.nbytes() > 0 and ref.__dict__.get("_fast_workspace") is None
+
+
+def test_gpt_step_allocates_nothing_large_after_the_first(monkeypatch):
+    """At one shape the fast step's second call takes no large array from the allocator: NumPy
+    reports its arrays to tracemalloc, and the call's peak stays under a tenth of what the
+    workspace holds (the first call allocated it). Blocks of 256 elements keep the row blocks'
+    own scratch (capped at a block, as at full size) small beside the workspace."""
+    import tracemalloc
+
+    monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", 256)
+    cfg = get_config("test", drop_rate=0.0, emb_dim=64, n_heads=2, n_layers=2)
+    model = numpy_impl.GPTModel(cfg, seed=0, dtype=np.float32, kernels="fast")
+    idx, targets = np.random.default_rng(0).integers(0, cfg["vocab_size"], (2, 8, 12))
+    model.loss_and_grads(idx, targets)
+    held = model._fast_workspace.nbytes()
+    tracemalloc.start()
+    try:
+        model.loss_and_grads(idx, targets)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert model._fast_workspace.nbytes() == held
+    assert peak < held / 10, (peak, held)
+
+
 def test_gpt_model_float32(record_float32):
     """GPTModel fast in float32 under the float32 rule, the reference's float32 as the reference:
     logits and gradients, over several seeds, against the reference in float64."""

@@ -3,7 +3,9 @@
 Per shape, each contender's seconds per step (its best round), tokens per second, achieved GFLOP/s
 and their share of the matmul peak (CPU contenders against np.matmul's, a GPU against its own
 torch.matmul's), the peak resident set size during its steps and the part of it the step needs
-(peak − the process's RSS before the model was built), and its time relative to NumPy's (the fast
+(peak − the process's RSS before the model was built) and that peak as a share of the torch
+built-ins' at the same shape, the minor page faults per step (pages the kernel zeroed because the
+step allocated them afresh), and its time relative to NumPy's (the fast
 path, as the NumPy engine trains; "numpy-reference" is the same step on numpy_impl's reference ops,
 so the two NumPy rows say what the fast path's tricks buy); and a bar chart of the seconds per step.
 """
@@ -46,6 +48,7 @@ class StepResult:
     flops: int | None
     peak_rss_mib: float | None
     rss_start_mib: float | None
+    faults_per_step: float | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -76,6 +79,7 @@ def train_step_results(data: dict) -> list[StepResult]:
                 info.get("flops"),
                 info.get("peak_rss_mib"),
                 info.get("rss_start_mib"),
+                info.get("faults_per_step"),
             )
         )
     rank = {b: i for i, b in enumerate(ORDER)}
@@ -96,17 +100,22 @@ def _gib(mib: float | None) -> str:
 def train_step_table(results: list[StepResult], peak: dict) -> str:
     """Markdown: one line per (shape, contender)."""
     head = ["shape", "contender", "s/step", "tokens/s", "GFLOP/s (% of peak)", "peak RSS",
-            "of which the step", "time ÷ NumPy's"]  # fmt: skip
+            "of which the step", "peak RSS ÷ built-ins'", "page faults/step",
+            "time ÷ NumPy's"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     numpy_s = {r.shape: r.seconds for r in results if r.backend == "numpy"}
+    builtin_rss = {r.shape: r.peak_rss_mib for r in results if r.backend == "torch-builtin"}
     for r in results:
+        base = builtin_rss.get(r.shape)
+        rss_ratio = "—" if not (base and r.peak_rss_mib) else f"{r.peak_rss_mib / base:.2f}"
+        faults = "—" if r.faults_per_step is None else f"{r.faults_per_step:,.0f}"
         pct = _percent(r, peak)
         rate = "—" if not r.flops else fmt_gflops(r.flops / r.seconds / 1e9)
         rate += "" if pct is None else f" ({pct:.0f}%)"
         ratio = f"{r.seconds / numpy_s[r.shape]:.2f}×" if r.shape in numpy_s else "—"
         cells = [f"{r.shape} (B={r.B}, T={r.T})", LABELS.get(r.backend, r.backend),
                  f"{r.seconds:.2f}", f"{r.tokens_per_s:,.0f}", rate, _gib(r.peak_rss_mib),
-                 _gib(r.step_mib), ratio]  # fmt: skip
+                 _gib(r.step_mib), rss_ratio, faults, ratio]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -19,6 +19,9 @@ state_dict layout, so a checkpoint holds the same tensors whichever backend wrot
 
 The NumPy engine runs numpy_impl's fast path (`kernels="fast"`, numpy_impl/fast/): the model and
 AdamW are switched to it, which gives the reference's results to rounding.
+On the fast path a GPT's gradients are arrays of the model's step workspace (allocated once per
+batch shape, numpy_impl/fast/workspace.py), valid until its next loss_and_grads: the step uses
+them (all-reduce, clip, AdamW) before that, and keeps none.
 """
 
 from __future__ import annotations
