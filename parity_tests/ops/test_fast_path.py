@@ -442,7 +442,9 @@ def _adamw_state(params, opt) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("betas, wd", ADAMW_REGIMES)
+@pytest.mark.parametrize(
+    "betas, wd", ADAMW_REGIMES, ids=[f"betas{b}-wd{w}" for b, w in ADAMW_REGIMES]
+)
 def test_adamw_fast_matches_the_reference(betas, wd, config, monkeypatch, record_error):
     """float64: after ADAMW_STEPS clipped steps, every parameter, m and v within 1e-12 relative of
     the reference's (each tensor relative to its own largest value); the fast path's own results
