@@ -19,8 +19,8 @@ Gradient clipping (torch.nn.utils.clip_grad_norm_):
 `step(grads, grad_scale=coef)` multiplies each g by it first (the same products clip_grad_norm
 would have stored, so the result is identical).
 
-AdamW(..., kernels="fast") runs the same arithmetic on blocks of every parameter at once, on
-threads (numpy_impl/fast/optim.py).
+AdamW(..., kernels="fast") runs the same update, its algebra regrouped into fewer passes, on
+blocks of every parameter at once, on threads (numpy_impl/fast/optim.py).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class AdamW(AdamWState):
         each gradient multiplied by grad_scale first (clip_coef's factor; 1: as given)."""
         require_grads(grads, self.params)
         ops = numpy_impl.kernel_ops(self.kernels)  # checks the name
-        if self.kernels == "fast":  # the same arithmetic, on blocks of every parameter at once
+        if self.kernels == "fast":  # the same update in fewer passes, on blocks of every parameter
             ops.adamw_step(self, grads, grad_scale)
             return
         beta1, beta2 = self.betas

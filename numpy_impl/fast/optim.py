@@ -1,10 +1,15 @@
-"""AdamW's step, the fast path: numpy_impl/optim.py's arithmetic in the same order (bit for bit
-its results), computed so. AdamW is memory-bound: its dozen elementwise passes would each stream
-p, g, m and v through memory. This step instead runs all of them on one block of BLOCK_ELEMENTS
-at a time (numpy_impl/fast/blocks.py), which stays in cache, so memory sees each array once per
-step; the blocks of all parameters are shared out among the threads, and each thread reuses its
-own two scratch blocks. Clipping rides along: step(grads, grad_scale=coef) multiplies each block
-of g by clip_coef's factor first: one pass over the gradients instead of three.
+"""AdamW's step, the fast path: numpy_impl/optim.py's update with its algebra regrouped for fewer
+passes (not torch's order of operations: within the fast-path standard of the reference, not bit
+for bit). AdamW is memory-bound: each elementwise pass would stream p, g, m and v through memory.
+This step runs all of its passes on one block of BLOCK_ELEMENTS at a time (numpy_impl/fast/blocks.py),
+which stays in cache, so memory sees each array once per step; the blocks of all parameters are
+shared out among the threads, and each thread reuses its own two scratch blocks. Within a block,
+with s the clip factor (step(grads, grad_scale=s)) and bᵢ = 1 - βᵢᵗ:
+    m ← β1·m + (1 - β1)·s·g                      s folded into the constant: no clipping pass
+    v ← β2·v + ((1 - β2)·s²)·g²
+    p ← p·(1 - lr·λ) - (lr·√b2 / b1) · m / (√v + ε·√b2)
+the last the reference's p - (lr / b1)·m / (√v / √b2 + ε) with √b2 moved from v into ε and the step
+size: 12 passes per block (13 with weight decay) where the reference's order takes 15.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ def adamw_step(opt, grads: dict[str, np.ndarray | None], grad_scale: float) -> N
     """numpy_impl.AdamW.step for kernels="fast": opt's parameters with a gradient updated in place
     (grads already checked)."""
     beta1, beta2 = opt.betas
-    work = []  # (p, g, m, v, step size, √(1 - β2ᵗ)) per parameter, all flat views
+    work = []  # (p, g, m, v, step size, ε·√b2) per parameter, the arrays as flat views
     for name, p in opt.params.items():
         g = grads.get(name)
         if g is None:
             continue
         m, v, t = opt.advance(name)
         flat = [a.reshape(-1) for a in (p, np.ascontiguousarray(g), m, v)]  # views of p, m, v
-        work.append((*flat, opt.lr / (1 - beta1**t), (1 - beta2**t) ** 0.5))
+        bias2_sqrt = (1 - beta2**t) ** 0.5  # √b2
+        work.append((*flat, opt.lr * bias2_sqrt / (1 - beta1**t), opt.eps * bias2_sqrt))
     block = blocks.BLOCK_ELEMENTS
     pieces = [(w, lo) for w in work for lo in range(0, w[0].size, block)]
 
@@ -38,37 +44,26 @@ def adamw_step(opt, grads: dict[str, np.ndarray | None], grad_scale: float) -> N
     blocks.for_blocks(update, len(pieces), 1)
 
 
-def _update_block(opt, p, g, m, v, step_size: float, bias2_sqrt: float, grad_scale: float):
-    """The AdamW update of one block of a parameter, in torch's order of operations."""
+def _update_block(opt, p, g, m, v, step_size: float, eps_hat: float, grad_scale: float):
+    """The AdamW update of one block of a parameter in the module docstring's 12-13 passes;
+    step_size = lr·√b2 / b1, eps_hat = ε·√b2."""
     beta1, beta2 = opt.betas
-    lr, wd, eps = opt.lr, opt.weight_decay, opt.eps
+    lr, wd = opt.lr, opt.weight_decay
     tmp, tmp2 = _scratch(p.dtype, p.size)  # this thread's: no block-sized allocations
-    if grad_scale != 1.0:
-        g = np.multiply(g, grad_scale, out=tmp2)  # clipping: what clip_grad_norm would store
+    np.multiply(g, (1 - beta1) * grad_scale, out=tmp)  # (1 - β1)·s·g
+    m *= beta1
+    m += tmp  # m ← β1·m + (1 - β1)·s·g
+    sg = np.multiply(g, (1 - beta2) ** 0.5 * grad_scale, out=tmp2)  # √(1 - β2)·s·g
+    sg *= sg  # (1 - β2)·s²·g²
+    v *= beta2
+    v += sg  # v ← β2·v + (1 - β2)·s²·g²
+    denom = np.sqrt(v, out=tmp)
+    denom += eps_hat  # √v + ε·√b2 = √b2·(√v̂ + ε), v̂ = v / b2
+    update = np.divide(m, denom, out=tmp)
+    update *= -step_size  # -(lr·√b2 / b1)·m / (√v + ε·√b2) = -lr·m̂ / (√v̂ + ε)
     if wd != 0:
         p *= 1 - lr * wd  # decoupled weight decay
-    _lerp_(m, g, 1 - beta1, tmp)  # m ← m + (1 - β1)(g - m)
-    v *= beta2
-    np.multiply(g, 1 - beta2, out=tmp)
-    tmp *= g
-    v += tmp  # v ← β2 v + (1 - β2) g²
-    denom = np.sqrt(v, out=tmp)
-    denom /= bias2_sqrt
-    denom += eps  # √v̂ + ε, v̂ = v / (1 - β2ᵗ)
-    update = np.multiply(m, -step_size, out=tmp2)
-    update /= denom
-    p += update  # p ← p - lr · m̂ / (√v̂ + ε)
-
-
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
-    """numpy_impl.optim.lerp_ with tmp, scratch space shaped like start, for end - start."""
-    diff = np.subtract(end, start, out=tmp)  # end - start
-    if abs(weight) < 0.5:
-        diff *= weight
-        start += diff
-    else:
-        diff *= 1 - weight
-        np.subtract(end, diff, out=start)
+    p += update  # p ← p·(1 - lr·λ) - lr·m̂ / (√v̂ + ε)
 
 
 _local = threading.local()

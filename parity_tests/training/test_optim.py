@@ -128,18 +128,18 @@ def test_clip_grad_norm_skips_none_and_keeps_dtype():
     assert np.linalg.norm(grads["a"]) == pytest.approx(1.0, rel=1e-5)
 
 
-@pytest.mark.parametrize("kernels", ["reference", "fast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_clip_fused_into_adamw_is_identical(dtype, kernels):
+def test_clip_fused_into_adamw_is_identical(dtype):
     """clip_coef + step(grads, grad_scale=coef) (what NumpyEngine does) gives bit for bit the
-    parameters of clip_grad_norm + step, here over several of the fast path's blocks of one
-    parameter (so on several threads when there are cores for them) and a parameter of one
-    element."""
+    parameters of clip_grad_norm + step, here with a parameter larger than the fast path's block
+    and one of one element. The reference only: the fast path folds the factor into its constants
+    (other rounding), and parity_tests/ops/test_fast_path.py holds it to the reference with
+    clipping."""
     rng = np.random.default_rng(5)
     shapes = {"big": (3, BLOCK_ELEMENTS + 7), "w": (6, 5), "one": (1,)}
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
     a, b = ({k: v.copy() for k, v in params.items()} for _ in range(2))
-    opt_a, opt_b = (AdamW(d, lr=1e-2, weight_decay=0.1, kernels=kernels) for d in (a, b))
+    opt_a, opt_b = (AdamW(d, lr=1e-2, weight_decay=0.1) for d in (a, b))
     for _ in range(3):
         grads = {k: (3.0 * rng.standard_normal(s)).astype(dtype) for k, s in shapes.items()}
         norm, coef = clip_coef(grads, 0.5)
