@@ -70,8 +70,9 @@ def sigmoid_derivative(z: np.ndarray) -> np.ndarray:
 def tanh_derivative(a: np.ndarray) -> np.ndarray:
     """tanh'(a) = 1 - tanh²(a) = sech²(a) = 4e / (1 + e)², e = e^-2|a| ∈ (0, 1]: from the
     pre-activation, a few ulp relative for every a, no overflow (e is squared from e^-|a|, so 2|a|
-    is never formed). 1 - h² from h = tanh(a) rounded is off by u / (1 - |h|) relative as |h| → 1
-    (~4000 u at |a| = 4.5 in float32; 0 once h rounds to ±1), whether as 1 - h·h or (1 - h)(1 + h)."""
+    is never formed). 1 - h² from h = tanh(a) rounded is off by up to u / (2(1 - |h|)) relative as
+    |h| → 1 (~2000 u at |a| = 4.5 in float32; all of it once h rounds to ±1), whether as 1 - h·h
+    or (1 - h)(1 + h)."""
     with np.errstate(under="ignore"):  # e → 0: tanh' is 0 or tiny, correctly
         e = np.exp(-np.abs(a))
         e *= e  # e^-2|a|
