@@ -95,9 +95,11 @@ def gru_cell_backward(dh_next: np.ndarray, cache):
     """Returns (dx, dh, dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
     x, h, weight_ih, weight_hh, a_rz, a_n, r, z, n, gh_n, rh = cache
     H = h.shape[-1]
+    # h' = (1 - z) ⊙ n + z ⊙ h,  n = tanh(a_n),  [r z] = σ([a_r a_z])
     d_rz = sigmoid_derivative(a_rz)  # (B, 2H)  [σ'(a_r) σ'(a_z)]
-    da_n = dh_next * sigmoid(-a_rz[:, H:]) * tanh_derivative(a_n)  # (B, H)  1 - z = σ(-a_z)
-    da_z = dh_next * (h - n) * d_rz[:, H:]  # (B, H)  z = σ(a_z)
+    one_minus_z = sigmoid(-a_rz[:, H:])  # (B, H)  1 - z = σ(-a_z): no cancellation as z → 1
+    da_n = dh_next * one_minus_z * tanh_derivative(a_n)  # (B, H)
+    da_z = dh_next * (h - n) * d_rz[:, H:]  # (B, H)
     dh = dh_next * z  # (B, H)  the direct path
     if rh is None:  # reset_after: a_n = gi_n + r ⊙ gh_n
         da_r = da_n * gh_n * d_rz[:, :H]
