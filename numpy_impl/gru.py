@@ -13,10 +13,11 @@ matmul per step serves all three gates (cuDNN's choice); Cho resets h before a s
 Karpathy interpolates h' = z ⊙ n + (1 - z) ⊙ h: his z is our 1 - z (our z rows and biases negated).
 parity_tests/models/test_gru.py works a 2×2 example by hand in his form.
 
-with a_r, a_z, a_n the pre-activations of r, z, n (r = σ(a_r), z = σ(a_z), n = tanh(a_n)).
+a_r, a_z, a_n are the pre-activations of r, z, n: r = σ(a_r), z = σ(a_z), n = tanh(a_n).
 Cell backward, given dh' (B, H); σ'(a) = σ(a)σ(-a) and tanh'(a) = 1 - tanh²(a) = sech²(a) taken
 from the pre-activations (numpy_impl/recurrent.py), not as z(1 - z) or 1 - n² from the rounded
-gates, which cancel as z → 1 or |n| → 1:
+gates, which cancel as z → 1 or |n| → 1 (the cache holds the pre-activations; the backward
+recomputes the gates from them):
     dn = dh' ⊙ (1 - z)     dz = dh' ⊙ (h - n)     dh = dh' ⊙ z          (the direct path)
                            (1 - z = σ(-a_z), not a difference that cancels as z → 1)
     da_n = dn ⊙ tanh'(a_n)   da_z = dz ⊙ σ'(a_z)                        pre-activation grads
@@ -88,14 +89,16 @@ def gru_cell_forward(
         gh_n = None
     n = np.tanh(a_n)  # (B, H)
     h_next = n + z * (h - n)  # (B, H)  (1 - z) ⊙ n + z ⊙ h
-    return h_next, (x, h, weight_ih, weight_hh, a_rz, a_n, r, z, n, gh_n, rh)
+    return h_next, (x, h, weight_ih, weight_hh, a_rz, a_n, gh_n, rh)  # pre-activations, not gates
 
 
 def gru_cell_backward(dh_next: np.ndarray, cache):
     """Returns (dx, dh, dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
-    x, h, weight_ih, weight_hh, a_rz, a_n, r, z, n, gh_n, rh = cache
+    x, h, weight_ih, weight_hh, a_rz, a_n, gh_n, rh = cache
     H = h.shape[-1]
-    # h' = (1 - z) ⊙ n + z ⊙ h,  n = tanh(a_n),  [r z] = σ([a_r a_z])
+    # h' = (1 - z) ⊙ n + z ⊙ h,  n = tanh(a_n),  [r z] = σ([a_r a_z]): the forward's gates again
+    rz, n = sigmoid(a_rz), np.tanh(a_n)  # (B, 2H), (B, H)
+    r, z = rz[:, :H], rz[:, H:]
     d_rz = sigmoid_derivative(a_rz)  # (B, 2H)  [σ'(a_r) σ'(a_z)]
     one_minus_z = sigmoid(-a_rz[:, H:])  # (B, H)  1 - z = σ(-a_z): no cancellation as z → 1
     da_n = dh_next * one_minus_z * tanh_derivative(a_n)  # (B, H)

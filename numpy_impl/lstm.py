@@ -15,7 +15,8 @@ Cell backward, given dh' and dc' (the gradient reaching c' from the next step):
     dz_i = dc ⊙ g ⊙ σ'(z_i)      dz_f = dc ⊙ c ⊙ σ'(z_f)                      σ'(z) = σ(z)σ(-z)
     dz_g = dc ⊙ i ⊙ tanh'(z_g)   dz_o = dh' ⊙ tanh(c') ⊙ σ'(z_o)        tanh'(a) = 1 - tanh²(a)
 σ' and tanh' are taken from the pre-activations z and from c' (numpy_impl/recurrent.py), not as
-σ(1 - σ) or 1 - tanh² of the rounded values, which cancel as σ → 1 or |tanh| → 1.
+σ(1 - σ) or 1 - tanh² of the rounded values, which cancel as σ → 1 or |tanh| → 1. The cache
+holds z and c' in place of the gates and tanh(c'), which the backward recomputes.
     dx = dz W_ih    dh = dz W_hh    dc_prev = dc ⊙ f
     dW_ih = dzᵀ x   dW_hh = dzᵀ h   db_ih = db_hh = Σ_batch dz   (the biases add: each gets dz)
 
@@ -67,13 +68,15 @@ def lstm_cell_forward(
     c_next = f * c + i * g  # (B, H)
     tanh_c = np.tanh(c_next)  # (B, H)
     h_next = o * tanh_c  # (B, H)
-    return (h_next, c_next), (x, h, c, weight_ih, weight_hh, z, (i, f, g, o), c_next, tanh_c)
+    return (h_next, c_next), (x, h, c, weight_ih, weight_hh, z, c_next)  # pre-activations
 
 
 def lstm_cell_backward(dh_next: np.ndarray, dc_next: np.ndarray, cache):
     """Returns (dx, dh, dc, dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
-    x, h, c, weight_ih, weight_hh, z, (i, f, g, o), c_next, tanh_c = cache
+    x, h, c, weight_ih, weight_hh, z, c_next = cache
     z_i, z_f, z_g, z_o = np.split(z, 4, axis=-1)  # (B, H) each
+    i, f, g, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)  # the forward's gates
+    tanh_c = np.tanh(c_next)  # (B, H)
     dc = dc_next + dh_next * o * tanh_derivative(c_next)  # (B, H)  total gradient on c'
     dz = np.concatenate(
         [
