@@ -13,17 +13,21 @@ matmul per step serves all three gates (cuDNN's choice); Cho resets h before a s
 Karpathy interpolates h' = z ⊙ n + (1 - z) ⊙ h: his z is our 1 - z (our z rows and biases negated).
 parity_tests/models/test_gru.py works a 2×2 example by hand in his form.
 
-Cell backward, given dh' (B, H); σ' = σ(1 - σ), tanh' = 1 - tanh² (computed as (1 - n)(1 + n):
-near |n| = 1, 1 - n·n cancels away the digits the float32 rule measures):
+a_r, a_z, a_n are the pre-activations of r, z, n: r = σ(a_r), z = σ(a_z), n = tanh(a_n).
+Cell backward, given dh' (B, H); σ'(a) = σ(a)σ(-a) and tanh'(a) = 1 - tanh²(a) = sech²(a) taken
+from the pre-activations (numpy_impl/recurrent.py), not as z(1 - z) or 1 - n² from the rounded
+gates, which cancel as z → 1 or |n| → 1 (the cache holds the pre-activations; the backward
+recomputes the gates from them):
     dn = dh' ⊙ (1 - z)     dz = dh' ⊙ (h - n)     dh = dh' ⊙ z          (the direct path)
-    da_n = dn ⊙ (1 - n²)   da_z = dz ⊙ z(1 - z)                          pre-activation grads
+                           (1 - z = σ(-a_z), not a difference that cancels as z → 1)
+    da_n = dn ⊙ tanh'(a_n)   da_z = dz ⊙ σ'(a_z)                        pre-activation grads
     reset_after=True:   dr = da_n ⊙ (h W_hnᵀ + b_hn)
                         dgh = [da_r, da_z, da_n ⊙ r]   on gh = h W_hhᵀ + b_hh
                         dh += dgh W_hh    dW_hh = dghᵀ h    db_hh = Σ_batch dgh
     reset_after=False:  d(r⊙h) = da_n W_hn    dr = d(r⊙h) ⊙ h    dh += d(r⊙h) ⊙ r
                         dh += [da_r da_z] W_h{r,z}    dW_h{r,z} = [da_r da_z]ᵀ h
                         dW_hn = da_nᵀ (r ⊙ h)    db_hh = Σ_batch dgi   (b_hn sits outside r)
-    da_r = dr ⊙ r(1 - r);  dgi = [da_r, da_z, da_n]:  dx = dgi W_ih   dW_ih = dgiᵀ x
+    da_r = dr ⊙ σ'(a_r);  dgi = [da_r, da_z, da_n]:  dx = dgi W_ih   dW_ih = dgiᵀ x
     db_ih = Σ_batch dgi
 
 Layer over time (`gru_forward` / `gru_backward`; `GRU` is a thin class over the pair), x (B, T, I),
@@ -42,9 +46,11 @@ import numpy as np
 from numpy_impl.recurrent import (
     RecurrentLayer,
     sigmoid,
+    sigmoid_derivative,
     single_state_backward_with,
     single_state_layers,
     single_state_with,
+    tanh_derivative,
 )
 from twinlm.shared.init import init_gru_params
 from twinlm.shared.validate import require_bool, require_recurrent_cell_inputs
@@ -67,31 +73,39 @@ def gru_cell_forward(
     gi = x @ weight_ih.T + bias_ih  # (B, 3H)
     if reset_after:
         gh = h @ weight_hh.T + bias_hh  # (B, 3H)
-        rz = sigmoid(gi[:, : 2 * H] + gh[:, : 2 * H])  # (B, 2H)  [r z]
+        a_rz = gi[:, : 2 * H] + gh[:, : 2 * H]  # (B, 2H)  [a_r a_z]
+        rz = sigmoid(a_rz)  # (B, 2H)  [r z]
         r, z = rz[:, :H], rz[:, H:]
         gh_n = gh[:, 2 * H :]  # (B, H)  h W_hnᵀ + b_hn
-        n = np.tanh(gi[:, 2 * H :] + r * gh_n)  # (B, H)
+        a_n = gi[:, 2 * H :] + r * gh_n  # (B, H)
         rh = None
     else:
         gh_rz = h @ weight_hh[: 2 * H].T + bias_hh[: 2 * H]  # (B, 2H)
-        rz = sigmoid(gi[:, : 2 * H] + gh_rz)
+        a_rz = gi[:, : 2 * H] + gh_rz
+        rz = sigmoid(a_rz)
         r, z = rz[:, :H], rz[:, H:]
         rh = r * h  # (B, H)
-        n = np.tanh(gi[:, 2 * H :] + rh @ weight_hh[2 * H :].T + bias_hh[2 * H :])  # (B, H)
+        a_n = gi[:, 2 * H :] + rh @ weight_hh[2 * H :].T + bias_hh[2 * H :]  # (B, H)
         gh_n = None
+    n = np.tanh(a_n)  # (B, H)
     h_next = n + z * (h - n)  # (B, H)  (1 - z) ⊙ n + z ⊙ h
-    return h_next, (x, h, weight_ih, weight_hh, r, z, n, gh_n, rh)
+    return h_next, (x, h, weight_ih, weight_hh, a_rz, a_n, gh_n, rh)  # pre-activations, not gates
 
 
 def gru_cell_backward(dh_next: np.ndarray, cache):
     """Returns (dx, dh, dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
-    x, h, weight_ih, weight_hh, r, z, n, gh_n, rh = cache
+    x, h, weight_ih, weight_hh, a_rz, a_n, gh_n, rh = cache
     H = h.shape[-1]
-    da_n = dh_next * (1 - z) * (1 - n) * (1 + n)  # (B, H)
-    da_z = dh_next * (h - n) * z * (1 - z)  # (B, H)
+    # h' = (1 - z) ⊙ n + z ⊙ h,  n = tanh(a_n),  [r z] = σ([a_r a_z]): the forward's gates again
+    rz, n = sigmoid(a_rz), np.tanh(a_n)  # (B, 2H), (B, H)
+    r, z = rz[:, :H], rz[:, H:]
+    d_rz = sigmoid_derivative(a_rz)  # (B, 2H)  [σ'(a_r) σ'(a_z)]
+    one_minus_z = sigmoid(-a_rz[:, H:])  # (B, H)  1 - z = σ(-a_z): no cancellation as z → 1
+    da_n = dh_next * one_minus_z * tanh_derivative(a_n)  # (B, H)
+    da_z = dh_next * (h - n) * d_rz[:, H:]  # (B, H)
     dh = dh_next * z  # (B, H)  the direct path
-    if rh is None:  # reset_after: n = tanh(gi_n + r ⊙ gh_n)
-        da_r = da_n * gh_n * r * (1 - r)
+    if rh is None:  # reset_after: a_n = gi_n + r ⊙ gh_n
+        da_r = da_n * gh_n * d_rz[:, :H]
         dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
         dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
         dh += dgh @ weight_hh
@@ -99,7 +113,7 @@ def gru_cell_backward(dh_next: np.ndarray, cache):
         dbias_hh = dgh.sum(axis=0)
     else:  # n = tanh(gi_n + (r ⊙ h) W_hnᵀ + b_hn)
         drh = da_n @ weight_hh[2 * H :]  # (B, H)
-        da_r = drh * h * r * (1 - r)
+        da_r = drh * h * d_rz[:, :H]
         dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
         dh += drh * r + dgi[:, : 2 * H] @ weight_hh[: 2 * H]
         dweight_hh = np.concatenate([dgi[:, : 2 * H].T @ h, da_n.T @ rh])  # (3H, H)

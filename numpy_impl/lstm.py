@@ -8,12 +8,15 @@ Cell forward, x (B, I), h and c (B, H):
     i = σ(z_i)  f = σ(z_f)  g = tanh(z_g)  o = σ(z_o)  (B, H) each
     c' = f ⊙ c + i ⊙ g                                (B, H)
     h' = o ⊙ tanh(c')                                 (B, H)
-σ(z) = ½ + ½ tanh(z/2) (numpy_impl/recurrent.py): no overflow for any z.
+σ(z) = 1 / (1 + e^-z) (numpy_impl/recurrent.py): a few ulp relative for every z, no overflow.
 
 Cell backward, given dh' and dc' (the gradient reaching c' from the next step):
-    dc  = dc' + dh' ⊙ o ⊙ (1 - tanh²(c'))              total gradient on c'       (B, H)
-    dz_i = dc ⊙ g ⊙ i(1 - i)     dz_f = dc ⊙ c ⊙ f(1 - f)                        σ' = σ(1 - σ)
-    dz_g = dc ⊙ i ⊙ (1 - g²)     dz_o = dh' ⊙ tanh(c') ⊙ o(1 - o)                 tanh' = 1 - tanh²
+    dc  = dc' + dh' ⊙ o ⊙ tanh'(c')                    total gradient on c'       (B, H)
+    dz_i = dc ⊙ g ⊙ σ'(z_i)      dz_f = dc ⊙ c ⊙ σ'(z_f)                      σ'(z) = σ(z)σ(-z)
+    dz_g = dc ⊙ i ⊙ tanh'(z_g)   dz_o = dh' ⊙ tanh(c') ⊙ σ'(z_o)        tanh'(a) = 1 - tanh²(a)
+σ' and tanh' are taken from the pre-activations z and from c' (numpy_impl/recurrent.py), not as
+σ(1 - σ) or 1 - tanh² of the rounded values, which cancel as σ → 1 or |tanh| → 1. The cache
+holds z and c' in place of the gates and tanh(c'), which the backward recomputes.
     dx = dz W_ih    dh = dz W_hh    dc_prev = dc ⊙ f
     dW_ih = dzᵀ x   dW_hh = dzᵀ h   db_ih = db_hh = Σ_batch dz   (the biases add: each gets dz)
 
@@ -38,7 +41,9 @@ from numpy_impl.recurrent import (
     RecurrentLayer,
     layers_with,
     sigmoid,
+    sigmoid_derivative,
     stack_layers_backward,
+    tanh_derivative,
     time_loop,
     time_loop_backward,
 )
@@ -63,19 +68,22 @@ def lstm_cell_forward(
     c_next = f * c + i * g  # (B, H)
     tanh_c = np.tanh(c_next)  # (B, H)
     h_next = o * tanh_c  # (B, H)
-    return (h_next, c_next), (x, h, c, weight_ih, weight_hh, (i, f, g, o), tanh_c)
+    return (h_next, c_next), (x, h, c, weight_ih, weight_hh, z, c_next)  # pre-activations
 
 
 def lstm_cell_backward(dh_next: np.ndarray, dc_next: np.ndarray, cache):
     """Returns (dx, dh, dc, dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
-    x, h, c, weight_ih, weight_hh, (i, f, g, o), tanh_c = cache
-    dc = dc_next + dh_next * o * (1 - tanh_c * tanh_c)  # (B, H)  total gradient on c'
+    x, h, c, weight_ih, weight_hh, z, c_next = cache
+    z_i, z_f, z_g, z_o = np.split(z, 4, axis=-1)  # (B, H) each
+    i, f, g, o = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g), sigmoid(z_o)  # the forward's gates
+    tanh_c = np.tanh(c_next)  # (B, H)
+    dc = dc_next + dh_next * o * tanh_derivative(c_next)  # (B, H)  total gradient on c'
     dz = np.concatenate(
         [
-            dc * g * (i * (1 - i)),  # dz_i
-            dc * c * (f * (1 - f)),  # dz_f
-            dc * i * (1 - g * g),  # dz_g
-            dh_next * tanh_c * (o * (1 - o)),  # dz_o
+            dc * g * sigmoid_derivative(z_i),  # dz_i
+            dc * c * sigmoid_derivative(z_f),  # dz_f
+            dc * i * tanh_derivative(z_g),  # dz_g
+            dh_next * tanh_c * sigmoid_derivative(z_o),  # dz_o
         ],
         axis=-1,
     )  # (B, 4H)

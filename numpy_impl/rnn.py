@@ -8,8 +8,11 @@ Cell forward, x (B, I), h (B, H):
     a  = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh          (B, H)  pre-activation
     h' = φ(a)                                      (B, H)
 Cell backward, given dh' (B, H):
-    da = dh' ⊙ φ'(a),   φ'(a) = 1 - h'² for tanh, [h' > 0] for relu (read off the output; at
-                        a = 0 the relu's derivative is taken as 0, as torch does)
+    da = dh' ⊙ φ'(a),   φ'(a) = sech²(a) for tanh, [a > 0] for relu (at a = 0 the relu's
+                        derivative is taken as 0, as torch does)
+tanh' is taken from the pre-activation a, not as 1 - h'² from the output: h' rounded carries
+u / (1 - |h'|) relative into 1 - h'² as |h'| → 1, all of it once h' rounds to ±1
+(numpy_impl.recurrent.tanh_derivative). So the cache holds a, not h'.
     dx = da W_ih    dh = da W_hh    dW_ih = daᵀ x    dW_hh = daᵀ h    db_ih = db_hh = Σ_batch da
 
 Layer over time (`rnn_forward` / `rnn_backward`; `RNN` is a thin class over the pair),
@@ -36,6 +39,7 @@ from numpy_impl.recurrent import (
     single_state_backward_with,
     single_state_layers,
     single_state_with,
+    tanh_derivative,
 )
 from twinlm.shared.init import init_rnn_params
 from twinlm.shared.validate import require_choice, require_recurrent_cell_inputs
@@ -48,11 +52,12 @@ def _phi(a: np.ndarray, nonlinearity: str) -> np.ndarray:
     return np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)
 
 
-def derivative(h: np.ndarray, nonlinearity: str) -> np.ndarray:
-    """φ'(a) from the output h = φ(a): 1 - h² (tanh) or [h > 0] (relu), in h's dtype."""
+def derivative(a: np.ndarray, nonlinearity: str) -> np.ndarray:
+    """φ'(a) from the pre-activation a: sech²(a) (tanh; not 1 - φ(a)², which cancels as
+    |φ(a)| → 1) or [a > 0] (relu), in a's dtype."""
     if nonlinearity == "tanh":
-        return (1 - h) * (1 + h)  # = 1 - h², without the cancellation of 1 - h·h near |h| = 1
-    return (h > 0).astype(h.dtype)
+        return tanh_derivative(a)
+    return (a > 0).astype(a.dtype)
 
 
 def rnn_cell_forward(
@@ -69,13 +74,13 @@ def rnn_cell_forward(
     require_recurrent_cell_inputs(x, {"h": h}, weight_ih, weight_hh, bias_ih, bias_hh, 1)
     a = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, H)
     h_next = _phi(a, nonlinearity)  # (B, H)
-    return h_next, (x, h, weight_ih, weight_hh, h_next, nonlinearity)
+    return h_next, (x, h, weight_ih, weight_hh, a, nonlinearity)
 
 
 def rnn_cell_backward(dh_next: np.ndarray, cache):
     """Returns (dx, dh, dweight_ih, dweight_hh, dbias_ih, dbias_hh)."""
-    x, h, weight_ih, weight_hh, h_next, nonlinearity = cache
-    da = dh_next * derivative(h_next, nonlinearity)  # (B, H)
+    x, h, weight_ih, weight_hh, a, nonlinearity = cache
+    da = dh_next * derivative(a, nonlinearity)  # (B, H)  h' = φ(a)
     dbias = da.sum(axis=0)  # (H,)
     return (
         da @ weight_ih,  # dx (B, I)
