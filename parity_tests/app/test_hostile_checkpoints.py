@@ -166,6 +166,7 @@ MESSAGE = [
     case("traceback/carry-batch-not-the-settings", charrnn_resume, {"settings/batch_size": 3}, says=("(2, 3, 8)",)),
     case("traceback/classifier-trainable-unknown", classifier_predict, {"trainable": "everything"}, says=("trainable must be one of",)),
     case("traceback/classifier-pad-id-past-vocabulary", classifier_predict, {"pad_id": 10**12}, says=("pad_id",)),
+    case("bomb/classifier-synthetic-size", classifier_resume, {"settings/synthetic_size": 10**9}, says=("synthetic_size must be <= 1000000",)),
     case("message/bf16-tensor", gpt_generate, tensors=lambda t: t.__setitem__("model.x", bf16(2)), says=("model.x is bfloat16",)),
 ]  # fmt: skip
 

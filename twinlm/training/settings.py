@@ -66,16 +66,23 @@ class _Check:
 
 @dataclass(frozen=True)
 class Integer(_Check):
-    """An integer ≥ low."""
+    """An integer ≥ low (and ≤ high, where a larger value would only exhaust memory)."""
 
     low: int
+    high: int | None = None
     parse = int
 
     def expected(self) -> str:
-        return f"an integer >= {self.low}"
+        if self.high is None:
+            return f"an integer >= {self.low}"
+        return f"an integer in [{self.low}, {self.high}]"
 
     def problem(self, value: int, shown) -> str | None:
-        return None if value >= self.low else f"must be >= {self.low}, got {shown}"
+        if value < self.low:
+            return f"must be >= {self.low}, got {shown}"
+        if self.high is not None and value > self.high:
+            return f"must be <= {self.high}, got {shown}"
+        return None
 
     def check(self, name: str, value) -> None:
         require_int(name, value)
@@ -116,6 +123,7 @@ class Number(_Check):
             raise ValueError(f"{name} {problem}")
 
 
+MAX_SYNTHETIC_TEXTS = 1_000_000  # the synthetic spam set is built in memory, a Python row each
 STEPS_LIKE = Integer(1)  # a count that must be at least one: steps, sizes, batches, epochs
 INDEX_LIKE = Integer(0)  # a count or id that may be zero: seeds, token ids, "0: off" counts
 RATE = Number(0, above=True)  # learning rates, decay factors
@@ -420,7 +428,9 @@ class ClassifySettings(Settings):
     )
     n_heads: int | None = setting(None, "attention heads of --weights", STEPS_LIKE)
     data: str = setting("synthetic", "the labelled texts", choices=CLASSIFY_DATA)
-    synthetic_size: int = setting(500, "texts made by --data synthetic", STEPS_LIKE)
+    synthetic_size: int = setting(
+        500, "texts made by --data synthetic", Integer(1, MAX_SYNTHETIC_TEXTS)
+    )
     trainable: str = setting("last-block", "what trains", choices=TRAINABLE_OPTIONS)
     k: int | None = setting(None, "blocks trained with --trainable last-k", STEPS_LIKE)
     position: str = setting("last", "the token that classifies", choices=POSITION_OPTIONS)
