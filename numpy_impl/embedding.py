@@ -34,17 +34,21 @@ def embedding_backward(dy: np.ndarray, cache) -> np.ndarray:
     """Returns dweight (V, D): the rows of dy summed into the rows their ids selected."""
     ids, vocab_size = cache
     n, d = ids.size, dy.shape[-1]
-    rows = dy.reshape(n, d)  # (N, D)
     dweight = np.zeros((vocab_size, d), dy.dtype)  # (V, D)
-    if n == 0:
-        return dweight
-    flat_ids = ids.reshape(n)
-    order = np.argsort(flat_ids, kind="stable")  # (N,) equal ids side by side, in their order
-    sorted_ids = flat_ids[order]  # (N,)
+    sum_rows_into(dweight, ids.reshape(n), dy.reshape(n, d))
+    return dweight
+
+
+def sum_rows_into(dweight: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> None:
+    """dweight[v] = Σ rows[n] over every n with ids[n] = v, for the ids present; dweight (V, D) is
+    zero where they are not (the caller's zeros). ids (N,), rows (N, D)."""
+    if ids.size == 0:
+        return
+    order = np.argsort(ids, kind="stable")  # (N,) equal ids side by side, in their order
+    sorted_ids = ids[order]  # (N,)
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # (U,) each id's run
-    counts = np.diff(np.r_[starts, n])  # (U,) how often each distinct id was read
+    counts = np.diff(np.r_[starts, ids.size])  # (U,) how often each distinct id was read
     once = counts == 1
     dweight[sorted_ids[starts[once]]] = rows[order[starts[once]]]  # read once: that row
     for start, count in zip(starts[~once].tolist(), counts[~once].tolist()):
         dweight[sorted_ids[start]] = rows[order[start : start + count]].sum(axis=0)  # the sum
-    return dweight

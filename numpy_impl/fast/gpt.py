@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from numpy_impl.embedding import sum_rows_into
 from numpy_impl.fast.attention import (
     attention_backward_into,
     attention_into,
@@ -284,7 +285,8 @@ class _Step:
         """The embeddings' gradients (numpy_impl/embedding.py's sums) from d loss / d x₀."""
         dx = self.drop_(dx, "drop_emb")  # dropout's backward is its forward; dx is ours
         self.grads["tok_emb.weight"] = self.grad_array("tok_emb.weight", self.spare)
-        _embedding_backward_into(self.grads["tok_emb.weight"], idx.reshape(-1), dx)
+        self.grads["tok_emb.weight"].fill(0)
+        sum_rows_into(self.grads["tok_emb.weight"], idx.reshape(-1), dx)
         dpos = self.grads["pos_emb.weight"]  # (context, C): position t read once per sequence
         dpos[self.T :] = 0
         np.sum(dx.reshape(self.B, self.T, self.C), axis=0, out=dpos[: self.T])
@@ -315,17 +317,3 @@ def _linear_grads(dy: np.ndarray, x: np.ndarray, dweight: np.ndarray, dbias) -> 
     np.matmul(dy.T, x, out=dweight)
     if dbias is not None:
         np.sum(dy, axis=0, out=dbias)
-
-
-def _embedding_backward_into(dweight: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> None:
-    """dweight ← numpy_impl.embedding_backward's result for ids (N,) and rows (N, D): zeroed, each
-    id's row, or the sum of its rows in their order for an id read more than once."""
-    dweight.fill(0)
-    order = np.argsort(ids, kind="stable")  # (N,) equal ids side by side, in their order
-    sorted_ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # (U,) each id's run
-    counts = np.diff(np.r_[starts, ids.size])
-    once = counts == 1
-    dweight[sorted_ids[starts[once]]] = rows[order[starts[once]]]
-    for start, count in zip(starts[~once].tolist(), counts[~once].tolist()):
-        dweight[sorted_ids[start]] = rows[order[start : start + count]].sum(axis=0)

@@ -41,12 +41,6 @@ class Workspace:
             a = self._arrays[key] = np.empty(shape, dtype)
         return a
 
-    def zeros(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """array(key, shape, dtype) set to 0."""
-        a = self.array(key, shape, dtype)
-        a.fill(0)
-        return a
-
     def nbytes(self) -> int:
         """The bytes held."""
         return sum(a.nbytes for a in self._arrays.values())
